@@ -1,0 +1,1 @@
+"""Kafka wire protocol codec: bytes in, Python values out, and back. Sans-IO."""
