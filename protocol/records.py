@@ -1,0 +1,488 @@
+"""Record batches (magic 2): read, validate, iterate and build. Sans-IO.
+
+Layout (big endian): a 61-byte header, then the records (one compressed blob when the codec
+bits say so)::
+
+    baseOffset i64 | batchLength i32 | partitionLeaderEpoch i32 | magic i8 | crc u32 |
+    attributes i16 | lastOffsetDelta i32 | baseTimestamp i64 | maxTimestamp i64 |
+    producerId i64 | producerEpoch i16 | baseSequence i32 | recordsCount i32 | records...
+
+``batchLength`` counts the bytes after itself; CRC-32C covers attributes (byte 21) to the end,
+so the broker rewrites baseOffset and partitionLeaderEpoch without recomputing it.
+Attributes: bits 0-2 codec, bit 3 LogAppendTime, bit 4 transactional, bit 5 control batch.
+A record: zigzag varint length, attributes i8, timestampDelta varlong, offsetDelta varint,
+key and value (varint length, -1 = null), then a varint count of headers, each a string key
+and a nullable bytes value.
+
+Public API (everything malformed raises ``CorruptRecordError``, a ``ProtocolError``):
+
+- ``BatchHeader``: NamedTuple of the 13 header fields, with ``size``, ``last_offset``,
+  ``next_offset``, ``compression``, ``timestamp_type``, ``is_transactional``, ``is_control``
+  and ``last_sequence``.
+- ``read_batch_header(buf, pos=0) -> BatchHeader``: the header at ``pos``; checks that 61 bytes
+  are present, magic is 2 and batchLength is at least a header; not the CRC.
+- ``validate_batch(batch) -> BatchHeader``: ``batch`` is exactly one whole batch: length,
+  codec id and CRC-32C.
+- ``iter_batches(record_set, *, allow_truncated_tail=False)`` yields ``(BatchHeader,
+  memoryview)`` per batch of concatenated batches, zero-copy, each validated. A partial last
+  batch (as in fetch responses) ends the iteration when ``allow_truncated_tail``, else raises.
+- ``iter_records(batch, *, max_decompressed_size=...) -> Iterator[Record]``: the records of one
+  batch (not CRC-checked again: validate first). The header is read and the records section
+  decompressed when called; records are decoded lazily while iterating. Offsets and timestamps
+  are absolute (under LogAppendTime every record carries the batch's maxTimestamp).
+- ``Record``: NamedTuple (key, value, headers, timestamp, offset); ``headers`` is a tuple of
+  ``(str, bytes | None)``. Header keys are decoded as UTF-8 with surrogateescape, so any bytes
+  survive a decode/build round trip.
+- ``build_batch(records, *, base_offset=0, compression=Compression.NONE, producer_id=-1,
+  producer_epoch=-1, base_sequence=-1, partition_leader_epoch=-1, transactional=False,
+  control=False, log_append_time=None, base_timestamp=None) -> bytes``: one batch. A record's
+  ``offset`` (if set) places it at that absolute offset (increasing), else it follows the
+  previous one; a record without timestamp gets ``base_timestamp`` (default: now).
+  ``log_append_time`` (ms) sets the LogAppendTime bit and maxTimestamp. Bad arguments raise
+  ValueError.
+- ``set_log_append_time(batch, log_append_time)``: in a writable buffer, set the
+  LogAppendTime bit, write maxTimestamp and recompute the CRC (what a broker does on append for
+  topics with message.timestamp.type=LogAppendTime).
+- ``set_base_offset(batch, base_offset)`` and ``set_partition_leader_epoch(batch, epoch)``:
+  rewrite the fields outside the CRC in place.
+- ``ControlRecordType`` (ABORT=0, COMMIT=1), ``build_end_transaction_marker(...)`` (a control
+  batch with one marker record) and ``read_control_record_type(key)``.
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from enum import IntEnum
+from typing import NamedTuple
+
+from crc32c import crc32c
+
+from protocol.compression import (
+    DEFAULT_MAX_DECOMPRESSED_SIZE,
+    Compression,
+    compress,
+    compression_of,
+    decompress,
+)
+from protocol.errors import CorruptRecordError
+
+MAGIC = 2
+BATCH_HEADER = struct.Struct(">qiibIhiqqqhii")
+BATCH_HEADER_SIZE = BATCH_HEADER.size  # 61
+LOG_OVERHEAD = 12  # baseOffset and batchLength: the bytes batchLength does not count
+_PARTITION_LEADER_EPOCH_OFFSET = 12
+_CRC_OFFSET = 17
+_ATTRIBUTES_OFFSET = 21
+_MAX_TIMESTAMP_OFFSET = 35
+_INT16 = struct.Struct(">h")
+_INT32 = struct.Struct(">i")
+_UINT32 = struct.Struct(">I")
+_INT64 = struct.Struct(">q")
+
+TIMESTAMP_TYPE_MASK = 0x08
+TRANSACTIONAL_MASK = 0x10
+CONTROL_MASK = 0x20
+
+NO_TIMESTAMP = -1
+NO_PRODUCER_ID = -1
+NO_PRODUCER_EPOCH = -1
+NO_SEQUENCE = -1
+NO_PARTITION_LEADER_EPOCH = -1
+
+
+class TimestampType(IntEnum):
+    CREATE_TIME = 0
+    LOG_APPEND_TIME = 1
+
+
+class ControlRecordType(IntEnum):
+    """Type in a control record's key (version i16, type i16)."""
+
+    ABORT = 0
+    COMMIT = 1
+
+
+class BatchHeader(NamedTuple):
+    base_offset: int
+    batch_length: int
+    partition_leader_epoch: int
+    magic: int
+    crc: int
+    attributes: int
+    last_offset_delta: int
+    base_timestamp: int
+    max_timestamp: int
+    producer_id: int
+    producer_epoch: int
+    base_sequence: int
+    records_count: int
+
+    @property
+    def size(self) -> int:
+        """Bytes of the whole batch, header included."""
+        return self.batch_length + LOG_OVERHEAD
+
+    @property
+    def last_offset(self) -> int:
+        return self.base_offset + self.last_offset_delta
+
+    @property
+    def next_offset(self) -> int:
+        """Where the log end offset stands after appending this batch."""
+        return self.last_offset + 1
+
+    @property
+    def compression(self) -> Compression:
+        return compression_of(self.attributes)
+
+    @property
+    def timestamp_type(self) -> TimestampType:
+        if self.attributes & TIMESTAMP_TYPE_MASK:
+            return TimestampType.LOG_APPEND_TIME
+        return TimestampType.CREATE_TIME
+
+    @property
+    def is_transactional(self) -> bool:
+        return bool(self.attributes & TRANSACTIONAL_MASK)
+
+    @property
+    def is_control(self) -> bool:
+        return bool(self.attributes & CONTROL_MASK)
+
+    @property
+    def last_sequence(self) -> int:
+        """Sequence number of the last record; sequences wrap from 2**31 - 1 to 0 as in Kafka."""
+        if self.base_sequence == NO_SEQUENCE:
+            return NO_SEQUENCE
+        return (self.base_sequence + self.last_offset_delta) % 0x80000000
+
+
+class Record(NamedTuple):
+    key: bytes | None = None
+    value: bytes | None = None
+    headers: Sequence[tuple[str, bytes | None]] = ()
+    timestamp: int | None = None
+    offset: int | None = None
+
+
+def read_batch_header(buf: bytes | bytearray | memoryview, pos: int = 0) -> BatchHeader:
+    """Decode the batch header at ``pos`` (the body need not be present)."""
+    if len(buf) - pos < BATCH_HEADER_SIZE:
+        raise CorruptRecordError(
+            f"record batch header needs {BATCH_HEADER_SIZE} bytes, {len(buf) - pos} present"
+        )
+    header = BatchHeader._make(BATCH_HEADER.unpack_from(buf, pos))
+    if header.magic != MAGIC:
+        raise CorruptRecordError(f"record batch magic {header.magic}, expected {MAGIC}")
+    if header.size < BATCH_HEADER_SIZE:
+        raise CorruptRecordError(f"record batch length {header.batch_length} is below its header")
+    return header
+
+
+def validate_batch(batch: bytes | bytearray | memoryview) -> BatchHeader:
+    """Check that ``batch`` is exactly one sound record batch; return its header."""
+    header = read_batch_header(batch)
+    if header.size != len(batch):
+        raise CorruptRecordError(
+            f"record batch length says {header.size} bytes, {len(batch)} present"
+        )
+    _check_batch(header, memoryview(batch))
+    return header
+
+
+def iter_batches(
+    record_set: bytes | bytearray | memoryview, *, allow_truncated_tail: bool = False
+) -> Iterator[tuple[BatchHeader, memoryview]]:
+    """Split concatenated batches into validated (header, memoryview slice) pairs."""
+    view = memoryview(record_set)
+    pos = 0
+    end = len(view)
+    while pos < end:
+        remaining = end - pos
+        if remaining < BATCH_HEADER_SIZE:
+            if allow_truncated_tail:
+                return
+            raise CorruptRecordError(f"{remaining} trailing bytes are not a record batch")
+        header = read_batch_header(view, pos)
+        if header.size > remaining:
+            if allow_truncated_tail:
+                return
+            raise CorruptRecordError(
+                f"record batch length says {header.size} bytes, {remaining} present"
+            )
+        batch = view[pos : pos + header.size]
+        _check_batch(header, batch)
+        yield header, batch
+        pos += header.size
+
+
+def _check_batch(header: BatchHeader, batch: memoryview) -> None:
+    compression_of(header.attributes)  # raises for an unknown codec id
+    if header.records_count < 0 or header.last_offset_delta < 0:
+        raise CorruptRecordError(
+            f"record batch counts {header.records_count} records, "
+            f"last offset delta {header.last_offset_delta}"
+        )
+    crc = crc32c(batch[_ATTRIBUTES_OFFSET:])
+    if crc != header.crc:
+        raise CorruptRecordError(
+            f"record batch at offset {header.base_offset} fails its CRC "
+            f"(stored {header.crc:#010x}, computed {crc:#010x})"
+        )
+
+
+def iter_records(
+    batch: bytes | bytearray | memoryview,
+    *,
+    max_decompressed_size: int = DEFAULT_MAX_DECOMPRESSED_SIZE,
+) -> Iterator[Record]:
+    """Decompress the records of one batch now and decode them while iterating."""
+    header = read_batch_header(batch)
+    if header.size != len(batch):
+        raise CorruptRecordError(
+            f"record batch length says {header.size} bytes, {len(batch)} present"
+        )
+    body = memoryview(batch)[BATCH_HEADER_SIZE:]
+    codec = header.compression
+    if codec != Compression.NONE:
+        body = memoryview(decompress(codec, body, max_decompressed_size))
+    return _decode_records(header, body)
+
+
+def _decode_records(header: BatchHeader, body: memoryview) -> Iterator[Record]:
+    log_append_time = header.attributes & TIMESTAMP_TYPE_MASK
+    end = len(body)
+    pos = 0
+    for _ in range(header.records_count):
+        length, pos = _read_varint(body, pos, end)
+        if length < 0 or length > end - pos:
+            raise CorruptRecordError(f"record of {length} bytes exceeds its batch")
+        record_end = pos + length
+        pos += 1  # attributes: unused by every Kafka version
+        timestamp_delta, pos = _read_varint(body, pos, record_end, _VARLONG_BYTES)
+        offset_delta, pos = _read_varint(body, pos, record_end)
+        key, pos = _read_nullable_bytes(body, pos, record_end)
+        value, pos = _read_nullable_bytes(body, pos, record_end)
+        header_count, pos = _read_varint(body, pos, record_end)
+        if header_count < 0 or header_count > record_end - pos:
+            raise CorruptRecordError(f"record claims {header_count} headers")
+        headers = []
+        for _ in range(header_count):
+            header_key, pos = _read_nullable_bytes(body, pos, record_end)
+            if header_key is None:
+                raise CorruptRecordError("record header key is null")
+            header_value, pos = _read_nullable_bytes(body, pos, record_end)
+            headers.append((header_key.decode("utf-8", "surrogateescape"), header_value))
+        if pos != record_end:
+            raise CorruptRecordError(f"record has {record_end - pos} bytes beyond its fields")
+        yield Record(
+            key,
+            value,
+            tuple(headers),
+            header.max_timestamp if log_append_time else header.base_timestamp + timestamp_delta,
+            header.base_offset + offset_delta,
+        )
+    if pos != end:
+        raise CorruptRecordError(
+            f"{end - pos} bytes follow the {header.records_count} records of the batch"
+        )
+
+
+_VARINT_BYTES = 5
+_VARLONG_BYTES = 10
+
+
+def _read_varint(
+    buf: memoryview, pos: int, limit: int, max_bytes: int = _VARINT_BYTES
+) -> tuple[int, int]:
+    """Decode a zigzag varint that must end before ``limit``; return (value, next pos)."""
+    raw = 0
+    shift = 0
+    stop = min(limit, pos + max_bytes)
+    while pos < stop:
+        byte = buf[pos]
+        pos += 1
+        raw |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return (raw >> 1) ^ -(raw & 1), pos
+        shift += 7
+    if pos >= limit:
+        raise CorruptRecordError("record truncated inside a varint")
+    raise CorruptRecordError(f"varint longer than {max_bytes} bytes")
+
+
+def _read_nullable_bytes(buf: memoryview, pos: int, limit: int) -> tuple[bytes | None, int]:
+    length, pos = _read_varint(buf, pos, limit)
+    if length == -1:
+        return None, pos
+    if length < -1 or length > limit - pos:
+        raise CorruptRecordError(f"field of {length} bytes exceeds its record")
+    return bytes(buf[pos : pos + length]), pos + length
+
+
+def _append_varint(out: bytearray, value: int) -> None:
+    """Append ``value`` as a zigzag varint."""
+    raw = (value << 1) if value >= 0 else ((-value) << 1) - 1
+    while raw >= 0x80:
+        out.append((raw & 0x7F) | 0x80)
+        raw >>= 7
+    out.append(raw)
+
+
+def _append_nullable_bytes(out: bytearray, data: bytes | bytearray | memoryview | None) -> None:
+    if data is None:
+        _append_varint(out, -1)
+        return
+    _append_varint(out, len(data))
+    out += data
+
+
+def build_batch(
+    records: Iterable[Record],
+    *,
+    base_offset: int = 0,
+    compression: Compression = Compression.NONE,
+    producer_id: int = NO_PRODUCER_ID,
+    producer_epoch: int = NO_PRODUCER_EPOCH,
+    base_sequence: int = NO_SEQUENCE,
+    partition_leader_epoch: int = NO_PARTITION_LEADER_EPOCH,
+    transactional: bool = False,
+    control: bool = False,
+    log_append_time: int | None = None,
+    base_timestamp: int | None = None,
+) -> bytes:
+    """Encode ``records`` as one record batch (see the module docstring)."""
+    body = bytearray()
+    record_bytes = bytearray()
+    first_timestamp = max_timestamp = None
+    offset_delta = -1
+    count = 0
+    for record in records:
+        timestamp = record.timestamp
+        if timestamp is None:
+            if base_timestamp is None:
+                base_timestamp = int(time.time() * 1000)
+            timestamp = base_timestamp
+        if first_timestamp is None:
+            first_timestamp = max_timestamp = timestamp
+        max_timestamp = max(max_timestamp, timestamp)
+        if record.offset is None:
+            offset_delta += 1
+        elif record.offset - base_offset > offset_delta:
+            offset_delta = record.offset - base_offset
+        else:
+            raise ValueError(f"record offset {record.offset} does not follow the previous one")
+        record_bytes.clear()
+        record_bytes.append(0)  # record attributes
+        _append_varint(record_bytes, timestamp - first_timestamp)
+        _append_varint(record_bytes, offset_delta)
+        _append_nullable_bytes(record_bytes, record.key)
+        _append_nullable_bytes(record_bytes, record.value)
+        _append_varint(record_bytes, len(record.headers))
+        for header_key, header_value in record.headers:
+            _append_nullable_bytes(record_bytes, header_key.encode("utf-8", "surrogateescape"))
+            _append_nullable_bytes(record_bytes, header_value)
+        _append_varint(body, len(record_bytes))
+        body += record_bytes
+        count += 1
+    if count == 0:
+        raise ValueError("a record batch holds at least one record")
+    if compression != Compression.NONE:
+        body = compress(compression, body)
+    attributes = int(compression)
+    if log_append_time is not None:
+        attributes |= TIMESTAMP_TYPE_MASK
+        max_timestamp = log_append_time
+    if transactional:
+        attributes |= TRANSACTIONAL_MASK
+    if control:
+        attributes |= CONTROL_MASK
+    batch = bytearray(BATCH_HEADER_SIZE)
+    BATCH_HEADER.pack_into(
+        batch,
+        0,
+        base_offset,
+        BATCH_HEADER_SIZE + len(body) - LOG_OVERHEAD,
+        partition_leader_epoch,
+        MAGIC,
+        0,  # crc, computed below over the finished bytes
+        attributes,
+        offset_delta,
+        first_timestamp,
+        max_timestamp,
+        producer_id,
+        producer_epoch,
+        base_sequence,
+        count,
+    )
+    batch += body
+    _UINT32.pack_into(batch, _CRC_OFFSET, crc32c(memoryview(batch)[_ATTRIBUTES_OFFSET:]))
+    return bytes(batch)
+
+
+def set_log_append_time(batch: bytearray | memoryview, log_append_time: int) -> None:
+    """Mark a batch LogAppendTime with maxTimestamp ``log_append_time`` (ms); fix its CRC."""
+    header = read_batch_header(batch)
+    if header.size > len(batch):
+        raise CorruptRecordError(
+            f"record batch length says {header.size} bytes, {len(batch)} present"
+        )
+    view = memoryview(batch)
+    _INT16.pack_into(view, _ATTRIBUTES_OFFSET, header.attributes | TIMESTAMP_TYPE_MASK)
+    _INT64.pack_into(view, _MAX_TIMESTAMP_OFFSET, log_append_time)
+    _UINT32.pack_into(view, _CRC_OFFSET, crc32c(view[_ATTRIBUTES_OFFSET : header.size]))
+
+
+def set_base_offset(batch: bytearray | memoryview, base_offset: int) -> None:
+    """Assign the batch's offsets by rewriting baseOffset (outside the CRC)."""
+    _INT64.pack_into(batch, 0, base_offset)
+
+
+def set_partition_leader_epoch(batch: bytearray | memoryview, epoch: int) -> None:
+    """Stamp the leader epoch the batch was appended under (outside the CRC)."""
+    _INT32.pack_into(batch, _PARTITION_LEADER_EPOCH_OFFSET, epoch)
+
+
+_CONTROL_KEY = struct.Struct(">hh")  # version, type
+_END_TRANSACTION_MARKER_VALUE = struct.Struct(">hi")  # version, coordinator epoch
+_CONTROL_RECORD_VERSION = 0
+
+
+def build_end_transaction_marker(
+    marker: ControlRecordType,
+    *,
+    producer_id: int,
+    producer_epoch: int,
+    coordinator_epoch: int,
+    base_offset: int = 0,
+    timestamp: int | None = None,
+    partition_leader_epoch: int = NO_PARTITION_LEADER_EPOCH,
+) -> bytes:
+    """The control batch that commits or aborts a producer's transaction on a partition."""
+    record = Record(
+        key=_CONTROL_KEY.pack(_CONTROL_RECORD_VERSION, marker),
+        value=_END_TRANSACTION_MARKER_VALUE.pack(_CONTROL_RECORD_VERSION, coordinator_epoch),
+        timestamp=timestamp,
+    )
+    return build_batch(
+        [record],
+        base_offset=base_offset,
+        producer_id=producer_id,
+        producer_epoch=producer_epoch,
+        partition_leader_epoch=partition_leader_epoch,
+        transactional=True,
+        control=True,
+    )
+
+
+def read_control_record_type(key: bytes | None) -> ControlRecordType:
+    """The marker type in the key of a control batch's record."""
+    if key is None or len(key) < _CONTROL_KEY.size:
+        raise CorruptRecordError("control record key is shorter than version and type")
+    _version, control_type = _CONTROL_KEY.unpack_from(key)
+    try:
+        return ControlRecordType(control_type)
+    except ValueError:
+        raise CorruptRecordError(f"unknown control record type {control_type}") from None
