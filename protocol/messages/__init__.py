@@ -1,0 +1,41 @@
+"""Every API message the broker speaks, declared once per message, looked up by API key.
+
+``REQUESTS[api_key]`` and ``RESPONSES[api_key]`` are :class:`~protocol.schema.MessageCodec`
+objects with:
+
+- ``name`` ("ProduceRequest"), ``api_key``, ``kind`` ("request" / "response");
+- ``valid_versions`` and ``flexible_versions``: :class:`~protocol.schema.Versions`
+  ``(low, high)`` named tuples (``high`` is 32767 for Kafka's open-ended "N+";
+  ``flexible_versions`` is None when no version is flexible); ``version in valid_versions``;
+- ``is_flexible(version)``;
+- ``decode(version, buf, offset=0) -> Container``: the body at ``buf[offset:]``, which must be
+  consumed entirely. The result is a construct ``Container`` (a dict with attribute access)
+  holding exactly the fields of that version in declaration order, arrays as lists, nested
+  structs as Containers; tagged fields absent from the wire hold their default, tagged fields
+  this declaration does not know are kept under ``"_unknown_tagged_fields"`` (``{tag: bytes}``;
+  present only when there are some). Records fields are zero-copy ``memoryview`` slices of
+  ``buf`` (pass ``bytes`` to avoid copying the frame into the read stream);
+- ``encode(version, value) -> bytes`` from any mapping: missing fields take the declared
+  default, fields absent from the version are ignored, a tagged field is written only when it
+  differs from its default;
+- ``encode_chunks(version, value) -> list``: like ``encode``, but each records value that is
+  not bytes-like (any object with ``__len__``, e.g. a log file slice) is an element of its
+  own, after its length prefix, between ``bytes`` elements (write them in order; send the
+  opaque ones with ``os.sendfile``);
+- ``read(version, reader)`` / ``write(version, value, io)``: the same on a
+  :class:`~protocol.primitives.FrameReader` / writable stream, to continue after a header;
+- ``fields``: the declaration; ``struct(version)`` / ``compiled(version)``: the constructs.
+
+Anything malformed, an unsupported version, or a value that cannot be encoded raises
+:class:`~protocol.errors.ProtocolError` naming the message, version and field.
+Field names are the snake_case of Kafka's names (ThrottleTimeMs is ``throttle_time_ms``).
+"""
+
+from ..schema import MessageCodec
+from . import admin, fetch, groups, metadata, produce, sasl
+
+MESSAGES: tuple[MessageCodec, ...] = (
+    produce.MESSAGES + fetch.MESSAGES + metadata.MESSAGES + groups.MESSAGES + admin.MESSAGES + sasl.MESSAGES
+)
+REQUESTS: dict[int, MessageCodec] = {m.api_key: m for m in MESSAGES if m.kind == "request"}
+RESPONSES: dict[int, MessageCodec] = {m.api_key: m for m in MESSAGES if m.kind == "response"}
