@@ -1,0 +1,343 @@
+"""Record batches (magic 2): header, CRC, attributes, records, building and in-place rewrites."""
+
+import struct
+
+import pytest
+from crc32c import crc32c
+
+from protocol.compression import Compression
+from protocol.errors import CorruptRecordError, ProtocolError
+from protocol.records import (
+    BATCH_HEADER_SIZE,
+    ControlRecordType,
+    Record,
+    TimestampType,
+    build_batch,
+    build_end_transaction_marker,
+    iter_batches,
+    iter_records,
+    read_batch_header,
+    read_control_record_type,
+    set_base_offset,
+    set_log_append_time,
+    set_partition_leader_epoch,
+    validate_batch,
+)
+
+RECORDS = [
+    Record(b"key-0", b"value-0", (), 1_700_000_000_000),
+    Record(None, b"value-1", (("trace", b"abc"), ("empty", b""), ("null", None)), 1_700_000_000_005),
+    Record(b"key-2", None, (), 1_699_999_999_990),  # earlier than the first: negative delta
+    Record(b"", b"", (), 1_700_000_000_001),  # empty is not null
+]
+
+
+def reseal(batch: bytearray) -> bytearray:
+    """Recompute the CRC so that a deliberately altered batch reaches the record decoder."""
+    struct.pack_into(">I", batch, 17, crc32c(memoryview(batch)[21:]))
+    return batch
+
+
+def patched(batch: bytes, fmt: str, position: int, value: int) -> bytearray:
+    altered = bytearray(batch)
+    struct.pack_into(fmt, altered, position, value)
+    return reseal(altered)
+
+
+def test_header_fields_are_where_kafka_puts_them():
+    batch = build_batch(
+        RECORDS,
+        base_offset=1000,
+        producer_id=77,
+        producer_epoch=3,
+        base_sequence=40,
+        partition_leader_epoch=9,
+    )
+    header = validate_batch(batch)
+    assert BATCH_HEADER_SIZE == 61
+    assert struct.unpack_from(">qiib", batch) == (1000, len(batch) - 12, 9, 2)
+    assert header.base_offset == 1000
+    assert header.size == len(batch)
+    assert header.last_offset_delta == 3
+    assert header.last_offset == 1003
+    assert header.next_offset == 1004
+    assert header.base_timestamp == 1_700_000_000_000
+    assert header.max_timestamp == 1_700_000_000_005
+    assert (header.producer_id, header.producer_epoch, header.base_sequence) == (77, 3, 40)
+    assert header.last_sequence == 43
+    assert header.records_count == 4
+    assert header.crc == crc32c(batch[21:])
+    assert read_batch_header(b"padding" + batch, 7) == header
+
+
+def test_records_come_back_with_absolute_offsets_and_timestamps():
+    batch = build_batch(RECORDS, base_offset=500)
+    decoded = list(iter_records(batch))
+    assert decoded == [record._replace(offset=500 + i) for i, record in enumerate(RECORDS)]
+
+
+@pytest.mark.parametrize("codec", list(Compression))
+def test_every_codec_round_trips_and_is_named_in_the_attributes(codec):
+    batch = build_batch(RECORDS * 50, compression=codec)
+    header = validate_batch(batch)
+    assert header.compression is codec
+    assert header.attributes & 0x07 == codec
+    assert [r.value for r in iter_records(batch)] == [r.value for r in RECORDS * 50]
+
+
+def test_plain_batch_attributes_are_zero():
+    header = validate_batch(build_batch(RECORDS))
+    assert header.attributes == 0
+    assert header.timestamp_type is TimestampType.CREATE_TIME
+    assert not header.is_transactional
+    assert not header.is_control
+    assert (header.producer_id, header.producer_epoch, header.base_sequence) == (-1, -1, -1)
+    assert header.last_sequence == -1
+    assert header.partition_leader_epoch == -1
+
+
+def test_transactional_and_control_flags_are_bits_4_and_5():
+    header = validate_batch(build_batch(RECORDS, transactional=True, producer_id=5, producer_epoch=0))
+    assert header.attributes == 0x10
+    assert header.is_transactional and not header.is_control
+    header = validate_batch(build_batch(RECORDS, control=True))
+    assert header.attributes == 0x20
+    assert header.is_control and not header.is_transactional
+
+
+def test_sequence_numbers_wrap_like_kafkas():
+    header = validate_batch(build_batch(RECORDS, producer_id=1, producer_epoch=0, base_sequence=2**31 - 2))
+    assert header.last_sequence == 1
+
+
+def test_records_at_given_offsets_keep_their_gaps():
+    batch = build_batch(
+        [Record(b"a", offset=10), Record(b"b", offset=13), Record(b"c")],
+        base_offset=10,
+        base_timestamp=5,
+    )
+    header = validate_batch(batch)
+    assert [r.offset for r in iter_records(batch)] == [10, 13, 14]
+    assert header.last_offset_delta == 4
+    assert header.records_count == 3
+
+
+@pytest.mark.parametrize("offsets", [[3, 3], [5, 4], [-1]])
+def test_offsets_must_increase_from_the_base_offset(offsets):
+    with pytest.raises(ValueError, match="offset"):
+        build_batch([Record(b"x", offset=o) for o in offsets], base_timestamp=0)
+
+
+def test_an_empty_batch_cannot_be_built():
+    with pytest.raises(ValueError):
+        build_batch([])
+
+
+def test_records_without_timestamp_take_the_base_timestamp():
+    batch = build_batch([Record(b"a"), Record(b"b", timestamp=30)], base_timestamp=20)
+    assert [r.timestamp for r in iter_records(batch)] == [20, 30]
+
+
+def test_header_keys_survive_any_bytes():
+    odd_key = b"\xff\xfe not utf-8".decode("utf-8", "surrogateescape")
+    batch = build_batch([Record(b"k", b"v", ((odd_key, b"1"), ("ключ", b"2")), 0)])
+    assert list(iter_records(batch))[0].headers == ((odd_key, b"1"), ("ключ", b"2"))
+
+
+# LogAppendTime
+
+
+@pytest.mark.parametrize("codec", [Compression.NONE, Compression.ZSTD])
+def test_set_log_append_time_sets_bit_3_and_max_timestamp_and_keeps_the_crc_valid(codec):
+    batch = bytearray(build_batch(RECORDS, compression=codec, base_offset=7))
+    set_log_append_time(batch, 1_800_000_000_000)
+    header = validate_batch(batch)
+    assert header.attributes & 0x08
+    assert header.compression is codec
+    assert header.timestamp_type is TimestampType.LOG_APPEND_TIME
+    assert header.max_timestamp == 1_800_000_000_000
+    assert header.base_timestamp == RECORDS[0].timestamp
+    assert {r.timestamp for r in iter_records(batch)} == {1_800_000_000_000}
+
+
+def test_set_log_append_time_works_on_a_batch_inside_a_larger_buffer():
+    first, second = build_batch(RECORDS), build_batch(RECORDS, base_offset=4)
+    record_set = bytearray(first + second)
+    set_log_append_time(memoryview(record_set)[len(first) :], 99)
+    headers = [header for header, _ in iter_batches(record_set)]
+    assert [h.timestamp_type for h in headers] == [TimestampType.CREATE_TIME, TimestampType.LOG_APPEND_TIME]
+
+
+def test_built_with_log_append_time():
+    header = validate_batch(build_batch(RECORDS, log_append_time=42))
+    assert header.timestamp_type is TimestampType.LOG_APPEND_TIME
+    assert header.max_timestamp == 42
+
+
+def test_set_log_append_time_refuses_a_truncated_batch():
+    batch = bytearray(build_batch(RECORDS))
+    with pytest.raises(CorruptRecordError):
+        set_log_append_time(batch[:-1], 1)
+
+
+def test_base_offset_and_leader_epoch_are_rewritten_outside_the_crc():
+    batch = bytearray(build_batch(RECORDS))
+    set_base_offset(batch, 12345)
+    set_partition_leader_epoch(batch, 6)
+    header = validate_batch(batch)
+    assert (header.base_offset, header.partition_leader_epoch) == (12345, 6)
+    assert [r.offset for r in iter_records(batch)] == [12345, 12346, 12347, 12348]
+
+
+# Control batches
+
+
+@pytest.mark.parametrize("marker", list(ControlRecordType))
+def test_end_transaction_marker(marker):
+    batch = build_end_transaction_marker(
+        marker, producer_id=11, producer_epoch=2, coordinator_epoch=8, base_offset=30, timestamp=1
+    )
+    header = validate_batch(batch)
+    assert header.is_control and header.is_transactional
+    assert (header.producer_id, header.producer_epoch, header.base_sequence) == (11, 2, -1)
+    (record,) = iter_records(batch)
+    assert read_control_record_type(record.key) is marker
+    assert record.value == struct.pack(">hi", 0, 8)
+    assert record.offset == 30
+
+
+@pytest.mark.parametrize("key", [None, b"\x00\x00\x00", b"\x00\x00\x00\x07"])
+def test_bad_control_record_keys_are_corrupt(key):
+    with pytest.raises(CorruptRecordError):
+        read_control_record_type(key)
+
+
+# Splitting record sets
+
+
+def test_iter_batches_slices_without_copying():
+    batches = [build_batch(RECORDS, base_offset=4 * i) for i in range(3)]
+    record_set = b"".join(batches)
+    split = list(iter_batches(record_set))
+    assert [bytes(view) for _, view in split] == batches
+    assert all(view.obj is record_set for _, view in split)
+    assert [header.base_offset for header, _ in split] == [0, 4, 8]
+
+
+@pytest.mark.parametrize("cut", [1, 30, BATCH_HEADER_SIZE, BATCH_HEADER_SIZE + 5])
+def test_a_partial_last_batch_ends_a_fetched_record_set(cut):
+    whole = build_batch(RECORDS)
+    record_set = whole + whole[:cut]
+    assert [bytes(v) for _, v in iter_batches(record_set, allow_truncated_tail=True)] == [whole]
+    with pytest.raises(CorruptRecordError):
+        list(iter_batches(record_set))
+
+
+def test_empty_record_set_has_no_batches():
+    assert list(iter_batches(b"")) == []
+
+
+# Malformed batches
+
+
+def test_crc_mismatch_is_corrupt():
+    batch = bytearray(build_batch(RECORDS))
+    batch[-1] ^= 0x01
+    with pytest.raises(CorruptRecordError, match="CRC"):
+        validate_batch(batch)
+    with pytest.raises(CorruptRecordError, match="CRC"):
+        list(iter_batches(batch))
+
+
+def test_attributes_are_inside_the_crc():
+    batch = bytearray(build_batch(RECORDS))
+    batch[22] ^= 0x10  # transactional bit
+    with pytest.raises(CorruptRecordError, match="CRC"):
+        validate_batch(batch)
+
+
+def test_validate_batch_wants_exactly_one_batch():
+    batch = build_batch(RECORDS)
+    for wrong in (batch[:-1], batch + b"\x00"):
+        with pytest.raises(CorruptRecordError, match="length"):
+            validate_batch(wrong)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "position", "value", "message"),
+    [
+        (">b", 16, 1, "magic"),
+        (">i", 8, 10, "length"),
+        (">h", 21, 5, "codec"),
+        (">i", 57, -1, "counts"),
+        (">i", 23, -1, "counts"),
+    ],
+)
+def test_bad_header_fields_are_corrupt(fmt, position, value, message):
+    with pytest.raises(CorruptRecordError, match=message):
+        validate_batch(patched(build_batch(RECORDS), fmt, position, value))
+
+
+def test_too_short_for_a_header_is_corrupt():
+    with pytest.raises(CorruptRecordError, match="header"):
+        read_batch_header(build_batch(RECORDS)[:60])
+
+
+@pytest.mark.parametrize(
+    ("records_count", "message"),
+    [(5, "truncated|exceeds"), (3, "follow")],
+)
+def test_records_count_must_match_the_records(records_count, message):
+    batch = patched(build_batch(RECORDS), ">i", 57, records_count)
+    validate_batch(batch)
+    with pytest.raises(CorruptRecordError, match=message):
+        list(iter_records(batch))
+
+
+def record_batch_with_body(body: bytes) -> bytearray:
+    """A one-record batch whose records section is ``body``, CRC valid."""
+    batch = bytearray(build_batch([Record(b"k", b"v", (), 0)]))
+    del batch[BATCH_HEADER_SIZE:]
+    batch += body
+    struct.pack_into(">i", batch, 8, len(batch) - 12)
+    return reseal(batch)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"\x7f",  # record length -64
+        b"\x80\x80\x80\x80\x80\x01",  # varint longer than 5 bytes
+        b"\x14\x00\x00\x00\x02k\x02v\x00",  # length says 10 bytes, 8 follow
+        b"\x10\x00\x00\x00\x03k\x02v\x00",  # key length -2
+        b"\x10\x00\x00\x00\x02k\x02v\x02",  # one header announced, none present
+        b"\x12\x00\x00\x00\x02k\x02v\x00\x00",  # a byte beyond the record's fields
+        b"\x16\x00\x00\x00\x02k\x02v\x02\x01\x00\x00",  # null header key
+        b"\x10\x00\x00\x00\x02k\x02v\x7f",  # negative header count
+        b"\x00",  # empty record
+    ],
+)
+def test_malformed_records_are_corrupt(body):
+    batch = record_batch_with_body(body)
+    validate_batch(batch)
+    with pytest.raises(CorruptRecordError):
+        list(iter_records(batch))
+
+
+def test_a_well_formed_hand_written_record_decodes():
+    (record,) = iter_records(record_batch_with_body(b"\x10\x00\x00\x00\x02k\x02v\x00"))
+    assert (record.key, record.value, record.headers, record.offset) == (b"k", b"v", (), 0)
+
+
+def test_decompressed_size_is_capped():
+    batch = build_batch([Record(b"k", bytes(200_000), (), 0)], compression=Compression.GZIP)
+    with pytest.raises(CorruptRecordError, match="exceed"):
+        iter_records(batch, max_decompressed_size=100_000)
+    assert len(list(iter_records(batch, max_decompressed_size=300_000))) == 1
+
+
+def test_corrupt_compressed_records_are_corrupt():
+    batch = bytearray(build_batch(RECORDS * 20, compression=Compression.LZ4))
+    batch[BATCH_HEADER_SIZE + 20] ^= 0xFF
+    with pytest.raises(ProtocolError):
+        list(iter_records(reseal(batch)))
