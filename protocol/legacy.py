@@ -19,8 +19,10 @@ Public API (malformed input raises ``CorruptRecordError``, a ``ProtocolError``):
   is the codec of the wrapper the message came in (NONE if it was not compressed).
 - ``iter_messages(message_set, *, allow_truncated_tail=False, max_decompressed_size=...)``
   yields the messages, wrappers flattened into their inner messages, each entry CRC-checked.
-  Inner offsets become absolute as Kafka computes them; inner timestamps become the
-  wrapper's under LogAppendTime. A partial last entry ends the iteration when
+  Magic-1 inner offsets become absolute as Kafka computes them (wrapper offset minus the last
+  relative offset, plus each relative offset), unless that base would be negative (producers
+  such as kafka-python leave the wrapper offset 0); inner timestamps become the wrapper's
+  under LogAppendTime. A partial last entry ends the iteration when
   ``allow_truncated_tail`` (fetch responses), else raises.
 - ``build_message_set(records, *, magic, compression=Compression.NONE, base_offset=0,
   base_timestamp=None) -> bytes``: encode ``records.Record`` values (no headers under magic
