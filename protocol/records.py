@@ -19,6 +19,8 @@ Public API (everything malformed raises ``CorruptRecordError``, a ``ProtocolErro
 - ``BatchHeader``: NamedTuple of the 13 header fields, with ``size``, ``last_offset``,
   ``next_offset``, ``compression``, ``timestamp_type``, ``is_transactional``, ``is_control``
   and ``last_sequence``.
+- ``magic_of(record_set, pos=0) -> int``: the magic byte (at offset 16) of a batch or legacy message,
+  to tell a magic-2 batch from a message set (or answer INVALID_RECORD) before decoding.
 - ``read_batch_header(buf, pos=0) -> BatchHeader``: the header at ``pos``; checks that 61 bytes
   are present, magic is 2 and batchLength is at least a header; not the CRC.
 - ``validate_batch(batch) -> BatchHeader``: ``batch`` is exactly one whole batch: length,
@@ -73,6 +75,7 @@ BATCH_HEADER = struct.Struct(">qiibIhiqqqhii")
 BATCH_HEADER_SIZE = BATCH_HEADER.size  # 61
 LOG_OVERHEAD = 12  # baseOffset and batchLength: the bytes batchLength does not count
 _PARTITION_LEADER_EPOCH_OFFSET = 12
+_MAGIC_OFFSET = 16
 _CRC_OFFSET = 17
 _ATTRIBUTES_OFFSET = 21
 _MAX_TIMESTAMP_OFFSET = 35
@@ -165,6 +168,13 @@ class Record(NamedTuple):
     headers: Sequence[tuple[str, bytes | None]] = ()
     timestamp: int | None = None
     offset: int | None = None
+
+
+def magic_of(record_set: bytes | bytearray | memoryview, pos: int = 0) -> int:
+    """The magic byte of the batch or legacy message at ``pos``: every format keeps it at 16."""
+    if len(record_set) - pos <= _MAGIC_OFFSET:
+        raise CorruptRecordError(f"{len(record_set) - pos} bytes are too few to hold a magic byte")
+    return record_set[pos + _MAGIC_OFFSET]
 
 
 def read_batch_header(buf: bytes | bytearray | memoryview, pos: int = 0) -> BatchHeader:

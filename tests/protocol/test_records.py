@@ -16,6 +16,7 @@ from protocol.records import (
     build_end_transaction_marker,
     iter_batches,
     iter_records,
+    magic_of,
     read_batch_header,
     read_control_record_type,
     set_base_offset,
@@ -276,6 +277,16 @@ def test_validate_batch_wants_exactly_one_batch():
 def test_bad_header_fields_are_corrupt(fmt, position, value, message):
     with pytest.raises(CorruptRecordError, match=message):
         validate_batch(patched(build_batch(RECORDS), fmt, position, value))
+
+
+def test_magic_of_tells_batches_from_legacy_message_sets():
+    batch = build_batch(RECORDS)
+    legacy_message = struct.pack(">qiIbb", 0, 14, 0, 1, 0) + struct.pack(">ii", -1, -1)
+    assert magic_of(batch) == 2
+    assert magic_of(legacy_message) == 1
+    assert magic_of(b"xx" + batch, 2) == 2
+    with pytest.raises(CorruptRecordError):
+        magic_of(batch[:16])
 
 
 def test_too_short_for_a_header_is_corrupt():
