@@ -43,12 +43,14 @@ def _leaf_sample(type_name: str, seed: int) -> Any:
         return (1 << (bits - 1)) - 1 - seed if seed % 2 else -(1 << (bits - 1)) + seed
     if type_name in UNSIGNED_RANGES:
         return (1 << UNSIGNED_RANGES[type_name]) - 1 - seed
+    # Every other value is long enough to need a two-byte compact length.
+    repeat = 1 + 40 * (seed % 2)
     return {
         "bool": True,
         "float64": 2.5 + seed,
-        "string": f"str-{seed}-é",
-        "bytes": bytes([seed % 256]) * 3,
-        "records": b"records-" + bytes([seed % 256]) * 5,
+        "string": f"str-{seed}-é" * repeat,
+        "bytes": bytes([seed]) * 3 * repeat,
+        "records": b"records-" + bytes([seed]) * 5 * repeat,
         "uuid": uuid.UUID(int=0x1234_5678_9ABC + seed),
     }[type_name]
 
