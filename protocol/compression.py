@@ -12,8 +12,9 @@ Public API:
   xerial framing (``\\x82SNAPPY\\x00``, version 1, compatible 1, then chunks of 32 KiB input as
   ``i32 length + raw snappy``), which librdkafka, kafka-python and Java all read; LZ4 frame
   format with independent blocks (Kafka rejects linked blocks); zstd frame.
-- ``decompress(codec, data, max_size=DEFAULT_MAX_DECOMPRESSED_SIZE) -> bytearray``: the
-  inverse, also accepting raw (unframed) snappy. Output larger than ``max_size`` raises
+- ``decompress(codec, data, max_size=DEFAULT_MAX_DECOMPRESSED_SIZE) -> memoryview``: the
+  inverse, also accepting raw (unframed) snappy. The view may cover a larger buffer (sized
+  by a guess) so that no trimming copy is made; ``bytes(view)`` when an owner is wanted. Output larger than ``max_size`` raises
   ``CorruptRecordError`` without ever allocating more than about ``max_size`` bytes, so a
   compression bomb costs bounded memory and time.
 
@@ -89,12 +90,12 @@ def decompress(
     codec: Compression,
     data: bytes | bytearray | memoryview,
     max_size: int = DEFAULT_MAX_DECOMPRESSED_SIZE,
-) -> bytearray:
+) -> memoryview:
     """Decompress ``data``; raise CorruptRecordError if corrupt or larger than ``max_size``."""
     if codec == Compression.NONE:
         if len(data) > max_size:
             raise CorruptRecordError(f"records exceed {max_size} bytes")
-        return bytearray(data)
+        return memoryview(data)
     if codec == Compression.SNAPPY:
         return _snappy_decompress(memoryview(data), max_size)
     if codec == Compression.GZIP:
@@ -106,7 +107,7 @@ def decompress(
     raise CorruptRecordError(f"unknown compression codec {codec!r}")
 
 
-def _decompress_bounded(codec_module, data, max_size: int) -> bytearray:
+def _decompress_bounded(codec_module, data, max_size: int) -> memoryview:
     """Decompress into a buffer that grows only up to max_size + 1 bytes.
 
     cramjam's ``decompress_into`` stops with an error when the output buffer is full, so a
@@ -127,8 +128,9 @@ def _decompress_bounded(codec_module, data, max_size: int) -> bytearray:
             continue
         if written > max_size:
             raise CorruptRecordError(f"decompressed records exceed {max_size} bytes")
-        del out[written:]
-        return out
+        # A view, not `del out[written:]`: shrinking a large bytearray costs more than the
+        # decompression itself.
+        return memoryview(out)[:written]
 
 
 def _xerial_snappy_compress(data: memoryview) -> bytes:
@@ -140,7 +142,7 @@ def _xerial_snappy_compress(data: memoryview) -> bytes:
     return b"".join(parts)
 
 
-def _snappy_decompress(data: memoryview, max_size: int) -> bytearray:
+def _snappy_decompress(data: memoryview, max_size: int) -> memoryview:
     """Raw snappy, or xerial framing (a header, then length-prefixed raw snappy chunks).
 
     Raw snappy declares its uncompressed length up front, so the limit is checked before
@@ -161,10 +163,10 @@ def _snappy_decompress(data: memoryview, max_size: int) -> bytearray:
             raise CorruptRecordError(f"xerial snappy chunk of {length} bytes exceeds its frame")
         out += _raw_snappy_decompress(data[pos : pos + length], max_size - len(out))
         pos += length
-    return out
+    return memoryview(out)
 
 
-def _raw_snappy_decompress(data: memoryview, max_size: int) -> bytearray:
+def _raw_snappy_decompress(data: memoryview, max_size: int) -> memoryview:
     try:
         size = cramjam.snappy.decompress_raw_len(data)
         if size > max_size:
@@ -173,4 +175,4 @@ def _raw_snappy_decompress(data: memoryview, max_size: int) -> bytearray:
         cramjam.snappy.decompress_raw_into(data, out)
     except cramjam.DecompressionError as exc:
         raise CorruptRecordError(f"cannot decompress snappy records: {exc}") from None
-    return out
+    return memoryview(out)

@@ -181,7 +181,7 @@ def _unwrap(
     compressed = wrapper.value
     if codec == Compression.LZ4 and wrapper.magic == 0:
         compressed = _with_lz4_header_checksum(compressed, start=4)
-    inner_set = memoryview(decompress(codec, compressed, max_decompressed_size))
+    inner_set = decompress(codec, compressed, max_decompressed_size)
     inner = list(_iter_entries(inner_set, allow_truncated_tail=False))
     if not inner:
         raise CorruptRecordError(f"compressed legacy message at offset {wrapper.offset} is empty")

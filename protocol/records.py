@@ -257,7 +257,7 @@ def iter_records(
     body = memoryview(batch)[BATCH_HEADER_SIZE:]
     codec = header.compression
     if codec != Compression.NONE:
-        body = memoryview(decompress(codec, body, max_decompressed_size))
+        body = decompress(codec, body, max_decompressed_size)
     return _decode_records(header, body)
 
 
