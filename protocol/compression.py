@@ -13,10 +13,10 @@ Public API:
   ``i32 length + raw snappy``), which librdkafka, kafka-python and Java all read; LZ4 frame
   format with independent blocks (Kafka rejects linked blocks); zstd frame.
 - ``decompress(codec, data, max_size=DEFAULT_MAX_DECOMPRESSED_SIZE) -> memoryview``: the
-  inverse, also accepting raw (unframed) snappy. The view may cover a larger buffer (sized
-  by a guess) so that no trimming copy is made; ``bytes(view)`` when an owner is wanted. Output larger than ``max_size`` raises
+  inverse, also accepting raw (unframed) snappy. Output larger than ``max_size`` raises
   ``CorruptRecordError`` without ever allocating more than about ``max_size`` bytes, so a
-  compression bomb costs bounded memory and time.
+  compression bomb costs bounded memory and time. The view may cover a larger buffer (sized
+  by a guess) so that no trimming copy is made; ``bytes(view)`` when an owner is wanted.
 
 Every failure (corrupt input, unknown codec, too large) raises ``CorruptRecordError``, a
 ``ProtocolError``: the broker answers CORRUPT_MESSAGE.

@@ -58,7 +58,8 @@ from protocol.records import (
 )
 
 _ENTRY_HEADER = struct.Struct(">qi")  # offset, message size
-_MESSAGE_HEADER = (struct.Struct(">Ibb"), struct.Struct(">Ibbq"))  # by magic: crc, magic, attributes[, timestamp]
+# By magic: crc, magic, attributes, and from magic 1 on a timestamp.
+_MESSAGE_HEADER = (struct.Struct(">Ibb"), struct.Struct(">Ibbq"))
 _BYTES_LENGTH = struct.Struct(">i")
 _MAGIC_AT = _ENTRY_HEADER.size + 4  # after offset, size and crc
 _MIN_MESSAGE_SIZE = tuple(h.size + 2 * _BYTES_LENGTH.size for h in _MESSAGE_HEADER)

@@ -19,8 +19,8 @@ Public API (everything malformed raises ``CorruptRecordError``, a ``ProtocolErro
 - ``BatchHeader``: NamedTuple of the 13 header fields, with ``size``, ``last_offset``,
   ``next_offset``, ``compression``, ``timestamp_type``, ``is_transactional``, ``is_control``
   and ``last_sequence``.
-- ``magic_of(record_set, pos=0) -> int``: the magic byte (at offset 16) of a batch or legacy message,
-  to tell a magic-2 batch from a message set (or answer INVALID_RECORD) before decoding.
+- ``magic_of(record_set, pos=0) -> int``: the magic byte (at offset 16) of a batch or legacy
+  message, to tell a magic-2 batch from a message set (or answer INVALID_RECORD) first.
 - ``read_batch_header(buf, pos=0) -> BatchHeader``: the header at ``pos``; checks that 61 bytes
   are present, magic is 2 and batchLength is at least a header; not the CRC.
 - ``validate_batch(batch) -> BatchHeader``: ``batch`` is exactly one whole batch: length,
