@@ -1,0 +1,40 @@
+"""Segmented commit log: one Log per partition directory, storing record batches as produced."""
+
+from log.config import UNLIMITED, LogConfig
+from log.errors import (
+    CorruptLogError,
+    CorruptRecordBatchError,
+    InvalidBatchLengthError,
+    InvalidRecordBatchError,
+    LogClosedError,
+    LogConfigError,
+    LogError,
+    LogStorageError,
+    OffsetOutOfRangeError,
+    RecordBatchTooLargeError,
+    UnsupportedMagicError,
+)
+from log.file_records import FileRecords
+from log.log import AppendInfo, BatchInfo, Log, SegmentInfo, TimestampOffset
+
+__all__ = [
+    "AppendInfo",
+    "BatchInfo",
+    "CorruptLogError",
+    "CorruptRecordBatchError",
+    "FileRecords",
+    "InvalidBatchLengthError",
+    "InvalidRecordBatchError",
+    "Log",
+    "LogClosedError",
+    "LogConfig",
+    "LogConfigError",
+    "LogError",
+    "LogStorageError",
+    "OffsetOutOfRangeError",
+    "RecordBatchTooLargeError",
+    "SegmentInfo",
+    "TimestampOffset",
+    "UNLIMITED",
+    "UnsupportedMagicError",
+]

@@ -1,0 +1,73 @@
+"""Every exception the log package raises; all derive from LogError."""
+
+from __future__ import annotations
+
+import os
+
+
+class LogError(Exception):
+    """Base of everything the log package raises."""
+
+
+class LogConfigError(LogError, ValueError):
+    """A LogConfig setting is outside its allowed range."""
+
+
+class InvalidRecordBatchError(LogError):
+    """A record batch handed to append is malformed (Kafka: INVALID_RECORD / CORRUPT_MESSAGE)."""
+
+
+class InvalidBatchLengthError(InvalidRecordBatchError):
+    """The batchLength field does not match the bytes that make up the batch."""
+
+
+class UnsupportedMagicError(InvalidRecordBatchError):
+    """The batch is not magic 2 (the log stores only the v2 record batch format)."""
+
+    def __init__(self, magic: int) -> None:
+        super().__init__(f"record batch has magic {magic}, only magic 2 is stored")
+        self.magic = magic
+
+
+class CorruptRecordBatchError(InvalidRecordBatchError):
+    """The batch's CRC-32C does not match its content (Kafka: CORRUPT_MESSAGE)."""
+
+
+class RecordBatchTooLargeError(LogError):
+    """The batch is larger than max_message_bytes or than a whole segment (Kafka: MESSAGE_TOO_LARGE)."""
+
+
+class OffsetOutOfRangeError(LogError):
+    """The offset is below the log start offset or beyond the log end offset (Kafka: OFFSET_OUT_OF_RANGE)."""
+
+    def __init__(self, offset: int, log_start_offset: int, log_end_offset: int) -> None:
+        super().__init__(
+            f"offset {offset} is outside the log's range [{log_start_offset}, {log_end_offset}]"
+        )
+        self.offset = offset
+        self.log_start_offset = log_start_offset
+        self.log_end_offset = log_end_offset
+
+
+class CorruptLogError(LogError):
+    """A file of the log directory holds something the log cannot make sense of.
+
+    `path` names the file and `position` the byte in it where the problem starts."""
+
+    def __init__(self, path: str | os.PathLike[str], position: int, reason: str) -> None:
+        super().__init__(f"{os.fspath(path)} at byte {position}: {reason}")
+        self.path = os.fspath(path)
+        self.position = position
+        self.reason = reason
+
+
+class LogStorageError(LogError):
+    """The operating system refused a file operation (Kafka: KAFKA_STORAGE_ERROR)."""
+
+    def __init__(self, path: str | os.PathLike[str], cause: OSError | str) -> None:
+        super().__init__(f"{os.fspath(path)}: {cause}")
+        self.path = os.fspath(path)
+
+
+class LogClosedError(LogError):
+    """The log was closed; it cannot be used any more."""

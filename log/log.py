@@ -1,0 +1,475 @@
+"""The commit log of one partition: a directory of segments with Kafka's on-disk layout."""
+
+from __future__ import annotations
+
+import bisect
+import os
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import NamedTuple
+
+from log.batch import LOG_OVERHEAD, parse_header, verify_crc
+from log.checkpoint import fsync_directory, read_checkpoint, write_checkpoint
+from log.config import LogConfig
+from log.errors import (
+    InvalidBatchLengthError,
+    LogClosedError,
+    LogStorageError,
+    OffsetOutOfRangeError,
+    RecordBatchTooLargeError,
+)
+from log.file_records import FileRecords
+from log.segment import LogSegment
+
+LOG_START_OFFSET_CHECKPOINT = "log-start-offset.checkpoint"
+RECOVERY_POINT_CHECKPOINT = "recovery-point.checkpoint"
+CLEAN_SHUTDOWN_MARKER = "clean-shutdown"
+_SEGMENT_FILE = re.compile(r"(\d{20})\.(log|index|timeindex)")
+# Sealed segments whose indexes stay mapped between reads; each costs two mappings, no descriptor.
+_LOADED_SEALED_SEGMENTS = 4
+
+
+def current_time_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class AppendInfo(NamedTuple):
+    base_offset: int
+    last_offset: int
+    max_timestamp: int
+    # Where the batch starts in the active segment's .log file.
+    position: int
+
+
+class BatchInfo(NamedTuple):
+    """A stored batch's header fields, for rebuilding state (producer ids, leader epochs) from the log."""
+
+    base_offset: int
+    last_offset: int
+    partition_leader_epoch: int
+    attributes: int
+    max_timestamp: int
+    producer_id: int
+    producer_epoch: int
+    base_sequence: int
+    records_count: int
+    segment_base_offset: int
+    position: int
+    size: int
+
+
+class TimestampOffset(NamedTuple):
+    """The first batch with a max timestamp >= the one asked for: its max timestamp and its base
+    offset (raised to the log start offset when the batch straddles it)."""
+
+    timestamp: int
+    offset: int
+
+
+class SegmentInfo(NamedTuple):
+    base_offset: int
+    # Offset after the segment's last batch.
+    next_offset: int
+    size_in_bytes: int
+
+
+class Log:
+    """Append-only, segmented storage of one partition's record batches.
+
+    Everything runs on the caller's thread except flush(), which may run in a worker thread
+    (trio.to_thread) while this thread keeps appending and reading: the segment list is replaced,
+    never changed in place, and files are closed only when nothing refers to them."""
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        config: LogConfig | None = None,
+        *,
+        clock: Callable[[], int] = current_time_ms,
+    ) -> None:
+        self.directory = Path(directory)
+        self.config = config or LogConfig()
+        self._clock = clock
+        self._max_batch_size = min(self.config.max_message_bytes, self.config.segment_bytes)
+        self._flush_lock = threading.Lock()
+        self._loaded: dict[LogSegment, None] = {}  # sealed segments with mapped indexes, oldest use first
+        self._closed = False
+        self._segments: list[LogSegment] = []
+        self._base_offsets: list[int] = []
+        self._open()
+
+    # -- opening and recovery --------------------------------------------------------------------
+
+    def _open(self) -> None:
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            names = os.listdir(self.directory)
+        except OSError as error:
+            raise LogStorageError(self.directory, error) from error
+        found: dict[int, set[str]] = {}
+        for name in names:
+            match = _SEGMENT_FILE.fullmatch(name)
+            if match:
+                found.setdefault(int(match[1]), set()).add(match[2])
+            elif name.endswith(".tmp"):
+                self._remove(name)  # a checkpoint write that a crash interrupted
+        for base_offset, kinds in found.items():
+            if "log" not in kinds:
+                for kind in kinds:  # indexes of a segment whose deletion a crash interrupted
+                    self._remove(f"{base_offset:020d}.{kind}")
+        base_offsets = sorted(base for base, kinds in found.items() if "log" in kinds)
+        now = self._clock()
+        self._clean_shutdown = (self.directory / CLEAN_SHUTDOWN_MARKER).exists()
+        self._log_start_offset = read_checkpoint(self.directory / LOG_START_OFFSET_CHECKPOINT) or 0
+        self._recovery_point = read_checkpoint(self.directory / RECOVERY_POINT_CHECKPOINT) or 0
+
+        segments = [
+            LogSegment.sealed(self.directory, base, self.config, next_base)
+            for base, next_base in zip(base_offsets, base_offsets[1:])
+        ]
+        recovered = True
+        if base_offsets:
+            last = LogSegment(self.directory, base_offsets[-1], self.config)
+            segments.append(last)
+            if self._clean_shutdown and last.resume(now):
+                recover_from = len(segments)
+                recovered = False
+            elif self._clean_shutdown:
+                recover_from = len(segments) - 1
+            else:
+                recover_from = max(bisect.bisect_right(base_offsets, self._recovery_point) - 1, 0)
+            segments = self._recover(segments, recover_from, now)
+        else:
+            segments = [LogSegment.create(self.directory, self._log_start_offset, self.config, now)]
+        self._set_segments(segments)
+        for segment in segments[:-1]:
+            if not {"index", "timeindex"} <= found[segment.base_offset]:
+                segment.indexes()  # rebuilds the missing files
+                segment.unload()
+
+        if self._log_start_offset > self.log_end_offset:
+            # The records below a persisted log start offset were lost in a crash: start over there
+            # (as Kafka's truncateFullyAndStartAt does).
+            for segment in segments:
+                segment.delete()
+            self._set_segments([LogSegment.create(self.directory, self._log_start_offset, self.config, now)])
+            recovered = True
+        self._log_start_offset = max(self._log_start_offset, self._segments[0].base_offset)
+        self._recovery_point = min(self._recovery_point, self.log_end_offset)
+        # Everything on disk was synced by the clean shutdown, or is by the sync just below.
+        self._flushed_offset = self.log_end_offset
+        self._last_flush_ms = now
+        if recovered:
+            self._sync(with_active_indexes=False)
+
+    def _recover(self, segments: list[LogSegment], recover_from: int, now: int) -> list[LogSegment]:
+        """Validate segments[recover_from:], keeping the batches up to the first invalid byte and
+        deleting every segment after it; seal all but the last one."""
+        for number in range(recover_from, len(segments)):
+            segment = segments[number]
+            error = segment.recover(now)
+            if number + 1 < len(segments):
+                if error is None and segment.next_offset == segments[number + 1].base_offset:
+                    segment.seal()
+                    continue
+                for later in segments[number + 1 :]:
+                    later.delete()
+                return segments[: number + 1]
+        return segments
+
+    def _remove(self, name: str) -> None:
+        try:
+            (self.directory / name).unlink(missing_ok=True)
+        except OSError as error:
+            raise LogStorageError(self.directory / name, error) from error
+
+    def _set_segments(self, segments: list[LogSegment]) -> None:
+        # Replaced whole, so a flush in another thread always sees a consistent list.
+        self._segments = segments
+        self._base_offsets = [segment.base_offset for segment in segments]
+
+    # -- properties ------------------------------------------------------------------------------
+
+    @property
+    def log_start_offset(self) -> int:
+        """The first offset that may be read."""
+        return self._log_start_offset
+
+    @property
+    def log_end_offset(self) -> int:
+        """The offset the next appended batch gets."""
+        return self._segments[-1].next_offset
+
+    @property
+    def flushed_offset(self) -> int:
+        """Every offset below this one is on disk (fsynced) and survives a crash."""
+        return self._flushed_offset
+
+    @property
+    def unflushed_messages(self) -> int:
+        """Offsets appended since the last flush (Kafka's flush.messages counts these)."""
+        return self.log_end_offset - self._flushed_offset
+
+    @property
+    def size_in_bytes(self) -> int:
+        return sum(segment.size for segment in self._segments)
+
+    @property
+    def segment_count(self) -> int:
+        return len(self._segments)
+
+    @property
+    def segments(self) -> list[SegmentInfo]:
+        return [SegmentInfo(s.base_offset, s.next_offset, s.size) for s in self._segments]
+
+    # -- appending -------------------------------------------------------------------------------
+
+    def append(self, batch: bytes | bytearray | memoryview) -> AppendInfo:
+        """Append one record batch (magic 2), giving it the next offsets by writing its baseOffset
+        field; no other byte changes, so its CRC stays valid. The caller's buffer is not modified.
+
+        Raises InvalidRecordBatchError (length, magic, CRC-32C) or RecordBatchTooLargeError."""
+        self._check_open()
+        view = memoryview(batch).cast("B")
+        size = len(view)
+        fields = parse_header(view, 0, size)
+        batch_length, crc, last_offset_delta, max_timestamp = fields[1], fields[4], fields[6], fields[8]
+        if batch_length + LOG_OVERHEAD != size:
+            raise InvalidBatchLengthError(f"batchLength {batch_length} does not match the {size} bytes given")
+        if size > self._max_batch_size:
+            raise RecordBatchTooLargeError(
+                f"a {size}-byte batch exceeds max_message_bytes {self.config.max_message_bytes} "
+                f"or segment_bytes {self.config.segment_bytes}"
+            )
+        verify_crc(view, 0, batch_length, crc)
+        active = self._segments[-1]
+        if active.should_roll(size, max_timestamp, last_offset_delta, self._clock):
+            active = self._roll()
+        if self._clean_shutdown:
+            self._forget_clean_shutdown()
+        base_offset = active.next_offset
+        position = active.append(view, max_timestamp, last_offset_delta)
+        return AppendInfo(base_offset, base_offset + last_offset_delta, max_timestamp, position)
+
+    def roll(self) -> None:
+        """Start a new segment at the log end offset, unless the active one is still empty."""
+        self._check_open()
+        if self._segments[-1].size:
+            self._roll()
+
+    def _roll(self) -> LogSegment:
+        if self._clean_shutdown:
+            self._forget_clean_shutdown()
+        old = self._segments[-1]
+        old.seal()
+        new = LogSegment.create(self.directory, old.next_offset, self.config, self._clock())
+        self._set_segments([*self._segments, new])
+        return new
+
+    def _forget_clean_shutdown(self) -> None:
+        """Remove the marker before the first change, durably, so a crash from now on is recovered."""
+        self._remove(CLEAN_SHUTDOWN_MARKER)
+        try:
+            fsync_directory(self.directory)
+        except OSError as error:
+            raise LogStorageError(self.directory, error) from error
+        self._clean_shutdown = False
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def read(self, offset: int, max_bytes: int) -> FileRecords:
+        """Stored batches from the one holding `offset`: up to `max_bytes`, but always that whole
+        batch, and never past the end of its segment. Empty at the log end offset.
+
+        Raises OffsetOutOfRangeError below the log start offset or beyond the log end offset."""
+        segment = self._segment_for(offset)
+        if offset == segment.next_offset:
+            active = self._segments[-1]
+            assert active.file is not None
+            return FileRecords(active.file, active.size, 0)
+        self._use(segment)
+        return segment.read(offset, max_bytes)
+
+    def _segment_for(self, offset: int) -> LogSegment:
+        self._check_open()
+        if not self._log_start_offset <= offset <= self.log_end_offset:
+            raise OffsetOutOfRangeError(offset, self._log_start_offset, self.log_end_offset)
+        return self._segments[bisect.bisect_right(self._base_offsets, offset) - 1]
+
+    def _use(self, segment: LogSegment) -> None:
+        """Note a use of a sealed segment's indexes, unloading the least recently used beyond the limit."""
+        if segment.file is not None:
+            return
+        self._loaded.pop(segment, None)
+        self._loaded[segment] = None
+        while len(self._loaded) > _LOADED_SEALED_SEGMENTS:
+            oldest = next(iter(self._loaded))
+            del self._loaded[oldest]
+            oldest.unload()
+
+    def offset_for_timestamp(self, timestamp: int) -> TimestampOffset | None:
+        """The first batch whose max timestamp is >= `timestamp`, through the time indexes; None if
+        no batch is that recent. The broker finds the exact record inside the batch."""
+        self._check_open()
+        for segment in self._segments:
+            if segment.next_offset <= self._log_start_offset:
+                continue
+            self._use(segment)
+            if segment.largest_timestamp() >= timestamp:
+                header = segment.find_timestamp(timestamp, self._log_start_offset)
+                if header is not None:
+                    return TimestampOffset(header.max_timestamp, max(header.base_offset, self._log_start_offset))
+        return None
+
+    def iter_batches(self, start_offset: int | None = None) -> Iterator[BatchInfo]:
+        """Header fields of every batch from the one holding `start_offset` (default: the log
+        start offset) to the log end offset as it is when each segment is reached."""
+        start = self._log_start_offset if start_offset is None else start_offset
+        first = self._segment_for(start)
+        segments = self._segments
+        return self._batches(segments[segments.index(first) :], start)
+
+    def _batches(self, segments: list[LogSegment], start: int) -> Iterator[BatchInfo]:
+        for segment in segments:
+            if start >= segment.next_offset:
+                continue
+            self._use(segment)
+            file = segment.open_file()
+            position, first_offset = 0, segment.base_offset
+            if start > segment.base_offset:
+                position, header = segment.locate(file, start)
+                first_offset = header.base_offset
+            for position, header in segment.headers(file, position, first_offset):
+                yield BatchInfo(
+                    header.base_offset,
+                    header.last_offset,
+                    header.partition_leader_epoch,
+                    header.attributes,
+                    header.max_timestamp,
+                    header.producer_id,
+                    header.producer_epoch,
+                    header.base_sequence,
+                    header.records_count,
+                    segment.base_offset,
+                    position,
+                    header.size,
+                )
+
+    # -- retention -------------------------------------------------------------------------------
+
+    def apply_retention(self, now_ms: int | None = None) -> list[SegmentInfo]:
+        """Delete the oldest segments that are past retention_ms, beyond retention_bytes or wholly
+        below the log start offset; never the active segment. Returns the deleted segments."""
+        self._check_open()
+        now = self._clock() if now_ms is None else now_ms
+        retention_ms, retention_bytes = self.config.retention_ms, self.config.retention_bytes
+        size = self.size_in_bytes
+        count = 0
+        for segment in self._segments[:-1]:
+            self._use(segment)
+            if not (
+                segment.next_offset <= self._log_start_offset
+                or (retention_bytes >= 0 and size - segment.size >= retention_bytes)
+                or (retention_ms >= 0 and now - segment.largest_timestamp() > retention_ms)
+            ):
+                break
+            size -= segment.size
+            count += 1
+        return self._delete_oldest(count)
+
+    def delete_records(self, before_offset: int) -> int:
+        """Make `before_offset` the log start offset (Kafka's DeleteRecords) if that moves it forward,
+        persisting it, and delete the segments wholly below it. Returns the log start offset."""
+        self._check_open()
+        if before_offset > self.log_end_offset:
+            raise OffsetOutOfRangeError(before_offset, self._log_start_offset, self.log_end_offset)
+        if before_offset > self._log_start_offset:
+            write_checkpoint(self.directory / LOG_START_OFFSET_CHECKPOINT, before_offset)
+            self._log_start_offset = before_offset
+            self._delete_oldest(
+                sum(1 for segment in self._segments[:-1] if segment.next_offset <= before_offset)
+            )
+        return self._log_start_offset
+
+    def _delete_oldest(self, count: int) -> list[SegmentInfo]:
+        deleted = self._segments[:count]
+        if not deleted:
+            return []
+        self._set_segments(self._segments[count:])
+        self._log_start_offset = max(self._log_start_offset, self._segments[0].base_offset)
+        for segment in deleted:
+            self._loaded.pop(segment, None)
+            segment.delete()
+        return [SegmentInfo(s.base_offset, s.next_offset, s.size) for s in deleted]
+
+    # -- flushing --------------------------------------------------------------------------------
+
+    def needs_flush(self, now_ms: int | None = None) -> bool:
+        """Whether flush_messages or flush_ms call for a flush now."""
+        unflushed = self.unflushed_messages
+        if not unflushed:
+            return False
+        now = self._clock() if now_ms is None else now_ms
+        return unflushed >= self.config.flush_messages or now - self._last_flush_ms >= self.config.flush_ms
+
+    def flush(self) -> int:
+        """fsync everything appended so far; returns the new flushed offset.
+
+        Safe to run in a worker thread while the log's own thread appends and reads: it syncs a
+        snapshot and claims only the offsets that snapshot covered."""
+        if self._closed:
+            return self._flushed_offset
+        return self._sync(with_active_indexes=False)
+
+    def _sync(self, *, with_active_indexes: bool) -> int:
+        with self._flush_lock:
+            segments = self._segments
+            active = segments[-1]
+            end_offset = active.next_offset
+            file = active.file  # held so that a roll meanwhile cannot close it under the fsync
+            bases = [segment.base_offset for segment in segments]
+            # Recovery would start at the segment holding the recovery point: everything from
+            # there on may have been appended, sealed or indexed since the last flush.
+            first = max(bisect.bisect_right(bases, self._recovery_point) - 1, 0)
+            for segment in segments[first:-1]:
+                segment.fsync(None, with_indexes=True)
+            active.fsync(file, with_indexes=with_active_indexes)
+            if first < len(segments) - 1:
+                write_checkpoint(self.directory / RECOVERY_POINT_CHECKPOINT, end_offset)
+                self._recovery_point = end_offset
+            self._flushed_offset = max(self._flushed_offset, end_offset)
+            self._last_flush_ms = self._clock()
+            return self._flushed_offset
+
+    # -- closing ---------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Flush everything, write the indexes and leave the clean-shutdown marker, so the next open
+        trusts the files instead of scanning them."""
+        if self._closed:
+            return
+        active = self._segments[-1]
+        active.write_indexes()
+        self._sync(with_active_indexes=True)
+        try:
+            (self.directory / CLEAN_SHUTDOWN_MARKER).touch()
+        except OSError as error:
+            raise LogStorageError(self.directory / CLEAN_SHUTDOWN_MARKER, error) from error
+        self._closed = True
+        active.file = None
+        for segment in self._loaded:
+            segment.unload()
+        self._loaded.clear()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise LogClosedError(f"the log in {self.directory} is closed")
+
+    def __enter__(self) -> Log:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

@@ -1,0 +1,447 @@
+"""One log segment: a .log file of record batches with its sparse offset index and time index."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from log.batch import (
+    BASE_OFFSET,
+    HEADER_SIZE,
+    NO_TIMESTAMP,
+    BatchHeader,
+    read_header,
+    verify_crc,
+)
+from log.config import LogConfig
+from log.errors import CorruptLogError, InvalidRecordBatchError, LogStorageError
+from log.file_records import FileRecords, SegmentFile
+from log.index import OffsetIndex, TimeIndex
+
+# Offsets inside a segment are stored relative to its base offset in 4 bytes; Kafka keeps them
+# within a signed int.
+MAX_RELATIVE_OFFSET = (1 << 31) - 1
+# Recovery reads the log in chunks of this size (grown for a larger batch).
+_RECOVERY_CHUNK_BYTES = 8 * 1024 * 1024
+
+
+def segment_file_name(base_offset: int, suffix: str) -> str:
+    return f"{base_offset:020d}{suffix}"
+
+
+class LogSegment:
+    """A segment of a log, named by its base offset (the offset of its first batch).
+
+    The active (last) segment holds its .log file open and its indexes in memory, and appends.
+    A sealed segment never changes again: it opens its file per read and memory-maps its indexes
+    only while the log keeps it loaded."""
+
+    __slots__ = (
+        "base_offset",
+        "config",
+        "log_path",
+        "index_path",
+        "time_index_path",
+        "size",
+        "next_offset",
+        "file",
+        "_offset_index",
+        "_time_index",
+        "max_timestamp",
+        "_offset_of_max_timestamp",
+        "_bytes_since_index_entry",
+        "_indexes_full",
+        "_rolling_timestamp",
+        "_created_ms",
+    )
+
+    def __init__(self, directory: Path, base_offset: int, config: LogConfig) -> None:
+        self.base_offset = base_offset
+        self.config = config
+        self.log_path = directory / segment_file_name(base_offset, ".log")
+        self.index_path = directory / segment_file_name(base_offset, ".index")
+        self.time_index_path = directory / segment_file_name(base_offset, ".timeindex")
+        self.size = 0
+        # Offset after the segment's last batch: the next segment's base offset once sealed.
+        self.next_offset = base_offset
+        # Open only while active; reads of sealed segments open their own.
+        self.file: SegmentFile | None = None
+        self._offset_index: OffsetIndex | None = None
+        self._time_index: TimeIndex | None = None
+        # Largest batch max timestamp and the batch holding it; None while a sealed segment's
+        # time index was never loaded.
+        self.max_timestamp: int | None = NO_TIMESTAMP
+        self._offset_of_max_timestamp = base_offset
+        self._bytes_since_index_entry = 0
+        self._indexes_full = False
+        # Max timestamp of the first batch: segment_ms counts from it (Kafka's rollingBasedTimestamp).
+        self._rolling_timestamp = NO_TIMESTAMP
+        self._created_ms = 0
+
+    # -- opening ---------------------------------------------------------------------------------
+
+    @classmethod
+    def create(cls, directory: Path, base_offset: int, config: LogConfig, now_ms: int) -> LogSegment:
+        """A new, empty active segment."""
+        segment = cls(directory, base_offset, config)
+        try:
+            fd = os.open(segment.log_path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+        except OSError as error:
+            raise LogStorageError(segment.log_path, error) from error
+        segment.file = SegmentFile(segment.log_path, fd)
+        segment._reset_indexes(now_ms)
+        return segment
+
+    @classmethod
+    def sealed(cls, directory: Path, base_offset: int, config: LogConfig, next_offset: int) -> LogSegment:
+        """A segment found on disk that is not the last one; nothing is opened yet."""
+        segment = cls(directory, base_offset, config)
+        segment.next_offset = next_offset
+        segment.max_timestamp = None
+        try:
+            segment.size = os.stat(segment.log_path).st_size
+        except OSError as error:
+            raise LogStorageError(segment.log_path, error) from error
+        return segment
+
+    def resume(self, now_ms: int) -> bool:
+        """Make this segment, left by a clean shutdown, the active one again.
+
+        Reads the indexes and walks only the batch headers after the last offset index entry, so
+        the cost does not grow with the segment. False when the files do not fit together; the
+        caller then recovers the segment."""
+        self.file = SegmentFile.open(self.log_path)
+        self.size = self._file_size()
+        self._created_ms = now_ms
+        offset_index = OffsetIndex.load(self.index_path, self.base_offset, self.config.segment_index_bytes, writable=True)
+        time_index = TimeIndex.load(self.time_index_path, self.base_offset, self.config.segment_index_bytes, writable=True)
+        if offset_index is None or time_index is None:
+            return False
+        if not offset_index.is_consistent(self.size, MAX_RELATIVE_OFFSET + 1):
+            return False
+        self._offset_index, self._time_index = offset_index, time_index
+        self._indexes_full = offset_index.is_full or time_index.is_full
+        self.max_timestamp, self._offset_of_max_timestamp = time_index.last_entry or (NO_TIMESTAMP, self.base_offset)
+        start_offset, start_position = offset_index.last_entry or (self.base_offset, 0)
+        self.next_offset = start_offset
+        self._bytes_since_index_entry = self.size - start_position
+        try:
+            for _, header in self.headers(self.file, start_position, start_offset):
+                self.next_offset = header.last_offset + 1
+                if header.max_timestamp > self.max_timestamp:
+                    self.max_timestamp, self._offset_of_max_timestamp = header.max_timestamp, header.base_offset
+            if self.size:
+                self._rolling_timestamp = next(self.headers(self.file, 0, self.base_offset))[1].max_timestamp
+        except InvalidRecordBatchError:
+            return False
+        return time_index.is_consistent(self.next_offset - self.base_offset)
+
+    def recover(self, now_ms: int) -> InvalidRecordBatchError | None:
+        """Validate every batch (length, magic, CRC-32C, offsets following on from the base
+        offset), cut the file at the first invalid byte and rebuild both indexes from what is left.
+
+        Leaves the segment active (file open, indexes in memory). Returns what was invalid, if anything."""
+        self.file = SegmentFile.open(self.log_path)
+        self.size = self._file_size()
+        valid_end, error = self._scan_and_index(now_ms)
+        if error is not None:
+            try:
+                os.ftruncate(self.file.fd, valid_end)
+            except OSError as truncate_error:
+                raise LogStorageError(self.log_path, truncate_error) from truncate_error
+            self.size = valid_end
+        return error
+
+    def _scan_and_index(self, now_ms: int) -> tuple[int, InvalidRecordBatchError | None]:
+        """Rebuild the in-memory indexes from a verifying scan; (end of the valid bytes, first error)."""
+        assert self.file is not None
+        self._reset_indexes(now_ms)
+        valid_end = 0
+        try:
+            for position, header in _verified_batches(self.file, self.size, self.base_offset):
+                self._add_to_indexes(header.base_offset, header.max_timestamp, header.size, position)
+                self.next_offset = header.last_offset + 1
+                valid_end = position + header.size
+        except InvalidRecordBatchError as error:
+            return valid_end, error
+        return valid_end, None
+
+    def _reset_indexes(self, now_ms: int) -> None:
+        limit = self.config.segment_index_bytes
+        self._offset_index = OffsetIndex.empty(self.index_path, self.base_offset, limit)
+        self._time_index = TimeIndex.empty(self.time_index_path, self.base_offset, limit)
+        self.next_offset = self.base_offset
+        self.max_timestamp = NO_TIMESTAMP
+        self._offset_of_max_timestamp = self.base_offset
+        self._bytes_since_index_entry = 0
+        self._indexes_full = False
+        self._rolling_timestamp = NO_TIMESTAMP
+        self._created_ms = now_ms
+
+    def _file_size(self) -> int:
+        assert self.file is not None
+        try:
+            return os.fstat(self.file.fd).st_size
+        except OSError as error:
+            raise LogStorageError(self.log_path, error) from error
+
+    # -- appending -------------------------------------------------------------------------------
+
+    def should_roll(self, size: int, max_timestamp: int, last_offset_delta: int, clock: Callable[[], int]) -> bool:
+        """Whether the batch must go into a new segment (Kafka's LogSegment.shouldRoll, without
+        jitter). An empty segment takes any batch: the log rejects those larger than a segment."""
+        if not self.size:
+            return False
+        if self.size > self.config.segment_bytes - size or self._indexes_full:
+            return True
+        if self._rolling_timestamp >= 0:
+            waited = max_timestamp - self._rolling_timestamp
+        else:
+            waited = clock() - self._created_ms
+        return (
+            waited > self.config.segment_ms
+            or self.next_offset + last_offset_delta - self.base_offset > MAX_RELATIVE_OFFSET
+        )
+
+    def append(self, batch: memoryview, max_timestamp: int, last_offset_delta: int) -> int:
+        """Write the batch with its base offset set to this segment's next offset; returns its position."""
+        position = self.size
+        base_offset = self.next_offset
+        size = len(batch)
+        try:
+            written = os.pwritev(self.file.fd, [BASE_OFFSET.pack(base_offset), batch[8:]], position)  # type: ignore[union-attr]
+        except OSError as error:
+            self._undo_write(position)
+            raise LogStorageError(self.log_path, error) from error
+        if written != size:
+            self._undo_write(position)
+            raise LogStorageError(self.log_path, f"short write: {written} of {size} bytes")
+        self.size = position + size
+        self._add_to_indexes(base_offset, max_timestamp, size, position)
+        self.next_offset = base_offset + last_offset_delta + 1
+        return position
+
+    def _undo_write(self, position: int) -> None:
+        """Drop a partly written batch so the file stays a sequence of whole batches."""
+        assert self.file is not None
+        try:
+            os.ftruncate(self.file.fd, position)
+        except OSError:
+            pass  # recovery cuts the torn batch off at the next open
+
+    def _add_to_indexes(self, base_offset: int, max_timestamp: int, size: int, position: int) -> None:
+        """Account for the batch just written at `position`, indexing it as Kafka's
+        LogSegment.append does: once more than index_interval_bytes came since the last entry."""
+        if max_timestamp > self.max_timestamp:  # type: ignore[operator]
+            self.max_timestamp = max_timestamp
+            self._offset_of_max_timestamp = base_offset
+        if not position:
+            self._rolling_timestamp = max_timestamp
+        if self._bytes_since_index_entry > self.config.index_interval_bytes:
+            offset_index, time_index = self._offset_index, self._time_index
+            offset_index.append(base_offset, position)  # type: ignore[union-attr]
+            time_index.maybe_append(self.max_timestamp, self._offset_of_max_timestamp)  # type: ignore[union-attr]
+            self._indexes_full = offset_index.is_full or time_index.is_full  # type: ignore[union-attr]
+            self._bytes_since_index_entry = 0
+        self._bytes_since_index_entry += size
+
+    def write_indexes(self) -> None:
+        """Store the active segment's indexes, the time index ending with its largest timestamp."""
+        assert self._offset_index is not None and self._time_index is not None and self.max_timestamp is not None
+        if self.max_timestamp != NO_TIMESTAMP:
+            self._time_index.maybe_append(self.max_timestamp, self._offset_of_max_timestamp)
+        for index in (self._offset_index, self._time_index):
+            try:
+                index.write()
+            except OSError as error:
+                raise LogStorageError(index.path, error) from error
+
+    def seal(self) -> None:
+        """Stop appending: write the index files and let go of the open file and in-memory indexes."""
+        self.write_indexes()
+        self.file = None
+        self.unload()
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def open_file(self) -> SegmentFile:
+        return self.file or SegmentFile.open(self.log_path)
+
+    def headers(self, file: SegmentFile, position: int, first_offset: int) -> Iterator[tuple[int, BatchHeader]]:
+        """(position, header) of each batch from `position`, where a batch with base offset
+        `first_offset` must start, to the end of the segment as it is now; reads headers only."""
+        end = self.size
+        expected_offset = first_offset
+        while position < end:
+            header = read_header(file.pread(HEADER_SIZE, position), 0, end - position)
+            _check_follows(header, expected_offset)
+            yield position, header
+            position += header.size
+            expected_offset = header.last_offset + 1
+
+    def locate(self, file: SegmentFile, offset: int) -> tuple[int, BatchHeader]:
+        """Position and header of the batch that holds `offset`, which must lie in this segment."""
+        offset_index, _ = self.indexes()
+        start_offset, start_position = offset_index.lookup(offset)
+        try:
+            for position, header in self.headers(file, start_position, start_offset):
+                if header.last_offset >= offset:
+                    return position, header
+        except InvalidRecordBatchError as error:
+            raise CorruptLogError(self.log_path, start_position, f"while looking for offset {offset}: {error}") from error
+        raise CorruptLogError(self.log_path, self.size, f"offset {offset} is missing from the segment")
+
+    def read(self, offset: int, max_bytes: int) -> FileRecords:
+        """The batches from the one holding `offset` on, up to `max_bytes` but at least that batch."""
+        file = self.open_file()
+        position, header = self.locate(file, offset)
+        return FileRecords(file, position, min(self.size - position, max(max_bytes, header.size)))
+
+    def find_timestamp(self, timestamp: int, min_offset: int) -> BatchHeader | None:
+        """The first batch with a max timestamp >= `timestamp` holding an offset >= `min_offset`."""
+        offset_index, time_index = self.indexes()
+        start_offset, start_position = offset_index.lookup(max(time_index.lookup(timestamp), min_offset))
+        file = self.open_file()
+        try:
+            for _, header in self.headers(file, start_position, start_offset):
+                if header.max_timestamp >= timestamp and header.last_offset >= min_offset:
+                    return header
+        except InvalidRecordBatchError as error:
+            raise CorruptLogError(self.log_path, start_position, f"while looking for timestamp {timestamp}: {error}") from error
+        return None
+
+    def largest_timestamp(self) -> int:
+        """The largest batch max timestamp, or the file's modification time when no batch has one
+        (what Kafka's time-based retention goes by)."""
+        if self.max_timestamp is None:
+            self.indexes()
+        if self.max_timestamp is not None and self.max_timestamp != NO_TIMESTAMP:
+            return self.max_timestamp
+        try:
+            return os.stat(self.log_path).st_mtime_ns // 1_000_000
+        except OSError as error:
+            raise LogStorageError(self.log_path, error) from error
+
+    # -- sealed segments' indexes ----------------------------------------------------------------
+
+    @property
+    def is_loaded(self) -> bool:
+        return self._offset_index is not None
+
+    def indexes(self) -> tuple[OffsetIndex, TimeIndex]:
+        """Both indexes, mapping a sealed segment's files on first use and rebuilding them from the
+        log when missing or inconsistent."""
+        if self._offset_index is None or self._time_index is None:
+            limit = self.config.segment_index_bytes
+            offset_index = OffsetIndex.load(self.index_path, self.base_offset, limit, writable=False)
+            time_index = TimeIndex.load(self.time_index_path, self.base_offset, limit, writable=False)
+            span = self.next_offset - self.base_offset
+            if (
+                offset_index is None
+                or time_index is None
+                or not offset_index.is_consistent(self.size, span)
+                or not time_index.is_consistent(span)
+            ):
+                self._rebuild_indexes()
+            else:
+                self._offset_index, self._time_index = offset_index, time_index
+                self.max_timestamp = (time_index.last_entry or (NO_TIMESTAMP, 0))[0]
+        assert self._offset_index is not None and self._time_index is not None
+        return self._offset_index, self._time_index
+
+    def _rebuild_indexes(self) -> None:
+        """Index a sealed segment anew; its batches must all be valid, as nothing may be cut from
+        the middle of a log."""
+        next_offset = self.next_offset
+        self.file = SegmentFile.open(self.log_path)
+        try:
+            valid_end, error = self._scan_and_index(0)
+            if error is not None:
+                raise CorruptLogError(self.log_path, valid_end, str(error))
+            if valid_end != self.size or self.next_offset != next_offset:
+                raise CorruptLogError(
+                    self.log_path, valid_end, f"batches end at offset {self.next_offset}, the next segment starts at {next_offset}"
+                )
+            self.write_indexes()
+        finally:
+            self.file = None
+            self.next_offset = next_offset
+
+    def unload(self) -> None:
+        """Forget a sealed segment's indexes (they are mapped again when needed)."""
+        self._offset_index = self._time_index = None
+
+    # -- durability and deletion -----------------------------------------------------------------
+
+    def fsync(self, file: SegmentFile | None, *, with_indexes: bool) -> None:
+        """Make the segment durable through `file` (the active segment's, held by the caller) or by
+        path. A segment deleted meanwhile needs nothing."""
+        try:
+            if file is not None:
+                os.fsync(file.fd)
+            else:
+                _fsync_path(self.log_path)
+            if with_indexes:
+                _fsync_path(self.index_path)
+                _fsync_path(self.time_index_path)
+        except OSError as error:
+            raise LogStorageError(self.log_path, error) from error
+
+    def delete(self) -> None:
+        """Remove the segment's files; reads still holding its file keep working."""
+        self.file = None
+        self.unload()
+        for path in (self.log_path, self.index_path, self.time_index_path):
+            try:
+                path.unlink(missing_ok=True)
+            except OSError as error:
+                raise LogStorageError(path, error) from error
+
+
+def _fsync_path(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _check_follows(header: BatchHeader, expected_offset: int) -> None:
+    if header.base_offset != expected_offset:
+        raise InvalidRecordBatchError(
+            f"batch has base offset {header.base_offset} where offset {expected_offset} was due"
+        )
+
+
+def _verified_batches(file: SegmentFile, end: int, first_offset: int) -> Iterator[tuple[int, BatchHeader]]:
+    """(position, header) of each valid batch from the start of the file, reading it in large
+    chunks and checking each batch's length, magic, CRC-32C and that its offsets follow on.
+    Raises InvalidRecordBatchError at the first batch that is not valid."""
+    buffer = memoryview(bytearray(_RECOVERY_CHUNK_BYTES))
+    chunk_position = chunk_end = 0
+    position = 0
+    expected_offset = first_offset
+    while position < end:
+        if position + HEADER_SIZE > chunk_end:
+            chunk_position, chunk_end = position, position + _fill(file, buffer, position)
+        header = read_header(buffer, position - chunk_position, end - position)
+        if position + header.size > chunk_end:
+            if header.size > len(buffer):
+                buffer = memoryview(bytearray(header.size))
+            chunk_position, chunk_end = position, position + _fill(file, buffer, position)
+        verify_crc(buffer, position - chunk_position, header.batch_length, header.crc)
+        _check_follows(header, expected_offset)
+        yield position, header
+        position += header.size
+        expected_offset = header.last_offset + 1
+
+
+def _fill(file: SegmentFile, buffer: memoryview, position: int) -> int:
+    try:
+        return os.preadv(file.fd, [buffer], position)
+    except OSError as error:
+        raise LogStorageError(file.path, error) from error
