@@ -23,7 +23,7 @@ from construct import Container
 
 from .errors import ProtocolError
 from .messages import REQUESTS, RESPONSES
-from .primitives import FrameReader
+from .primitives import FrameReader, ViewReader, open_frame
 from .schema import MessageCodec, field, header
 
 API_VERSIONS_KEY = 18
@@ -58,7 +58,7 @@ def response_header_version(api_key: int, api_version: int) -> int:
     return 1 if codec is not None and codec.is_flexible(api_version) else 0
 
 
-def _read_request_header(reader: FrameReader) -> Container:
+def _read_request_header(reader: FrameReader | ViewReader) -> Container:
     start = reader.tell()
     if reader.end - start < _API_KEY_AND_VERSION.size:
         raise ProtocolError(f"RequestHeader: frame of {reader.end - start} bytes is too short")
@@ -72,14 +72,14 @@ def decode_request_header(frame: bytes | bytearray | memoryview, offset: int = 0
     Works for any API key and version, known or not, so that the broker can always answer
     (e.g. UNSUPPORTED_VERSION to an ApiVersions request newer than it knows).
     """
-    reader = FrameReader(frame, offset)
+    reader = open_frame(frame, offset)
     request_header = _read_request_header(reader)
     return request_header, reader.tell()
 
 
 def decode_request(frame: bytes | bytearray | memoryview) -> tuple[Container, Container]:
     """Header and body of a whole request frame; unknown keys and versions raise ProtocolError."""
-    reader = FrameReader(frame)
+    reader = open_frame(frame)
     request_header = _read_request_header(reader)
     body = _codec(REQUESTS, request_header.request_api_key).read_to_end(request_header.request_api_version, reader)
     return request_header, body
@@ -109,14 +109,14 @@ def decode_response_header(frame: bytes | bytearray | memoryview, api_key: int, 
                            offset: int = 0) -> tuple[Container, int]:
     """The response header at ``frame[offset:]`` (its version follows from the request's) and
     the offset of the body after it."""
-    reader = FrameReader(frame, offset)
+    reader = open_frame(frame, offset)
     response_header = RESPONSE_HEADER.read(response_header_version(api_key, api_version), reader)
     return response_header, reader.tell()
 
 
 def decode_response(frame: bytes | bytearray | memoryview, api_key: int, api_version: int) -> tuple[Container, Container]:
     """Header and body of a whole response frame to request ``api_key`` v``api_version``."""
-    reader = FrameReader(frame)
+    reader = open_frame(frame)
     response_header = RESPONSE_HEADER.read(response_header_version(api_key, api_version), reader)
     return response_header, _codec(RESPONSES, api_key).read_to_end(api_version, reader)
 

@@ -44,17 +44,56 @@ _BYTES_LIKE = (bytes, bytearray, memoryview)
 class FrameReader(BytesIO):
     """Read stream over one frame that also exposes the frame and its end.
 
-    ``BytesIO`` shares a ``bytes`` frame instead of copying it (any other buffer is copied once
-    into the stream); ``frame`` lets RECORDS return slices of the caller's buffer, ``end`` lets
-    length fields be checked against what is left.
+    ``frame`` lets RECORDS return slices of the caller's buffer, ``end`` lets length fields be
+    checked against what is left. ``BytesIO`` shares a ``bytes`` frame instead of copying it;
+    any other buffer it copies, which :func:`open_frame` avoids for large ones.
     """
 
     def __init__(self, frame: bytes | bytearray | memoryview, offset: int = 0) -> None:
         super().__init__(frame)
-        self.frame = memoryview(frame).cast("B")
-        self.end = len(self.frame)
+        self.frame = _byte_view(frame)
+        self.end = self.frame.nbytes
         if offset:
             self.seek(offset)
+
+
+class ViewReader:
+    """Read stream over a buffer without copying it, for large frames that are not ``bytes``
+    (the broker receives those into a bytearray). Its reads are Python calls, slower than
+    ``BytesIO``'s, which only pays off when the copy it saves is large."""
+
+    def __init__(self, frame: bytearray | memoryview, offset: int = 0) -> None:
+        self.frame = _byte_view(frame)
+        self.end = self.frame.nbytes
+        self._position = offset
+
+    def read(self, size: int = -1) -> bytes:
+        start = self._position
+        self._position = self.end if size < 0 else min(start + size, self.end)
+        return self.frame[start:self._position].tobytes()
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        base = (0, self._position, self.end)[whence]
+        self._position = max(0, base + offset)
+        return self._position
+
+
+LARGE_FRAME = 64 * 1024
+
+
+def open_frame(frame: bytes | bytearray | memoryview, offset: int = 0) -> FrameReader | ViewReader:
+    """A read stream over ``frame`` from ``offset`` that never copies a large frame."""
+    if isinstance(frame, bytes) or len(frame) < LARGE_FRAME:
+        return FrameReader(frame, offset)
+    return ViewReader(frame, offset)
+
+
+def _byte_view(frame: bytes | bytearray | memoryview) -> memoryview:
+    view = memoryview(frame)
+    return view if view.format == "B" and view.ndim == 1 else view.cast("B")
 
 
 class ChunkWriter(BytesIO):
@@ -94,21 +133,21 @@ def remaining(io: Any) -> int:
         return end - position
 
 
-def _truncated(path: str, wanted: int, io: Any) -> ProtocolError:
-    return ProtocolError(f"{path}: needs {wanted} bytes, only {remaining(io)} left")
+def short_read(path: str, wanted: int, got: int) -> ProtocolError:
+    return ProtocolError(f"{path}: needs {wanted} bytes, only {got} left")
 
 
 def read_exact(io: Any, size: int, path: str) -> bytes:
     data = io.read(size)
     if len(data) != size:
-        raise ProtocolError(f"{path}: needs {size} bytes, only {len(data)} left")
+        raise short_read(path, size, len(data))
     return data
 
 
 def unpack_exact(fmt: struct.Struct, io: Any, path: str) -> tuple:
     data = io.read(fmt.size)
     if len(data) != fmt.size:
-        raise ProtocolError(f"{path}: needs {fmt.size} bytes, only {len(data)} left")
+        raise short_read(path, fmt.size, len(data))
     return fmt.unpack(data)
 
 
@@ -153,11 +192,20 @@ def _zigzag_encode(value: int, bits: int) -> int:
     return ((value << 1) ^ (value >> (bits - 1))) & ((1 << bits) - 1)
 
 
-def read_length(io: Any, compact: bool, wide: bool, path: str) -> int:
-    """A length or count: INT16 (strings) or INT32 (bytes, arrays), or compact N+1."""
+def read_prefix(io: Any, compact: bool, wide: bool, path: str) -> int:
+    """A length or count as sent, -1 meaning null: INT16 (strings) or INT32 (bytes, arrays),
+    or in flexible versions an unsigned varint of N+1."""
     if compact:
+        data = io.read(1)
+        if data and data[0] < 0x80:
+            return data[0] - 1
+        io.seek(-len(data), 1)
         return read_uvarint(io, path) - 1
-    return unpack_exact(_INT32 if wide else _INT16, io, path)[0]
+    fmt = _INT32 if wide else _INT16
+    data = io.read(fmt.size)
+    if len(data) != fmt.size:
+        raise short_read(path, fmt.size, len(data))
+    return fmt.unpack(data)[0]
 
 
 def write_length(io: Any, length: int, compact: bool, wide: bool) -> None:
@@ -167,21 +215,26 @@ def write_length(io: Any, length: int, compact: bool, wide: bool) -> None:
         io.write((_INT32 if wide else _INT16).pack(length))
 
 
-def _check_length(io: Any, length: int, nullable: bool, path: str) -> bool:
-    """True when the value is null; raises for impossible lengths."""
+def read_size(io: Any, compact: bool, wide: bool, nullable: bool, path: str) -> int:
+    """The length of a string, bytes or records value, -1 for null, checked against the bytes
+    left before anything is read."""
+    length = read_prefix(io, compact, wide, path)
     if length < 0:
         if length == -1 and nullable:
-            return True
+            return -1
         raise ProtocolError(f"{path}: invalid length {length}")
-    left = remaining(io)
+    try:
+        left = io.end - io.tell()
+    except AttributeError:
+        left = remaining(io)
     if length > left:
         raise ProtocolError(f"{path}: length {length} exceeds the {left} bytes left")
-    return False
+    return length
 
 
 def read_string(io: Any, compact: bool, nullable: bool, path: str) -> str | None:
-    length = read_length(io, compact, False, path)
-    if _check_length(io, length, nullable, path):
+    length = read_size(io, compact, False, nullable, path)
+    if length < 0:
         return None
     try:
         return io.read(length).decode("utf-8")
@@ -190,16 +243,14 @@ def read_string(io: Any, compact: bool, nullable: bool, path: str) -> str | None
 
 
 def read_bytes(io: Any, compact: bool, nullable: bool, path: str) -> bytes | None:
-    length = read_length(io, compact, True, path)
-    if _check_length(io, length, nullable, path):
-        return None
-    return io.read(length)
+    length = read_size(io, compact, True, nullable, path)
+    return None if length < 0 else io.read(length)
 
 
 def read_records(io: Any, compact: bool, nullable: bool, path: str) -> memoryview | bytes | None:
     """RECORDS as a memoryview slice of the frame: the payload is never copied."""
-    length = read_length(io, compact, True, path)
-    if _check_length(io, length, nullable, path):
+    length = read_size(io, compact, True, nullable, path)
+    if length < 0:
         return None
     frame = getattr(io, "frame", None)
     if frame is None:
@@ -252,7 +303,7 @@ def write_records(io: Any, value: Any, compact: bool, nullable: bool, path: str)
 
 def read_array_count(io: Any, compact: bool, nullable: bool, min_element_size: int, path: str) -> int:
     """Element count of an array, -1 for null; rejects counts the frame cannot hold."""
-    count = read_length(io, compact, True, path)
+    count = read_prefix(io, compact, True, path)
     if count < 0:
         if count == -1 and nullable:
             return -1
@@ -274,10 +325,6 @@ def write_array_count(io: Any, value: Any, compact: bool, nullable: bool, path: 
 
 def read_tagged_fields(io: Any, readers: Mapping[int, Callable[[Any], Any]], path: str) -> dict[int, Any]:
     """A tagged-field section: known tags decoded by their reader, unknown tags kept as bytes."""
-    data = io.read(1)
-    if data == b"\x00":
-        return {}
-    io.seek(-len(data), 1)
     count = read_uvarint(io, path)
     left = remaining(io)
     if count * 2 > left:  # every entry needs at least a tag byte and a size byte
@@ -286,7 +333,8 @@ def read_tagged_fields(io: Any, readers: Mapping[int, Callable[[Any], Any]], pat
     for _ in range(count):
         tag = read_uvarint(io, path)
         size = read_uvarint(io, path)
-        _check_length(io, size, False, path)
+        if size > remaining(io):
+            raise ProtocolError(f"{path}: length {size} exceeds the {remaining(io)} bytes left")
         reader = readers.get(tag)
         if reader is None:
             tags[tag] = io.read(size)
@@ -324,7 +372,7 @@ def write_tagged_fields(io: Any, tags: Mapping[int, Any], writers: Mapping[int, 
 # ---------------------------------------------------------------------------
 
 _HELPERS = (
-    "read_exact, unpack_exact, read_uvarint, encode_uvarint, read_string, read_bytes, read_records, "
+    "short_read, read_exact, unpack_exact, read_uvarint, encode_uvarint, read_string, read_bytes, read_records, "
     "write_string, write_bytes, write_records, read_array_count, write_array_count, "
     "read_tagged_fields, write_tagged_fields, read_varint, write_varint, ZERO_UUID, ProtocolError"
 )
@@ -376,7 +424,7 @@ class KafkaType(Construct):
         raise NotImplementedError
 
     def parse(self, data: bytes | bytearray | memoryview, **contextkw: Any) -> Any:
-        return self.parse_stream(FrameReader(data), **contextkw)
+        return self.parse_stream(open_frame(data), **contextkw)
 
     def _parse(self, stream: Any, context: Any, path: str) -> Any:
         return self.read(stream)

@@ -40,8 +40,9 @@ from construct import Compiled, Container
 
 from .errors import ProtocolError
 from .primitives import (
-    BOOLEAN, FLOAT64, INT8, INT16, INT32, INT64, UINT16, UINT32, UUID, ZERO_UUID, ChunkWriter, FrameReader,
-    KafkaArray, KafkaBytes, KafkaString, KafkaType, Records, TaggedFields, emit_helpers_import, emit_struct_format,
+    BOOLEAN, FLOAT64, INT8, INT16, INT32, INT64, UINT16, UINT32, UUID, ZERO_UUID, ChunkWriter, FixedWidth,
+    FrameReader, KafkaArray, KafkaBytes, KafkaString, KafkaType, Records, TaggedFields, ViewReader,
+    emit_helpers_import, emit_struct_format, open_frame,
 )
 
 UNKNOWN_TAGS = "_unknown_tagged_fields"
@@ -139,7 +140,7 @@ def collect_tags(obj: Mapping[str, Any], specs: Sequence[tuple[int, str, Any]]) 
     tags = {}
     for tag, name, default in specs:
         value = obj.get(name, default)
-        if value != default:
+        if value is not default and value != default:
             tags[tag] = value
     unknown = obj.get(UNKNOWN_TAGS)
     if unknown:
@@ -197,15 +198,17 @@ class KafkaStruct(KafkaType):
         """Positional fields, consecutive fixed-width ones grouped together."""
         groups: list[list[StructField]] = []
         for f in self.positional:
-            fixed = hasattr(f.kind, "format_char")
-            if fixed and groups and hasattr(groups[-1][0].kind, "format_char"):
+            fixed = isinstance(f.kind, FixedWidth)
+            if fixed and groups and isinstance(groups[-1][0].kind, FixedWidth):
                 groups[-1].append(f)
             else:
                 groups.append([f])
         return groups
 
-    def _group_format(self, code: Any, group: list[StructField]) -> str:
-        return emit_struct_format(code, ">" + "".join(f.kind.format_char for f in group))
+    def _group_format(self, code: Any, group: list[StructField]) -> tuple[str, int]:
+        """The name of the group's precompiled format in compiled code, and its size."""
+        fmt = ">" + "".join(f.kind.format_char for f in group)
+        return emit_struct_format(code, fmt), struct.calcsize(fmt)
 
     def emit_read(self, code: Any) -> str:
         emit_helpers_import(code)
@@ -213,19 +216,28 @@ class KafkaStruct(KafkaType):
         variables = {f.name: f"v{i}" for i, f in enumerate(self.fields)}
         body = []
         for group in self._groups():
-            if len(group) > 1:
-                targets = ", ".join(variables[f.name] for f in group)
-                label = f"{self.path}({', '.join(f.name for f in group)})"
-                body.append(f"{targets} = unpack_exact({self._group_format(code, group)}, io, {label!r})")
+            if isinstance(group[0].kind, FixedWidth):
+                fmt, size = self._group_format(code, group)
+                label = group[0].kind.path if len(group) == 1 else f"{self.path}({', '.join(f.name for f in group)})"
+                body += [f"data = io.read({size})",
+                         f"if len(data) != {size}:",
+                         f"    raise short_read({label!r}, {size}, len(data))",
+                         f"{''.join(variables[f.name] + ', ' for f in group)}= {fmt}.unpack(data)"]
             else:
                 body.append(f"{variables[group[0].name]} = {group[0].kind.emit_read(code)}")
         if self.flexible:
-            body.append(f"tags = {self.section.emit_read(code)}")
+            # Nearly every tagged-field section is empty: one byte, read here without a call.
+            body += ["first = io.read(1)",
+                     "if first == b'\\x00':",
+                     "    tags = {}",
+                     "else:",
+                     "    io.seek(-len(first), 1)",
+                     f"    tags = {self.section.emit_read(code)}"]
         for f in self.tagged:
             body.append(f"{variables[f.name]} = tags.pop({f.tag}) if {f.tag} in tags else {f.default!r}")
         body.append(f"result = Container({', '.join(f'{f.name}={variables[f.name]}' for f in self.fields)})")
         if self.flexible:
-            body.append(f"if tags:\n        result[{UNKNOWN_TAGS!r}] = tags")
+            body += ["if tags:", f"    result[{UNKNOWN_TAGS!r}] = tags"]
         body.append("return result")
         code.append(f"def {name}(io, this):\n" + "".join(f"    {line}\n" for line in body))
         return f"{name}(io, this)"
@@ -236,9 +248,9 @@ class KafkaStruct(KafkaType):
         name = f"write_struct_{code.allocateId()}"
         body = ["get = obj.get"]
         for group in self._groups():
-            if len(group) > 1:
+            if isinstance(group[0].kind, FixedWidth):
                 values = ", ".join(f"get({f.name!r}, {f.default!r})" for f in group)
-                body.append(f"io.write({self._group_format(code, group)}.pack({values}))")
+                body.append(f"io.write({self._group_format(code, group)[0]}.pack({values}))")
             else:
                 f = group[0]
                 body.append(f.kind.emit_write(code, f"get({f.name!r}, {f.default!r})"))
@@ -247,8 +259,10 @@ class KafkaStruct(KafkaType):
             code.append(f"{specs} = {self.tag_specs!r}")
             body.append(self.section.emit_write(code, f"collect_tags(obj, {specs})"))
         elif self.flexible:
-            body.append(f"if {UNKNOWN_TAGS!r} in obj:\n        "
-                        f"{self.section.emit_write(code, 'collect_tags(obj, ())')}\n    else:\n        io.write(b'\\x00')")
+            body += [f"if {UNKNOWN_TAGS!r} in obj:",
+                     f"    {self.section.emit_write(code, 'collect_tags(obj, ())')}",
+                     "else:",
+                     "    io.write(b'\\x00')"]
         code.append(f"def {name}(obj, io, this):\n" + "".join(f"    {line}\n" for line in body))
         return f"{name}({value}, io, this)"
 
@@ -330,11 +344,11 @@ class MessageCodec:
             built = self._compiled[version] = self.struct(version).compile()
         return built
 
-    def read(self, version: int, reader: FrameReader) -> Container:
+    def read(self, version: int, reader: FrameReader | ViewReader) -> Container:
         compiled = self._compiled.get(version) or self.compiled(version)
         return compiled._parse(reader, None, self.name)
 
-    def read_to_end(self, version: int, reader: FrameReader) -> Container:
+    def read_to_end(self, version: int, reader: FrameReader | ViewReader) -> Container:
         """``read``, and the message must end the frame."""
         value = self.read(version, reader)
         if reader.tell() != reader.end:
@@ -343,7 +357,7 @@ class MessageCodec:
 
     def decode(self, version: int, buf: bytes | bytearray | memoryview, offset: int = 0) -> Container:
         """Decodes the message at ``buf[offset:]``, which it must consume entirely."""
-        return self.read_to_end(version, FrameReader(buf, offset))
+        return self.read_to_end(version, open_frame(buf, offset))
 
     def write(self, version: int, value: Mapping[str, Any], io: Any) -> None:
         compiled = self._compiled.get(version) or self.compiled(version)

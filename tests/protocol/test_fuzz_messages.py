@@ -12,16 +12,18 @@ from message_samples import sample
 from protocol.errors import ProtocolError
 from protocol.headers import decode_request, encode_request
 from protocol.messages import MESSAGES, REQUESTS
+from protocol.primitives import FrameReader, ViewReader
 
 FUZZ_SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 HUGE_LENGTHS = [b"\x7f\xff\xff\xff", b"\xff\xff\xff\xff", b"\x80\x00\x00\x00", b"\xff\xff\xff\xff\x07", b"\x7f\xff"]
 
 
 def decode_or_protocol_error(codec, version, frame):
-    try:
-        codec.decode(version, frame)
-    except ProtocolError:
-        pass
+    for reader in (FrameReader(frame), ViewReader(bytearray(frame))):
+        try:
+            codec.read_to_end(version, reader)
+        except ProtocolError:
+            pass
 
 
 @st.composite

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from message_samples import ALL_VERSIONS, expected, sample, strategy, version_id
 from protocol.errors import ProtocolError
 from protocol.messages import MESSAGES, REQUESTS, RESPONSES
-from protocol.primitives import FrameReader
+from protocol.primitives import LARGE_FRAME, FrameReader, ViewReader
 from protocol.schema import UNKNOWN_TAGS, Versions
 
 
@@ -33,6 +33,13 @@ def test_interpreted_and_compiled_agree(case):
     encoded = codec.encode(version, sample(codec, version))
     assert codec.struct(version).build(codec.struct(version).parse(encoded)) == encoded
     assert codec.struct(version).parse(encoded) == codec.decode(version, encoded)
+
+
+@pytest.mark.parametrize("case", ALL_VERSIONS, ids=version_id)
+def test_large_buffers_are_read_in_place_with_the_same_result(case):
+    codec, version = case
+    encoded = codec.encode(version, sample(codec, version))
+    assert codec.read_to_end(version, ViewReader(bytearray(encoded))) == codec.decode(version, encoded)
 
 
 @pytest.mark.parametrize("case", ALL_VERSIONS, ids=version_id)
@@ -103,6 +110,17 @@ def test_records_decode_to_a_view_of_the_frame_without_copying():
     assert isinstance(records, memoryview)
     assert records.obj is frame
     assert records == batch
+
+
+def test_records_of_a_large_bytearray_frame_are_a_view_of_it():
+    produce = REQUESTS[0]
+    batch = bytes(range(256)) * 4096
+    frame = bytearray(produce.encode(9, {"topic_data": [{"name": "t", "partition_data": [{"records": batch}]}]}))
+    assert len(frame) >= LARGE_FRAME
+    records = produce.decode(9, frame).topic_data[0].partition_data[0].records
+    assert records.obj is frame and records == batch
+    frame[frame.index(batch)] ^= 0xFF  # the view sees changes to the frame: nothing was copied
+    assert records[0] == batch[0] ^ 0xFF
 
 
 def test_decode_from_an_offset_reads_the_body_there():
