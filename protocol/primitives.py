@@ -372,9 +372,9 @@ def write_tagged_fields(io: Any, tags: Mapping[int, Any], writers: Mapping[int, 
 # ---------------------------------------------------------------------------
 
 _HELPERS = (
-    "short_read, read_exact, unpack_exact, read_uvarint, encode_uvarint, read_string, read_bytes, read_records, "
-    "write_string, write_bytes, write_records, read_array_count, write_array_count, "
-    "read_tagged_fields, write_tagged_fields, read_varint, write_varint, ZERO_UUID, ProtocolError"
+    "short_read, read_exact, unpack_exact, read_string, read_bytes, read_records, write_string, write_bytes, "
+    "write_records, read_array_count, write_array_count, read_tagged_fields, write_tagged_fields, read_varint, "
+    "write_varint"
 )
 
 
@@ -502,13 +502,13 @@ def read_varint(io: Any, zigzag: bool, bits: int, path: str) -> int:
     return _zigzag_decode(value) if zigzag else value
 
 
-def write_varint(io: Any, value: int, zigzag: bool, bits: int) -> None:
+def write_varint(io: Any, value: int, zigzag: bool, bits: int, path: str) -> None:
     if zigzag:
         if not -(1 << (bits - 1)) <= value < 1 << (bits - 1):
-            raise ProtocolError(f"varint cannot hold {value} in {bits} bits")
+            raise ProtocolError(f"{path}: varint cannot hold {value} in {bits} bits")
         value = _zigzag_encode(value, bits)
     elif not 0 <= value < 1 << bits:
-        raise ProtocolError(f"unsigned varint cannot hold {value} in {bits} bits")
+        raise ProtocolError(f"{path}: unsigned varint cannot hold {value} in {bits} bits")
     io.write(encode_uvarint(value))
 
 
@@ -524,13 +524,13 @@ class Varint(KafkaType):
         return read_varint(io, self.zigzag, self.bits, self.path)
 
     def write(self, io: Any, value: int) -> None:
-        write_varint(io, value, self.zigzag, self.bits)
+        write_varint(io, value, self.zigzag, self.bits, self.path)
 
     def emit_read(self, code: Any) -> str:
         return f"read_varint(io, {self.zigzag}, {self.bits}, {self.path!r})"
 
     def emit_write(self, code: Any, value: str) -> str:
-        return f"write_varint(io, {value}, {self.zigzag}, {self.bits})"
+        return f"write_varint(io, {value}, {self.zigzag}, {self.bits}, {self.path!r})"
 
 
 class _LengthPrefixed(KafkaType):
@@ -609,7 +609,7 @@ class KafkaArray(KafkaType):
     def write(self, io: Any, value: Any) -> None:
         if write_array_count(io, value, self.compact, self.nullable, self.path):
             for item in value:
-                self.element.write(io, item)
+                self.element._build(item, io, None, self.element.path)
 
     def emit_read(self, code: Any) -> str:
         name = f"read_array_{code.allocateId()}"

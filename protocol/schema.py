@@ -304,8 +304,9 @@ def build_struct(fields: Sequence[Field], version: int, flexible: bool, root: st
 class MessageCodec:
     """One declared message (or header): its metadata and per-version codecs.
 
-    ``decode``/``encode`` work on whole message bodies; ``read``/``write`` continue on a
-    :class:`FrameReader` / writable stream (headers use them to share the frame with the body).
+    ``decode``/``encode`` work on whole message bodies; ``read``/``write`` continue on a stream
+    from :func:`open_frame` / a writable stream (headers use them to share the frame with the
+    body). The first use of a version builds and compiles its construct (about a millisecond).
     """
 
     def __init__(self, kind: str, api_key: int | None, name: str, valid: str, flexible: str,

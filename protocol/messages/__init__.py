@@ -14,7 +14,8 @@ objects with:
   structs as Containers; tagged fields absent from the wire hold their default, tagged fields
   this declaration does not know are kept under ``"_unknown_tagged_fields"`` (``{tag: bytes}``;
   present only when there are some). Records fields are zero-copy ``memoryview`` slices of
-  ``buf`` (pass ``bytes`` to avoid copying the frame into the read stream);
+  ``buf``. Pass the whole frame and the body's offset rather than a slice: a ``bytes`` frame
+  is then shared by the read stream, and a large bytearray is read in place;
 - ``encode(version, value) -> bytes`` from any mapping: missing fields take the declared
   default, fields absent from the version are ignored, a tagged field is written only when it
   differs from its default;
@@ -22,8 +23,9 @@ objects with:
   not bytes-like (any object with ``__len__``, e.g. a log file slice) is an element of its
   own, after its length prefix, between ``bytes`` elements (write them in order; send the
   opaque ones with ``os.sendfile``);
-- ``read(version, reader)`` / ``write(version, value, io)``: the same on a
-  :class:`~protocol.primitives.FrameReader` / writable stream, to continue after a header;
+- ``read(version, reader)`` / ``read_to_end(version, reader)`` / ``write(version, value, io)``:
+  the same on a stream from :func:`~protocol.primitives.open_frame` / any writable stream, to
+  continue after a header;
 - ``fields``: the declaration; ``struct(version)`` / ``compiled(version)``: the constructs.
 
 Anything malformed, an unsupported version, or a value that cannot be encoded raises

@@ -173,8 +173,8 @@ ALTER_CONFIGS_REQUEST = request(
 )
 
 
-ALTER_CONFIGS_RESPONSE = response(
-    33, "AlterConfigsResponse", "0-2", "2+",
+# Both ways of altering configs answer with the same per-resource results.
+_ALTER_CONFIGS_RESULTS = (
     field("throttle_time_ms", "int32", "0+"),
     field("responses", "[]AlterConfigsResourceResponse", "0+", fields=(
         field("error_code", "int16", "0+"),
@@ -183,6 +183,9 @@ ALTER_CONFIGS_RESPONSE = response(
         field("resource_name", "string", "0+"),
     )),
 )
+
+
+ALTER_CONFIGS_RESPONSE = response(33, "AlterConfigsResponse", "0-2", "2+", *_ALTER_CONFIGS_RESULTS)
 
 
 INCREMENTAL_ALTER_CONFIGS_REQUEST = request(
@@ -200,16 +203,8 @@ INCREMENTAL_ALTER_CONFIGS_REQUEST = request(
 )
 
 
-INCREMENTAL_ALTER_CONFIGS_RESPONSE = response(
-    44, "IncrementalAlterConfigsResponse", "0-1", "1+",
-    field("throttle_time_ms", "int32", "0+"),
-    field("responses", "[]AlterConfigsResourceResponse", "0+", fields=(
-        field("error_code", "int16", "0+"),
-        field("error_message", "string", "0+", nullable="0+"),
-        field("resource_type", "int8", "0+"),
-        field("resource_name", "string", "0+"),
-    )),
-)
+INCREMENTAL_ALTER_CONFIGS_RESPONSE = response(44, "IncrementalAlterConfigsResponse", "0-1", "1+",
+                                              *_ALTER_CONFIGS_RESULTS)
 
 
 MESSAGES = (

@@ -12,7 +12,7 @@ from message_samples import ALL_VERSIONS, expected, sample, strategy, version_id
 from protocol.errors import ProtocolError
 from protocol.messages import MESSAGES, REQUESTS, RESPONSES
 from protocol.primitives import LARGE_FRAME, FrameReader, ViewReader
-from protocol.schema import UNKNOWN_TAGS, Versions
+from protocol.schema import UNKNOWN_TAGS, Versions, field
 
 
 @pytest.mark.parametrize("case", ALL_VERSIONS, ids=version_id)
@@ -223,6 +223,19 @@ def test_lookup_tables_cover_the_required_api_keys():
         assert request.name.endswith("Request") and response.name.endswith("Response")
         assert request.valid_versions == response.valid_versions
         assert request.flexible_versions == response.flexible_versions
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (("class", "int8", "0+"), "not usable as a Python identifier"),
+    (("name", "int24", "0+"), "unknown type 'int24'"),
+    (("name", "Struct", "0+"), "struct types need fields"),
+    (("name", "Struct", "0+", {"nullable": "0+", "fields": [field("a", "int8", "0+")]}), "nullable structs"),
+    (("name", "int8", "0+", {"tag": 0}), "tag and tagged go together"),
+])
+def test_declaration_mistakes_are_refused(arguments, message):
+    *positional, keywords = arguments if isinstance(arguments[-1], dict) else (*arguments, {})
+    with pytest.raises(ValueError, match=message):
+        field(*positional, **keywords)
 
 
 def test_version_ranges():
