@@ -39,6 +39,7 @@ _INT32 = struct.Struct(">i")
 _NULL_INT16 = _INT16.pack(-1)
 _NULL_INT32 = _INT32.pack(-1)
 _BYTES_LIKE = (bytes, bytearray, memoryview)
+_ONE_BYTE = [bytes((value,)) for value in range(0x80)]
 
 
 class FrameReader(BytesIO):
@@ -210,7 +211,8 @@ def read_prefix(io: Any, compact: bool, wide: bool, path: str) -> int:
 
 def write_length(io: Any, length: int, compact: bool, wide: bool) -> None:
     if compact:
-        io.write(encode_uvarint(length + 1))
+        length += 1
+        io.write(_ONE_BYTE[length] if length < 0x80 else encode_uvarint(length))
     else:
         io.write((_INT32 if wide else _INT16).pack(length))
 
@@ -538,11 +540,13 @@ class _LengthPrefixed(KafkaType):
 
     reader: Callable[..., Any]
     writer: Callable[..., None]
+    length_size: int  # bytes of the non-compact length
 
     def __init__(self, compact: bool, nullable: bool, path: str) -> None:
         super().__init__(path)
         self.compact = compact
         self.nullable = nullable
+        self.min_size = 1 if compact else self.length_size
 
     def read(self, io: Any) -> Any:
         return type(self).reader(io, self.compact, self.nullable, self.path)
@@ -562,10 +566,7 @@ class KafkaString(_LengthPrefixed):
 
     reader = staticmethod(read_string)
     writer = staticmethod(write_string)
-
-    def __init__(self, compact: bool, nullable: bool, path: str) -> None:
-        super().__init__(compact, nullable, path)
-        self.min_size = 1 if compact else 2
+    length_size = 2
 
 
 class KafkaBytes(_LengthPrefixed):
@@ -573,10 +574,7 @@ class KafkaBytes(_LengthPrefixed):
 
     reader = staticmethod(read_bytes)
     writer = staticmethod(write_bytes)
-
-    def __init__(self, compact: bool, nullable: bool, path: str) -> None:
-        super().__init__(compact, nullable, path)
-        self.min_size = 1 if compact else 4
+    length_size = 4
 
 
 class Records(KafkaBytes):
@@ -613,13 +611,19 @@ class KafkaArray(KafkaType):
 
     def emit_read(self, code: Any) -> str:
         name = f"read_array_{code.allocateId()}"
-        element = self.element.emit_read(code)
+        if isinstance(self.element, FixedWidth):
+            # All elements at once, with a format made for the count (struct caches those); the
+            # count was checked against the bytes left, so they are all there.
+            char, size = self.element.format_char, self.element.min_size
+            elements = f"list(struct.unpack(f'>{{count}}{char}', io.read(count * {size})))"
+        else:
+            elements = f"[{self.element.emit_read(code)} for _ in range(count)]"
         code.append(f"""
 def {name}(io, this):
     count = read_array_count(io, {self.compact}, {self.nullable}, {self.element_size}, {self.path!r})
     if count < 0:
         return None
-    return [{element} for _ in range(count)]
+    return {elements}
 """)
         return f"{name}(io, this)"
 

@@ -19,7 +19,7 @@ from construct import GreedyBytes, Int16sb, Int32sb, PascalString, Prefixed, Pre
 
 from protocol.headers import decode_request, decode_request_header, encode_request
 from protocol.messages import REQUESTS, RESPONSES
-from protocol.primitives import ChunkWriter, FrameReader
+from protocol.primitives import ZERO_UUID, ChunkWriter, FrameReader
 
 REPEATS = 7
 PRODUCE, FETCH, METADATA = 0, 1, 3
@@ -127,6 +127,19 @@ def bench_fetch_and_metadata() -> None:
                median_seconds(lambda: decode_request(frame), 20_000))
 
 
+def bench_metadata_response() -> None:
+    topics = [{"error_code": 0, "name": f"topic-{t}", "topic_id": None, "is_internal": False, "partitions": [
+        {"error_code": 0, "partition_index": p, "leader_id": 1, "leader_epoch": 0, "replica_nodes": [1],
+         "isr_nodes": [1], "offline_replicas": []} for p in range(10)]} for t in range(100)]
+    response = {"throttle_time_ms": 0, "brokers": [{"node_id": 1, "host": "localhost", "port": 9092, "rack": None}],
+                "cluster_id": "bench", "controller_id": 1, "topics": topics}
+    for version in (1, 12):
+        if version >= 10:
+            response["topics"] = [{**topic, "topic_id": ZERO_UUID} for topic in topics]
+        report(f"encode Metadata v{version} response, 100 topics x 10 partitions",
+               median_seconds(lambda: RESPONSES[METADATA].encode(version, response), 200))
+
+
 def bench_fetch_response() -> None:
     codec = RESPONSES[FETCH]
     payloads = [bytes(100 * 1024)] * 10
@@ -147,6 +160,7 @@ def bench_fetch_response() -> None:
 def main() -> None:
     bench_produce()
     bench_fetch_and_metadata()
+    bench_metadata_response()
     bench_fetch_response()
 
 

@@ -98,36 +98,23 @@ def test_truncated_request_headers_raise_protocol_error(frame):
         decode_request_header(frame)
 
 
-kafka_api_message = pytest.importorskip("kafka.protocol.api_message")
+pytest.importorskip("kafka.protocol")
+from kafka.protocol.api_header import RequestHeader  # noqa: E402
 
+from kafka_python_classes import json_class  # noqa: E402
 
-def _kafka_python_classes():
-    from kafka.protocol import admin, consumer, metadata, producer, sasl  # noqa: F401 - registers the classes
-
-    def walk(cls):
-        for sub in cls.__subclasses__():
-            yield sub
-            yield from walk(sub)
-
-    return {cls.name: cls for cls in walk(kafka_api_message.ApiMessage) if cls._class_version is None}
-
-
-KAFKA_CLASSES = _kafka_python_classes()
 KAFKA_CASES = [(api_key, version) for api_key, version in REQUEST_VERSIONS
-               if REQUESTS[api_key].name in KAFKA_CLASSES
-               and version <= KAFKA_CLASSES[REQUESTS[api_key].name].valid_versions[1]]
+               if json_class(REQUESTS[api_key].name, version)]
 
 
 @pytest.mark.parametrize("api_key, version", KAFKA_CASES)
 def test_headers_match_kafka_python(api_key, version):
-    from kafka.protocol.api_header import RequestHeader
-
-    request_class = KAFKA_CLASSES[REQUESTS[api_key].name]
+    request_class = json_class(REQUESTS[api_key].name, version)
     theirs = RequestHeader(request_api_key=api_key, request_api_version=version, correlation_id=11,
                            client_id="kafka-python").encode(flexible=request_class.flexible_version_q(version))
     assert encode_request_header(api_key, version, 11, "kafka-python") == bytes(theirs)
 
-    response_class = KAFKA_CLASSES[RESPONSES[api_key].name]
+    response_class = json_class(RESPONSES[api_key].name, version)
     ours = BytesIO(encode_response_header(api_key, version, 12))
     assert response_class.parse_header(ours, version=version).correlation_id == 12
     assert ours.tell() == len(ours.getvalue())

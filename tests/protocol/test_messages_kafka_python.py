@@ -10,65 +10,25 @@ tag), so kafka-python's occasional renames do not matter.
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from io import BytesIO
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from message_samples import ALL_VERSIONS, sample, strategy
+from message_samples import ALL_VERSIONS, sample, strategy, version_id
 from protocol.primitives import ZERO_UUID
 from protocol.schema import Field, MessageCodec
 
-kafka_protocol = pytest.importorskip("kafka.protocol")
-import kafka.protocol.old as kafka_old  # noqa: E402
-from kafka.protocol import admin, consumer, metadata, producer, sasl  # noqa: E402,F401
-from kafka.protocol.api_message import ApiMessage  # noqa: E402
+pytest.importorskip("kafka.protocol")
 from kafka.protocol.old import types as old_types  # noqa: E402
 
+from kafka_python_classes import OLD_CLASSES, json_class  # noqa: E402
+
 API_VERSIONS_KEY = 18
-
-
-def _subclasses(cls):
-    for sub in cls.__subclasses__():
-        yield sub
-        yield from _subclasses(sub)
-
-
-def _json_classes() -> dict[str, type]:
-    return {cls.name: cls for cls in _subclasses(ApiMessage) if cls._class_version is None}
-
-
-def _old_classes() -> dict[tuple[str, int], type]:
-    classes = {}
-    for module_info in pkgutil.iter_modules(kafka_old.__path__):
-        module = importlib.import_module(f"{kafka_old.__name__}.{module_info.name}")
-        for name, value in vars(module).items():
-            if isinstance(value, list) and value and all(hasattr(c, "SCHEMA") for c in value):
-                for cls in value:
-                    classes[(name, cls.API_VERSION)] = cls
-    return classes
-
-
-JSON_CLASSES = _json_classes()
-OLD_CLASSES = _old_classes()
-
-
-def _json_class(codec: MessageCodec, version: int):
-    cls = JSON_CLASSES.get(codec.name)
-    if cls is not None and cls.valid_versions[0] <= version <= cls.valid_versions[1]:
-        return cls
-    return None
-
-
-JSON_CASES = [case for case in ALL_VERSIONS if _json_class(*case)]
-OLD_CASES = [case for case in ALL_VERSIONS if not _json_class(*case) and (case[0].name, case[1]) in OLD_CLASSES]
-
-
-def _case_id(case):
-    return f"{case[0].name}-v{case[1]}"
+JSON_CASES = [case for case in ALL_VERSIONS if json_class(case[0].name, case[1])]
+OLD_CASES = [case for case in ALL_VERSIONS
+             if not json_class(case[0].name, case[1]) and (case[0].name, case[1]) in OLD_CLASSES]
 
 
 def _ours(fields: tuple[Field, ...], codec: MessageCodec, version: int) -> tuple[list[Field], dict[int, Field]]:
@@ -148,11 +108,11 @@ def _without_api_versions_error(codec: MessageCodec, value: dict) -> dict:
     return value
 
 
-@pytest.mark.parametrize("case", JSON_CASES, ids=_case_id)
+@pytest.mark.parametrize("case", JSON_CASES, ids=version_id)
 @pytest.mark.parametrize("full", [True, False], ids=["full", "sparse"])
 def test_same_bytes_and_values_as_kafka_python_json_classes(case, full):
     codec, version = case
-    cls = _json_class(codec, version)
+    cls = json_class(codec.name, version)
     value = _without_api_versions_error(codec, sample(codec, version, full))
     ours = codec.encode(version, value)
 
@@ -164,7 +124,7 @@ def test_same_bytes_and_values_as_kafka_python_json_classes(case, full):
                                                               decoded_by_them)
 
 
-@pytest.mark.parametrize("cls", sorted({_json_class(*case) for case in JSON_CASES}, key=lambda cls: cls.name),
+@pytest.mark.parametrize("cls", sorted({json_class(c.name, v) for c, v in JSON_CASES}, key=lambda cls: cls.name),
                          ids=lambda cls: cls.name)
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
@@ -217,7 +177,7 @@ def _from_old_struct(schema, fields, codec, version, values) -> dict:
             for kind, our_field, item in zip(kinds, positional, values)}
 
 
-@pytest.mark.parametrize("case", OLD_CASES, ids=_case_id)
+@pytest.mark.parametrize("case", OLD_CASES, ids=version_id)
 @pytest.mark.parametrize("full", [True, False], ids=["full", "sparse"])
 def test_same_bytes_and_values_as_kafka_python_old_classes(case, full):
     codec, version = case
