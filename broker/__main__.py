@@ -1,12 +1,34 @@
-"""`python -m broker`: the broker's command line."""
+"""`python -m broker` / `comlog-broker`: run the broker until SIGINT or SIGTERM."""
 
+from __future__ import annotations
+
+import logging
 import sys
+
+import trio
+
+from broker.config import configure_logging, parse_config
+from broker.metadata import MetadataError
+from log import LogError
+
+logger = logging.getLogger("broker")
 
 
 def main(argv: list[str] | None = None) -> int:
-    print("comlog: the broker is not built yet; the log engine (log/) and protocol codec (protocol/) are.",
-          file=sys.stderr)
-    return 1
+    config = parse_config(argv)
+    configure_logging(config)
+    from broker.server import Broker  # after logging is set up, so start-up messages are formatted
+
+    try:
+        broker = Broker(config)
+        trio.run(broker.serve)
+    except (MetadataError, LogError) as exc:
+        logger.error("cannot open the data directory: %s", exc)
+        return 1
+    except OSError as exc:
+        logger.error("cannot start: %s", exc)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":

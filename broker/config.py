@@ -1,0 +1,161 @@
+"""The broker's settings: command-line flags, each with a COMLOG_<FLAG> environment twin."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import os
+from pathlib import Path
+
+from broker.topic_names import topic_name_problem
+
+DAY_MS = 24 * 60 * 60 * 1000
+
+
+@dataclasses.dataclass(frozen=True)
+class BrokerConfig:
+    host: str = "127.0.0.1"
+    port: int = 9092
+    advertised_host: str | None = None
+    advertised_port: int | None = None
+    data_dir: Path = Path("comlog-data")
+    topic: str = "comlog"
+    node_id: int = 1
+    max_request_bytes: int = 100 * 1024 * 1024
+    max_message_bytes: int = 1048588
+    message_timestamp_type: str = "CreateTime"
+    connections_max_idle_ms: int = 10 * 60 * 1000
+    segment_bytes: int = 1024 * 1024 * 1024
+    segment_ms: int = 7 * DAY_MS
+    retention_bytes: int = -1
+    retention_ms: int = 7 * DAY_MS
+    retention_check_interval_ms: int = 5 * 60 * 1000
+    flush_messages: int | None = None
+    flush_ms: int | None = None
+    flush_on_ack: bool = False
+    log_level: str = "INFO"
+
+    @property
+    def listen_address(self) -> tuple[str, int]:
+        return self.host, self.port
+
+    @property
+    def advertised_address(self) -> tuple[str, int]:
+        return self.advertised_host or self.host, self.advertised_port or self.port
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number 0-65535, got {text}")
+    return value
+
+
+def _retention(text: str) -> int:
+    value = int(text)
+    if value < -1:
+        raise argparse.ArgumentTypeError(f"must be -1 (unlimited) or >= 0, got {text}")
+    return value
+
+
+def _flag(text: str) -> bool:
+    lowered = text.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"must be true or false, got {text}")
+
+
+# (flag, type, help); the destination and default come from BrokerConfig's field of the same name.
+_FLAGS: list[tuple[str, object, str]] = [
+    ("--host", str, "address to listen on"),
+    ("--port", _port, "TCP port to listen on (0 picks a free one)"),
+    ("--advertised-host", str, "host given to clients in Metadata (default: --host)"),
+    ("--advertised-port", _port, "port given to clients in Metadata (default: the listening port)"),
+    ("--data-dir", Path, "directory holding the topic logs and broker metadata"),
+    ("--topic", str, "the topic created on first start, with one partition"),
+    ("--node-id", int, "this broker's node id"),
+    ("--max-request-bytes", _positive_int,
+     "largest request frame accepted; a larger one closes the connection (socket.request.max.bytes)"),
+    ("--max-message-bytes", _positive_int,
+     "largest record batch accepted; a larger one gets MESSAGE_TOO_LARGE (max.message.bytes)"),
+    ("--message-timestamp-type", str, "CreateTime or LogAppendTime (message.timestamp.type)"),
+    ("--connections-max-idle-ms", _positive_int,
+     "close connections idle this long (connections.max.idle.ms)"),
+    ("--segment-bytes", _positive_int, "roll to a new segment at this size (segment.bytes)"),
+    ("--segment-ms", _positive_int, "roll to a new segment after this age (segment.ms)"),
+    ("--retention-bytes", _retention, "delete old segments beyond this size, -1 = unlimited (retention.bytes)"),
+    ("--retention-ms", _retention, "delete segments older than this, -1 = forever (retention.ms)"),
+    ("--retention-check-interval-ms", _positive_int,
+     "how often retention runs (log.retention.check.interval.ms)"),
+    ("--flush-messages", _positive_int,
+     "fsync after this many record batches (flush.messages; default: leave it to the OS)"),
+    ("--flush-ms", _positive_int, "fsync at least this often (flush.ms; default: leave it to the OS)"),
+    ("--flush-on-ack", _flag,
+     "fsync before answering an acks=all produce request, so acknowledged data survives power loss"),
+    ("--log-level", str, "DEBUG, INFO, WARNING or ERROR"),
+]
+
+_TIMESTAMP_TYPES = ("CreateTime", "LogAppendTime")
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def env_name(flag: str) -> str:
+    return "COMLOG_" + flag.lstrip("-").replace("-", "_").upper()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m broker",
+        description="ComLog: a single Kafka-compatible broker with a segmented commit log on disk. "
+                    "Every flag can also be set through the environment variable shown beside it.",
+    )
+    defaults = BrokerConfig()
+    for flag, kind, text in _FLAGS:
+        dest = flag.lstrip("-").replace("-", "_")
+        default = getattr(defaults, dest)
+        shown = "unset" if default is None else default
+        parser.add_argument(flag, dest=dest, type=kind, default=None,
+                            help=f"{text} [env {env_name(flag)}; default {shown}]")
+    return parser
+
+
+def parse_config(argv: list[str] | None = None, environ: dict[str, str] | None = None) -> BrokerConfig:
+    """Flags win over the environment, which wins over the defaults."""
+    environ = os.environ if environ is None else environ
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    values: dict[str, object] = {}
+    for flag, kind, _ in _FLAGS:
+        dest = flag.lstrip("-").replace("-", "_")
+        value = getattr(args, dest)
+        if value is None and env_name(flag) in environ:
+            try:
+                value = kind(environ[env_name(flag)])
+            except (ValueError, argparse.ArgumentTypeError) as exc:
+                parser.error(f"{env_name(flag)}: {exc}")
+        if value is not None:
+            values[dest] = value
+    config = BrokerConfig(**values)
+    if config.message_timestamp_type not in _TIMESTAMP_TYPES:
+        parser.error(f"--message-timestamp-type must be one of {', '.join(_TIMESTAMP_TYPES)}")
+    if config.log_level.upper() not in _LOG_LEVELS:
+        parser.error(f"--log-level must be one of {', '.join(_LOG_LEVELS)}")
+    problem = topic_name_problem(config.topic)
+    if problem:
+        parser.error(f"--topic: {problem}")
+    return config
+
+
+def configure_logging(config: BrokerConfig) -> None:
+    logging.basicConfig(level=getattr(logging, config.log_level.upper()),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -1,0 +1,6 @@
+"""One handler per Kafka API. Importing this package registers them all in HANDLERS."""
+
+from broker.handlers.base import HANDLERS, Api
+from broker.handlers import api_versions, fetch, init_producer_id, list_offsets, metadata, produce
+
+__all__ = ["HANDLERS", "Api"]

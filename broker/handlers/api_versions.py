@@ -1,0 +1,30 @@
+"""ApiVersions (18): the version table clients negotiate with."""
+
+from __future__ import annotations
+
+from broker.handlers.base import HANDLERS, Api, handles
+from protocol import headers
+from protocol.errors import ErrorCode
+
+API_VERSIONS = 18
+
+
+def supported_api_table() -> list[dict]:
+    return [{"api_key": api.api_key, "min_version": api.min_version, "max_version": api.max_version}
+            for api in sorted(HANDLERS.values(), key=lambda api: api.api_key)]
+
+
+class ApiVersionsApi(Api):
+    async def respond(self, broker, header, frame: bytes | bytearray, body_offset: int) -> list | None:
+        if header.request_api_version > self.max_version:
+            # A version we don't know is answered, not dropped (clients probe with their newest):
+            # header v0 and a v0 body carrying UNSUPPORTED_VERSION and our table, as Kafka does.
+            response = {"error_code": ErrorCode.UNSUPPORTED_VERSION, "api_keys": supported_api_table()}
+            return [headers.encode_response_header(API_VERSIONS, 0, header.correlation_id),
+                    *self.response.encode_chunks(0, response)]
+        return await super().respond(broker, header, frame, body_offset)
+
+
+@handles(API_VERSIONS, cls=ApiVersionsApi)
+async def api_versions(broker, header, request) -> dict:
+    return {"error_code": ErrorCode.NONE, "api_keys": supported_api_table(), "throttle_time_ms": 0}

@@ -1,0 +1,97 @@
+"""Fetch (1): stored batches verbatim from the log, with long polling and KIP-74 size limits."""
+
+from __future__ import annotations
+
+import trio
+
+from broker.handlers.base import handles
+from log import OffsetOutOfRangeError
+from protocol.errors import ErrorCode
+
+FETCH = 1
+# Fetch v13 names topics by topic id instead of by name.
+FIRST_TOPIC_ID_VERSION = 13
+# Session ids and epochs of KIP-227 incremental fetch sessions; this broker keeps no sessions, so
+# every fetch is a full one, which clients accept when the response carries session id 0.
+NO_SESSION_ID = 0
+INITIAL_EPOCH = 0
+FINAL_EPOCH = -1
+_INT32_MAX = 2**31 - 1
+
+
+def _session_error(request) -> ErrorCode:
+    if request.get("session_id", NO_SESSION_ID) != NO_SESSION_ID:
+        return ErrorCode.FETCH_SESSION_ID_NOT_FOUND
+    if request.get("session_epoch", FINAL_EPOCH) not in (INITIAL_EPOCH, FINAL_EPOCH):
+        return ErrorCode.INVALID_FETCH_SESSION_EPOCH
+    return ErrorCode.NONE
+
+
+def _partition_response(index: int, error: ErrorCode, high_watermark: int = -1,
+                        log_start_offset: int = -1, records=b"") -> dict:
+    return {"partition_index": index, "error_code": error, "high_watermark": high_watermark,
+            "last_stable_offset": high_watermark, "log_start_offset": log_start_offset,
+            "aborted_transactions": None, "preferred_read_replica": -1, "records": records}
+
+
+class _FetchPlan:
+    """One pass over the requested partitions; re-run after appends while a long poll waits."""
+
+    def __init__(self, broker, request, api_version: int) -> None:
+        self.broker = broker
+        self.request = request
+        self.by_topic_id = api_version >= FIRST_TOPIC_ID_VERSION
+
+    def _topic(self, fetch_topic):
+        registry = self.broker.registry
+        if self.by_topic_id:
+            return registry.topics_by_id.get(fetch_topic.topic_id)
+        return registry.topics.get(fetch_topic.topic)
+
+    def read(self) -> tuple[list[dict], int]:
+        """The response's topics and how many record bytes they carry."""
+        budget = self.request.get("max_bytes", _INT32_MAX)
+        total = 0
+        responses = []
+        for fetch_topic in self.request.topics:
+            topic = self._topic(fetch_topic)
+            partitions = []
+            for wanted in fetch_topic.partitions:
+                if topic is None or not 0 <= wanted.partition < len(topic.partitions):
+                    unknown = ErrorCode.UNKNOWN_TOPIC_ID if self.by_topic_id else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+                    partitions.append(_partition_response(wanted.partition, unknown))
+                    continue
+                log = topic.partitions[wanted.partition].log
+                high_watermark = log.log_end_offset
+                try:
+                    # KIP-74: the first partition with data returns at least one whole batch, even
+                    # over the limits; later ones are cut at the remaining budget.
+                    limit = min(wanted.partition_max_bytes, budget - total)
+                    records = log.read(wanted.fetch_offset, max(limit, 0)) if total == 0 else \
+                        log.read(wanted.fetch_offset, limit, min_one_batch=False) if limit > 0 else b""
+                except OffsetOutOfRangeError:
+                    partitions.append(_partition_response(wanted.partition, ErrorCode.OFFSET_OUT_OF_RANGE,
+                                                          high_watermark, log.log_start_offset))
+                    continue
+                total += len(records)
+                partitions.append(_partition_response(wanted.partition, ErrorCode.NONE, high_watermark,
+                                                      log.log_start_offset, records))
+            responses.append({"topic": fetch_topic.get("topic"), "topic_id": fetch_topic.get("topic_id"),
+                              "partitions": partitions})
+        return responses, total
+
+
+@handles(FETCH)
+async def fetch(broker, header, request) -> dict:
+    error = _session_error(request)
+    if error != ErrorCode.NONE:
+        return {"throttle_time_ms": 0, "error_code": error, "session_id": NO_SESSION_ID, "responses": []}
+    plan = _FetchPlan(broker, request, header.request_api_version)
+    responses, size = plan.read()
+    if size < request.min_bytes and request.max_wait_ms > 0:
+        with trio.move_on_after(request.max_wait_ms / 1000):
+            while size < request.min_bytes and not broker.stopping.is_set():
+                await broker.wait_for_appends()
+                responses, size = plan.read()
+    return {"throttle_time_ms": 0, "error_code": ErrorCode.NONE, "session_id": NO_SESSION_ID,
+            "responses": responses}

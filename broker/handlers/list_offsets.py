@@ -1,0 +1,76 @@
+"""ListOffsets (2): earliest, latest, max-timestamp and by-timestamp offset lookups."""
+
+from __future__ import annotations
+
+from broker.handlers.base import handles
+from broker.registry import LEADER_EPOCH, Partition
+from protocol import records
+from protocol.errors import ErrorCode
+
+LIST_OFFSETS = 2
+LATEST_TIMESTAMP = -1
+EARLIEST_TIMESTAMP = -2
+MAX_TIMESTAMP = -3
+# Tiered-storage lookups (v8+, v9+): with no remote tier, the local log is the whole log.
+EARLIEST_LOCAL_TIMESTAMP = -4
+LATEST_TIERED_TIMESTAMP = -5
+NOT_FOUND = (-1, -1)
+
+
+def _first_record_at_or_after(partition: Partition, timestamp: int) -> tuple[int, int]:
+    """(offset, timestamp) of the first record whose timestamp >= `timestamp`, or NOT_FOUND."""
+    log = partition.log
+    found = log.offset_for_timestamp(timestamp)
+    offset = found.offset if found else log.log_end_offset
+    while offset < log.log_end_offset:
+        # The time index finds the batch; the exact record is found inside it, as Kafka does.
+        batch_slice = log.read(offset, 1)
+        for header, batch in records.iter_batches(bytes(batch_slice)):
+            for record in records.iter_records(batch):
+                if record.offset >= offset and record.timestamp >= timestamp:
+                    return record.offset, record.timestamp
+            offset = header.next_offset
+    return NOT_FOUND
+
+
+def _max_timestamp(partition: Partition) -> tuple[int, int]:
+    """(offset, timestamp) of the record with the largest timestamp, or NOT_FOUND when empty."""
+    max_timestamp = partition.log.max_timestamp
+    if max_timestamp is None:
+        return NOT_FOUND
+    return _first_record_at_or_after(partition, max_timestamp)
+
+
+def _lookup(partition: Partition, timestamp: int) -> tuple[int, int]:
+    log = partition.log
+    if timestamp == LATEST_TIMESTAMP:
+        return log.log_end_offset, -1
+    if timestamp in (EARLIEST_TIMESTAMP, EARLIEST_LOCAL_TIMESTAMP):
+        return log.log_start_offset, -1
+    if timestamp == MAX_TIMESTAMP:
+        return _max_timestamp(partition)
+    if timestamp == LATEST_TIERED_TIMESTAMP:
+        return NOT_FOUND
+    return _first_record_at_or_after(partition, timestamp)
+
+
+@handles(LIST_OFFSETS)
+async def list_offsets(broker, header, request) -> dict:
+    topics = []
+    for topic in request.topics:
+        partitions = []
+        for wanted in topic.partitions:
+            response = {"partition_index": wanted.partition_index, "error_code": ErrorCode.NONE,
+                        "old_style_offsets": [], "timestamp": -1, "offset": -1, "leader_epoch": -1}
+            partition = broker.registry.partition(topic.name, wanted.partition_index)
+            if partition is None:
+                response["error_code"] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+            else:
+                offset, timestamp = _lookup(partition, wanted.timestamp)
+                response.update(offset=offset, timestamp=timestamp,
+                                leader_epoch=LEADER_EPOCH if offset >= 0 else -1)
+                # v0 answers with a list of offsets instead of one offset.
+                response["old_style_offsets"] = [offset] if offset >= 0 else []
+            partitions.append(response)
+        topics.append({"name": topic.name, "partitions": partitions})
+    return {"throttle_time_ms": 0, "topics": topics}

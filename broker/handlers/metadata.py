@@ -1,0 +1,58 @@
+"""Metadata (3): this broker, the cluster, and the topics with their single-replica partitions."""
+
+from __future__ import annotations
+
+from broker.handlers.base import handles
+from broker.registry import LEADER_EPOCH, Topic
+from protocol.errors import ErrorCode
+
+METADATA = 3
+# Kafka's value for "authorized operations were not requested".
+AUTHORIZED_OPERATIONS_OMITTED = -2**31
+
+
+def _partition_metadata(broker, topic: Topic) -> list[dict]:
+    node = broker.config.node_id
+    return [{"error_code": ErrorCode.NONE, "partition_index": p.index, "leader_id": node,
+             "leader_epoch": LEADER_EPOCH, "replica_nodes": [node], "isr_nodes": [node],
+             "offline_replicas": []}
+            for p in topic.partitions]
+
+
+def _topic_metadata(broker, topic: Topic) -> dict:
+    return {"error_code": ErrorCode.NONE, "name": topic.name, "topic_id": topic.topic_id,
+            "is_internal": False, "partitions": _partition_metadata(broker, topic),
+            "topic_authorized_operations": AUTHORIZED_OPERATIONS_OMITTED}
+
+
+def _unknown_topic(name: str | None, topic_id) -> dict:
+    return {"error_code": ErrorCode.UNKNOWN_TOPIC_OR_PARTITION if name is not None else ErrorCode.UNKNOWN_TOPIC_ID,
+            "name": name, "topic_id": topic_id, "is_internal": False, "partitions": [],
+            "topic_authorized_operations": AUTHORIZED_OPERATIONS_OMITTED}
+
+
+@handles(METADATA)
+async def metadata(broker, header, request) -> dict:
+    registry = broker.registry
+    # v0 asks for every topic with an empty list; v1+ with a null list.
+    if request.topics is None or (header.request_api_version == 0 and not request.topics):
+        topics = [_topic_metadata(broker, topic) for topic in registry.topics.values()]
+    else:
+        topics = []
+        for wanted in request.topics:
+            topic_id = wanted.get("topic_id")
+            if wanted.name is not None:
+                topic = registry.topics.get(wanted.name)
+            else:
+                topic = registry.topics_by_id.get(topic_id)
+            topics.append(_topic_metadata(broker, topic) if topic else _unknown_topic(wanted.name, topic_id))
+    host, port = broker.advertised_address
+    node = broker.config.node_id
+    return {
+        "throttle_time_ms": 0,
+        "brokers": [{"node_id": node, "host": host, "port": port, "rack": None}],
+        "cluster_id": broker.cluster_id,
+        "controller_id": node,
+        "topics": topics,
+        "cluster_authorized_operations": AUTHORIZED_OPERATIONS_OMITTED,
+    }

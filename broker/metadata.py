@@ -1,0 +1,103 @@
+"""Broker identity and id allocation kept in the data directory, in Kafka's own file formats.
+
+- `meta.properties`: cluster id and node id, as Kafka writes it at the root of each log dir.
+- `<topic>-<partition>/partition.metadata`: the topic id, as Kafka writes it in each partition dir.
+- `producer-id-block`: the next unallocated producer id; ids are handed out from blocks reserved on
+  disk first, so a producer id is never reused after a restart (Kafka's AllocateProducerIds).
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import uuid
+from pathlib import Path
+
+PRODUCER_ID_BLOCK_SIZE = 1000
+
+
+def kafka_uuid_string(value: uuid.UUID) -> str:
+    """Kafka prints UUIDs (cluster ids, topic ids) as URL-safe base64 without padding."""
+    return base64.urlsafe_b64encode(value.bytes).decode().rstrip("=")
+
+
+def parse_kafka_uuid(text: str) -> uuid.UUID:
+    return uuid.UUID(bytes=base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+
+
+def write_atomically(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def read_properties(path: Path) -> dict[str, str]:
+    """Java properties / Kafka metadata files: `key=value` or `key: value`, one per line."""
+    values = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        for sep in ("=", ":"):
+            if sep in line:
+                key, _, value = line.partition(sep)
+                values[key.strip()] = value.strip()
+                break
+    return values
+
+
+class MetadataError(Exception):
+    """A metadata file in the data directory is unreadable or contradicts the configuration."""
+
+
+def load_cluster_id(data_dir: Path, node_id: int) -> str:
+    """The cluster id from meta.properties, created on first start."""
+    path = data_dir / "meta.properties"
+    if not path.exists():
+        cluster_id = kafka_uuid_string(uuid.uuid4())
+        write_atomically(path, f"version=1\ncluster.id={cluster_id}\nnode.id={node_id}\n")
+        return cluster_id
+    try:
+        props = read_properties(path)
+        cluster_id, stored_node = props["cluster.id"], int(props["node.id"])
+    except (OSError, KeyError, ValueError) as exc:
+        raise MetadataError(f"{path}: unreadable ({exc})") from exc
+    if stored_node != node_id:
+        raise MetadataError(f"{path}: data directory belongs to node {stored_node}, not --node-id {node_id}")
+    return cluster_id
+
+
+def read_topic_id(partition_dir: Path) -> uuid.UUID:
+    path = partition_dir / "partition.metadata"
+    try:
+        return parse_kafka_uuid(read_properties(path)["topic_id"])
+    except (OSError, KeyError, ValueError) as exc:
+        raise MetadataError(f"{path}: unreadable ({exc})") from exc
+
+
+def write_topic_id(partition_dir: Path, topic_id: uuid.UUID) -> None:
+    write_atomically(partition_dir / "partition.metadata", f"version: 0\ntopic_id: {kafka_uuid_string(topic_id)}\n")
+
+
+class ProducerIdAllocator:
+    """Hands out producer ids that stay unique across restarts."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self._path = data_dir / "producer-id-block"
+        try:
+            self._next = int(self._path.read_text()) if self._path.exists() else 0
+        except (OSError, ValueError) as exc:
+            raise MetadataError(f"{self._path}: unreadable ({exc})") from exc
+        self._block_end = self._next
+
+    def allocate(self) -> int:
+        if self._next >= self._block_end:
+            # Reserve the next block on disk before using any id of it.
+            self._block_end = self._next + PRODUCER_ID_BLOCK_SIZE
+            write_atomically(self._path, str(self._block_end))
+        producer_id = self._next
+        self._next += 1
+        return producer_id

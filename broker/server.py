@@ -1,0 +1,186 @@
+"""The broker process: listener, connections, request dispatch, background maintenance, shutdown."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import struct
+import time
+
+import trio
+
+from broker import handlers
+from broker.handlers.base import CloseConnection, UnsupportedRequest
+from broker.config import BrokerConfig
+from broker.connection import Connection, ConnectionClosed, FrameTooLarge
+from broker.metadata import ProducerIdAllocator, load_cluster_id
+from broker.registry import TopicConfig, TopicRegistry
+from log import UNLIMITED, LogConfig
+from protocol import headers
+from protocol.errors import ProtocolError
+
+logger = logging.getLogger("broker")
+
+_SIZE = struct.Struct(">i")
+# In-flight requests get this long to finish after SIGTERM before their connections are cut.
+SHUTDOWN_GRACE_SECONDS = 30
+
+
+class Broker:
+    def __init__(self, config: BrokerConfig) -> None:
+        self.config = config
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        self.cluster_id = load_cluster_id(config.data_dir, config.node_id)
+        self.producer_ids = ProducerIdAllocator(config.data_dir)
+        self.topic_config = TopicConfig(config.message_timestamp_type, config.max_message_bytes)
+        self.registry = TopicRegistry(config.data_dir, LogConfig(
+            segment_bytes=config.segment_bytes, segment_ms=config.segment_ms,
+            retention_bytes=config.retention_bytes, retention_ms=config.retention_ms,
+            flush_messages=config.flush_messages or UNLIMITED, flush_ms=config.flush_ms or UNLIMITED,
+            max_message_bytes=config.max_message_bytes,
+        ))
+        self.registry.load(self.topic_config)
+        if config.topic not in self.registry.topics:
+            self.registry.create_topic(config.topic, 1, self.topic_config)
+        self.port = config.port
+        self.stopping = trio.Event()
+        self._reading: set[trio.CancelScope] = set()
+        self._flush_wanted = trio.Event()
+        self._data_arrived = trio.Event()
+
+    @property
+    def advertised_address(self) -> tuple[str, int]:
+        return self.config.advertised_host or self.config.host, self.config.advertised_port or self.port
+
+    async def serve(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        """Serve until SIGINT/SIGTERM or `stop()`, then drain and close the logs cleanly."""
+        try:
+            listeners = await trio.open_tcp_listeners(self.config.port, host=self.config.host)
+        except OSError:
+            self.registry.close()
+            raise
+        self.port = listeners[0].socket.getsockname()[1]
+        try:
+            async with trio.open_nursery() as connections:
+                async with trio.open_nursery() as services:
+                    services.start_soon(self._watch_signals, services.cancel_scope)
+                    services.start_soon(self._maintenance)
+                    services.start_soon(self._flush_policy)
+                    for listener in listeners:
+                        services.start_soon(self._accept, listener, connections)
+                    logger.info("ready: listening on %s:%d, data dir %s, topic %s",
+                                self.config.host, self.port, self.config.data_dir, self.config.topic)
+                    task_status.started(self.port)
+                    await self.stopping.wait()
+                    services.cancel_scope.cancel()
+                logger.info("stopping: finishing in-flight requests")
+                for scope in list(self._reading):
+                    scope.cancel()
+                connections.cancel_scope.deadline = trio.current_time() + SHUTDOWN_GRACE_SECONDS
+        finally:
+            self.registry.close()
+            logger.info("stopped: logs closed cleanly")
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self._data_arrived.set()
+
+    async def _watch_signals(self, scope: trio.CancelScope) -> None:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for signum in signals:
+                logger.info("received %s", signal.Signals(signum).name)
+                self.stop()
+                return
+
+    async def _accept(self, listener: trio.SocketListener, connections: trio.Nursery) -> None:
+        while True:
+            stream = await listener.accept()
+            connections.start_soon(self._serve_connection, stream)
+
+    async def _maintenance(self) -> None:
+        """Retention and producer-state snapshots, on Kafka's retention check interval."""
+        while True:
+            await trio.sleep(self.config.retention_check_interval_ms / 1000)
+            now_ms = int(time.time() * 1000)
+            for partition in self.registry.all_partitions():
+                partition.log.apply_retention(now_ms)
+                partition.write_producer_snapshot()
+
+    def appended(self, partition) -> None:
+        """Called after every append: wakes long polls, and the flusher when the flush policy says so."""
+        self._data_arrived.set()
+        self._data_arrived = trio.Event()
+        if partition.log.needs_flush(int(time.time() * 1000)):
+            self._flush_wanted.set()
+
+    async def wait_for_appends(self) -> None:
+        """Park a long-polling fetch until the next append anywhere (or shutdown)."""
+        await self._data_arrived.wait()
+
+    async def _flush_policy(self) -> None:
+        """fsync logs as --flush-messages / --flush-ms ask, off the event loop."""
+        interval = self.config.flush_ms / 1000 if self.config.flush_ms else None
+        while True:
+            with trio.move_on_after(interval if interval else float("inf")):
+                await self._flush_wanted.wait()
+            self._flush_wanted = trio.Event()
+            now_ms = int(time.time() * 1000)
+            for partition in list(self.registry.all_partitions()):
+                if partition.log.needs_flush(now_ms):
+                    await partition.flush_to(partition.log.log_end_offset)
+
+    async def _serve_connection(self, stream: trio.SocketStream) -> None:
+        peer = _peer_name(stream)
+        connection = Connection(stream.socket, self.config.max_request_bytes)
+        idle_seconds = self.config.connections_max_idle_ms / 1000
+        try:
+            while not self.stopping.is_set():
+                frame = await self._read_request(connection, idle_seconds)
+                if frame is None:
+                    return
+                response = await self.handle_frame(frame)
+                if response is not None:
+                    await connection.send(response)
+        except ConnectionClosed:
+            pass
+        except (FrameTooLarge, ProtocolError, CloseConnection) as exc:
+            logger.warning("%s: closing connection: %s", peer, exc)
+        except OSError as exc:
+            logger.debug("%s: connection error: %s", peer, exc)
+        finally:
+            with trio.move_on_after(1) as cleanup:
+                cleanup.shield = True
+                await stream.aclose()
+
+    async def _read_request(self, connection: Connection, idle_seconds: float) -> bytes | bytearray | None:
+        """The next request frame; None when the connection went idle or the broker is stopping.
+
+        Only waiting for a request is cancelled at shutdown: a request being handled runs to
+        its end and gets its response."""
+        with trio.move_on_after(idle_seconds) as scope:
+            self._reading.add(scope)
+            try:
+                return await connection.read_frame()
+            finally:
+                self._reading.discard(scope)
+        return None
+
+    async def handle_frame(self, frame: bytes | bytearray) -> list | None:
+        """Decode one request, run its handler, and encode the response frame as chunks (None: no response)."""
+        header, body_offset = headers.decode_request_header(frame)
+        handler = handlers.HANDLERS.get(header.request_api_key)
+        if handler is None:
+            raise UnsupportedRequest(f"unknown API key {header.request_api_key}")
+        chunks = await handler.respond(self, header, frame, body_offset)
+        if chunks is None:
+            return None
+        size = sum(len(chunk) for chunk in chunks)
+        return [_SIZE.pack(size), *chunks]
+
+
+def _peer_name(stream: trio.SocketStream) -> str:
+    try:
+        host, port = stream.socket.getpeername()[:2]
+        return f"{host}:{port}"
+    except OSError:
+        return "peer"

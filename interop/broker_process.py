@@ -1,0 +1,76 @@
+"""Run the real broker as a child process (`python -m broker`) on a free port, for tests and benchmarks."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+_READY = re.compile(r"ready: listening on (\S+):(\d+)")
+START_TIMEOUT_SECONDS = 30
+
+
+class BrokerProcess:
+    """One broker process over one data directory; can be stopped, killed and started again."""
+
+    def __init__(self, data_dir: Path, *extra_args: str, port: int = 0) -> None:
+        self.data_dir = data_dir
+        self.extra_args = list(extra_args)
+        self.port = port
+        self.process: subprocess.Popen | None = None
+        self.output: list[str] = []
+        self._ready = threading.Event()
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> BrokerProcess:
+        """Start the broker and return once it logs that it is ready."""
+        self._ready.clear()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "broker", "--port", str(self.port), "--data-dir", str(self.data_dir),
+             *self.extra_args],
+            cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        threading.Thread(target=self._read_output, args=(self.process,), daemon=True).start()
+        if not self._ready.wait(START_TIMEOUT_SECONDS) or self.process.poll() is not None:
+            self.kill()
+            raise RuntimeError("broker did not become ready:\n" + self.log_text())
+        return self
+
+    def _read_output(self, process: subprocess.Popen) -> None:
+        for line in process.stdout:
+            self.output.append(line)
+            match = _READY.search(line)
+            if match:
+                # Later restarts reuse the port the first start picked, so clients can reconnect.
+                self.port = int(match.group(2))
+                self._ready.set()
+
+    def log_text(self) -> str:
+        return "".join(self.output)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        """Send `sig` and wait for the process to exit; returns its exit code."""
+        if self.process is None or self.process.poll() is not None:
+            return self.process.returncode if self.process else 0
+        self.process.send_signal(sig)
+        return self.process.wait(timeout)
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def __enter__(self) -> BrokerProcess:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.kill()

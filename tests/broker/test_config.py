@@ -1,0 +1,58 @@
+from pathlib import Path
+
+import pytest
+
+from broker.config import BrokerConfig, build_parser, parse_config
+
+
+def test_defaults_match_kafkas():
+    config = parse_config([], environ={})
+    assert config == BrokerConfig()
+    assert config.listen_address == ("127.0.0.1", 9092)
+    assert config.max_request_bytes == 100 * 1024 * 1024
+    assert config.max_message_bytes == 1048588
+
+
+def test_flags_win_over_environment():
+    config = parse_config(["--port", "19092"], environ={"COMLOG_PORT": "29092", "COMLOG_TOPIC": "events"})
+    assert config.port == 19092
+    assert config.topic == "events"
+
+
+def test_advertised_address_defaults_to_listen_address():
+    config = parse_config(["--host", "0.0.0.0", "--advertised-host", "kafka.local"], environ={})
+    assert config.advertised_address == ("kafka.local", 9092)
+
+
+def test_data_dir_is_a_path():
+    assert parse_config(["--data-dir", "/tmp/x"], environ={}).data_dir == Path("/tmp/x")
+
+
+@pytest.mark.parametrize("argv", [
+    ["--port", "70000"],
+    ["--segment-bytes", "0"],
+    ["--retention-ms", "-5"],
+    ["--message-timestamp-type", "WallClock"],
+    ["--log-level", "chatty"],
+    ["--flush-on-ack", "maybe"],
+    ["--topic", "bad/name"],
+])
+def test_bad_values_are_refused_with_a_message(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse_config(argv, environ={})
+    assert exit_info.value.code == 2
+    assert "error" in capsys.readouterr().err
+
+
+def test_bad_environment_value_names_the_variable(capsys):
+    with pytest.raises(SystemExit):
+        parse_config([], environ={"COMLOG_PORT": "ninety"})
+    assert "COMLOG_PORT" in capsys.readouterr().err
+
+
+def test_help_documents_every_flag_and_its_environment_twin():
+    text = build_parser().format_help()
+    for field in BrokerConfig.__dataclass_fields__:
+        flag = "--" + field.replace("_", "-")
+        assert flag in text
+        assert "COMLOG_" + field.upper() in text
