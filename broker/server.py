@@ -44,6 +44,7 @@ class Broker:
             self.registry.create_topic(config.topic, 1, self.topic_config)
         self.port = config.port
         self.stopping = trio.Event()
+        self.stopped = trio.Event()
         self._reading: set[trio.CancelScope] = set()
         self._flush_wanted = trio.Event()
         self._data_arrived = trio.Event()
@@ -79,6 +80,7 @@ class Broker:
                 connections.cancel_scope.deadline = trio.current_time() + SHUTDOWN_GRACE_SECONDS
         finally:
             self.registry.close()
+            self.stopped.set()
             logger.info("stopped: logs closed cleanly")
 
     def stop(self) -> None:
