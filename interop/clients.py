@@ -68,6 +68,13 @@ def kafka_python_producer(broker: BrokerProcess, **config) -> Iterator[KafkaProd
         producer.close(timeout=TIMEOUT_SECONDS)
 
 
+def send_all(producer: KafkaProducer, values: list[bytes], **fields) -> list[int]:
+    """Send each value with kafka-python, flush, and return the offsets the producer was told, in send order."""
+    futures = [producer.send(TOPIC, value=value, **fields) for value in values]
+    producer.flush(timeout=TIMEOUT_SECONDS)
+    return [future.get(timeout=TIMEOUT_SECONDS).offset for future in futures]
+
+
 @contextlib.contextmanager
 def group_less_consumer(broker: BrokerProcess, **config) -> Iterator[KafkaConsumer]:
     """A kafka-python consumer without a group, assigned to the partition, closed on exit."""

@@ -10,20 +10,13 @@ import pytest
 from kafka.errors import MessageSizeTooLargeError
 from kafka.record.default_records import DefaultRecordBatchBuilder
 
-from interop.clients import (CODECS, assert_broker_healthy, PARTITION, TIMEOUT_SECONDS, compressible_value, consume,
-                             group_less_consumer, kafka_python_producer, log_end_offset, poll_records,
-                             stored_batches)
+from interop.clients import (CODECS, PARTITION, TIMEOUT_SECONDS, assert_broker_healthy, compressible_value,
+                             consume, group_less_consumer, kafka_python_producer, log_end_offset,
+                             poll_records, send_all, stored_batches)
 
 # The broker's default --max-message-bytes, Kafka's max.message.bytes default.
 MAX_MESSAGE_BYTES = 1048588
 HEADERS = [("trace", b"\x00\x01"), ("origin", b"kafka-python")]
-
-
-def send_all(producer, values, **fields) -> list[int]:
-    """Send each value, flush, and return the offsets the producer was told, in send order."""
-    futures = [producer.send(PARTITION.topic, value=value, **fields) for value in values]
-    producer.flush(timeout=TIMEOUT_SECONDS)
-    return [future.get(timeout=TIMEOUT_SECONDS).offset for future in futures]
 
 
 def test_default_producer_is_idempotent_with_keys_and_headers(shared_broker):
