@@ -15,7 +15,7 @@ class SegmentFile:
     they need it even if the segment meanwhile rolled, was deleted by retention or the log closed;
     it is never closed under them and so never reused for another file."""
 
-    __slots__ = ("path", "fd")
+    __slots__ = ("path", "fd", "__weakref__")
 
     def __init__(self, path: Path, fd: int) -> None:
         self.path = path

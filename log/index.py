@@ -11,7 +11,7 @@ import mmap
 import os
 import struct
 from pathlib import Path
-from typing import ClassVar, Self
+from typing import ClassVar, Self, TypeVar
 
 
 class _Index:
@@ -37,15 +37,17 @@ class _Index:
 
         A writable index is copied into memory; a read-only one is memory-mapped."""
         try:
-            with open(path, "rb") as file:
-                if writable:
-                    data: bytes | bytearray | mmap.mmap = bytearray(file.read())
-                elif os.fstat(file.fileno()).st_size:
-                    data = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
-                else:
-                    data = b""
+            fd = os.open(path, os.O_RDONLY)
         except FileNotFoundError:
             return None
+        try:
+            size = os.fstat(fd).st_size
+            if writable:
+                data: bytes | bytearray | mmap.mmap = bytearray(os.read(fd, size))
+            else:
+                data = mmap.mmap(fd, 0, access=mmap.ACCESS_READ) if size else b""
+        finally:
+            os.close(fd)
         if len(data) % cls.ENTRY.size:
             return None
         return cls(path, base_offset, data, max_index_bytes // cls.ENTRY.size)
@@ -125,6 +127,10 @@ class TimeIndex(_Index):
         count = self._bisect(timestamp, 0, include_equal=False)
         return self.entry(count - 1)[1] if count else self.base_offset
 
-    def is_consistent(self, offset_span: int) -> bool:
+    def is_consistent(self, log_size: int, offset_span: int) -> bool:
+        """Whether the last entry points inside the segment."""
         last = self.last_entry
         return last is None or last[1] - self.base_offset < offset_span
+
+
+IndexT = TypeVar("IndexT", OffsetIndex, TimeIndex)

@@ -11,10 +11,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
-from log.batch import LOG_OVERHEAD, parse_header, verify_crc
+import crc32c
+
+from log.batch import CRC_START, LOG_OVERHEAD, parse_header
 from log.checkpoint import fsync_directory, read_checkpoint, write_checkpoint
 from log.config import LogConfig
 from log.errors import (
+    CorruptRecordBatchError,
     InvalidBatchLengthError,
     LogClosedError,
     LogStorageError,
@@ -22,14 +25,15 @@ from log.errors import (
     RecordBatchTooLargeError,
 )
 from log.file_records import FileRecords
-from log.segment import LogSegment
+from log.segment import LogSegment, segment_file_name
 
 LOG_START_OFFSET_CHECKPOINT = "log-start-offset.checkpoint"
 RECOVERY_POINT_CHECKPOINT = "recovery-point.checkpoint"
 CLEAN_SHUTDOWN_MARKER = "clean-shutdown"
 _SEGMENT_FILE = re.compile(r"(\d{20})\.(log|index|timeindex)")
-# Sealed segments whose indexes stay mapped between reads; each costs two mappings, no descriptor.
-_LOADED_SEALED_SEGMENTS = 4
+# Sealed segments whose file stays open and indexes mapped between reads (one descriptor and two
+# mappings each), so that reads of the same old segment share them.
+LOADED_SEALED_SEGMENTS = 4
 
 
 def current_time_ms() -> int:
@@ -104,6 +108,52 @@ class Log:
     # -- opening and recovery --------------------------------------------------------------------
 
     def _open(self) -> None:
+        found = self._segment_files()
+        base_offsets = sorted(base for base, kinds in found.items() if "log" in kinds)
+        now = self._clock()
+        self._clean_shutdown = (self.directory / CLEAN_SHUTDOWN_MARKER).exists()
+        self._log_start_offset = read_checkpoint(self.directory / LOG_START_OFFSET_CHECKPOINT) or 0
+        self._recovery_point = read_checkpoint(self.directory / RECOVERY_POINT_CHECKPOINT) or 0
+        if not base_offsets:  # a new log: its first, empty segment goes through recovery below
+            base_offsets = [self._log_start_offset]
+            LogSegment.create(self.directory, self._log_start_offset, self.config, now)
+
+        segments = [
+            LogSegment.sealed(self.directory, base, self.config, next_base)
+            for base, next_base in zip(base_offsets, base_offsets[1:])
+        ]
+        segments.append(LogSegment(self.directory, base_offsets[-1], self.config))
+        if self._clean_shutdown and segments[-1].resume(now):
+            recover_from = len(segments)
+        elif self._clean_shutdown:
+            recover_from = len(segments) - 1
+        else:
+            recover_from = max(bisect.bisect_right(base_offsets, self._recovery_point) - 1, 0)
+        recovered = recover_from < len(segments)
+        for segment in segments[: min(recover_from, len(segments) - 1)]:
+            if not {"index", "timeindex"} <= found.get(segment.base_offset, set()):
+                segment.rebuild_indexes()
+                segment.unload()
+        self._set_segments(self._recover(segments, recover_from, now))
+
+        if self._log_start_offset > self.log_end_offset:
+            # The records below a persisted log start offset were lost in a crash: start over there
+            # (as Kafka's truncateFullyAndStartAt does).
+            for segment in self._segments:
+                segment.delete()
+            self._set_segments([LogSegment.create(self.directory, self._log_start_offset, self.config, now)])
+            recovered = True
+        self._log_start_offset = max(self._log_start_offset, self._segments[0].base_offset)
+        self._recovery_point = min(self._recovery_point, self.log_end_offset)
+        # Everything on disk was synced by the clean shutdown, or is by the sync just below.
+        self._flushed_offset = self.log_end_offset
+        self._last_flush_ms = now
+        if recovered:
+            self._sync(with_active_indexes=False)
+
+    def _segment_files(self) -> dict[int, set[str]]:
+        """The kinds of segment file (log, index, timeindex) present for each base offset, after
+        removing what interrupted operations left behind."""
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             names = os.listdir(self.directory)
@@ -119,51 +169,8 @@ class Log:
         for base_offset, kinds in found.items():
             if "log" not in kinds:
                 for kind in kinds:  # indexes of a segment whose deletion a crash interrupted
-                    self._remove(f"{base_offset:020d}.{kind}")
-        base_offsets = sorted(base for base, kinds in found.items() if "log" in kinds)
-        now = self._clock()
-        self._clean_shutdown = (self.directory / CLEAN_SHUTDOWN_MARKER).exists()
-        self._log_start_offset = read_checkpoint(self.directory / LOG_START_OFFSET_CHECKPOINT) or 0
-        self._recovery_point = read_checkpoint(self.directory / RECOVERY_POINT_CHECKPOINT) or 0
-
-        segments = [
-            LogSegment.sealed(self.directory, base, self.config, next_base)
-            for base, next_base in zip(base_offsets, base_offsets[1:])
-        ]
-        recovered = True
-        if base_offsets:
-            last = LogSegment(self.directory, base_offsets[-1], self.config)
-            segments.append(last)
-            if self._clean_shutdown and last.resume(now):
-                recover_from = len(segments)
-                recovered = False
-            elif self._clean_shutdown:
-                recover_from = len(segments) - 1
-            else:
-                recover_from = max(bisect.bisect_right(base_offsets, self._recovery_point) - 1, 0)
-            segments = self._recover(segments, recover_from, now)
-        else:
-            segments = [LogSegment.create(self.directory, self._log_start_offset, self.config, now)]
-        self._set_segments(segments)
-        for segment in segments[:-1]:
-            if not {"index", "timeindex"} <= found[segment.base_offset]:
-                segment.indexes()  # rebuilds the missing files
-                segment.unload()
-
-        if self._log_start_offset > self.log_end_offset:
-            # The records below a persisted log start offset were lost in a crash: start over there
-            # (as Kafka's truncateFullyAndStartAt does).
-            for segment in segments:
-                segment.delete()
-            self._set_segments([LogSegment.create(self.directory, self._log_start_offset, self.config, now)])
-            recovered = True
-        self._log_start_offset = max(self._log_start_offset, self._segments[0].base_offset)
-        self._recovery_point = min(self._recovery_point, self.log_end_offset)
-        # Everything on disk was synced by the clean shutdown, or is by the sync just below.
-        self._flushed_offset = self.log_end_offset
-        self._last_flush_ms = now
-        if recovered:
-            self._sync(with_active_indexes=False)
+                    self._remove(segment_file_name(base_offset, f".{kind}"))
+        return found
 
     def _recover(self, segments: list[LogSegment], recover_from: int, now: int) -> list[LogSegment]:
         """Validate segments[recover_from:], keeping the batches up to the first invalid byte and
@@ -229,14 +236,16 @@ class Log:
 
     def append(self, batch: bytes | bytearray | memoryview) -> AppendInfo:
         """Append one record batch (magic 2), giving it the next offsets by writing its baseOffset
-        field; no other byte changes, so its CRC stays valid. The caller's buffer is not modified.
+        field; no other byte changes, so its CRC stays valid. A writable buffer (bytearray, or a
+        memoryview of one) gets that field set in place, as Kafka does; a read-only one is left alone.
 
         Raises InvalidRecordBatchError (length, magic, CRC-32C) or RecordBatchTooLargeError."""
         self._check_open()
-        view = memoryview(batch).cast("B")
+        view = memoryview(batch)
+        if view.format != "B":
+            view = view.cast("B")
         size = len(view)
-        fields = parse_header(view, 0, size)
-        batch_length, crc, last_offset_delta, max_timestamp = fields[1], fields[4], fields[6], fields[8]
+        _, batch_length, _, _, crc, _, last_offset_delta, _, max_timestamp, _, _, _, _ = parse_header(view, 0, size)
         if batch_length + LOG_OVERHEAD != size:
             raise InvalidBatchLengthError(f"batchLength {batch_length} does not match the {size} bytes given")
         if size > self._max_batch_size:
@@ -244,14 +253,17 @@ class Log:
                 f"a {size}-byte batch exceeds max_message_bytes {self.config.max_message_bytes} "
                 f"or segment_bytes {self.config.segment_bytes}"
             )
-        verify_crc(view, 0, batch_length, crc)
-        active = self._segments[-1]
-        if active.should_roll(size, max_timestamp, last_offset_delta, self._clock):
-            active = self._roll()
+        if crc32c.crc32c(view[CRC_START:]) != crc:  # verify_crc, without a call on the hot path
+            raise CorruptRecordBatchError("CRC-32C mismatch")
         if self._clean_shutdown:
             self._forget_clean_shutdown()
+        active = self._segments[-1]
         base_offset = active.next_offset
-        position = active.append(view, max_timestamp, last_offset_delta)
+        position = active.try_append(view, max_timestamp, last_offset_delta, self._clock)
+        if position is None:
+            active = self._roll()
+            position = active.try_append(view, max_timestamp, last_offset_delta, self._clock)
+            assert position is not None  # an empty segment takes any batch
         return AppendInfo(base_offset, base_offset + last_offset_delta, max_timestamp, position)
 
     def roll(self) -> None:
@@ -300,12 +312,12 @@ class Log:
         return self._segments[bisect.bisect_right(self._base_offsets, offset) - 1]
 
     def _use(self, segment: LogSegment) -> None:
-        """Note a use of a sealed segment's indexes, unloading the least recently used beyond the limit."""
-        if segment.file is not None:
+        """Note a use of a sealed segment, unloading the least recently used beyond the limit."""
+        if segment is self._segments[-1]:
             return
         self._loaded.pop(segment, None)
         self._loaded[segment] = None
-        while len(self._loaded) > _LOADED_SEALED_SEGMENTS:
+        while len(self._loaded) > LOADED_SEALED_SEGMENTS:
             oldest = next(iter(self._loaded))
             del self._loaded[oldest]
             oldest.unload()

@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import os
+import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from log.batch import (
     BASE_OFFSET,
     HEADER_SIZE,
+    LOG_OVERHEAD,
     NO_TIMESTAMP,
     BatchHeader,
+    parse_header,
     read_header,
     verify_crc,
 )
 from log.config import LogConfig
 from log.errors import CorruptLogError, InvalidRecordBatchError, LogStorageError
 from log.file_records import FileRecords, SegmentFile
-from log.index import OffsetIndex, TimeIndex
+from log.index import IndexT, OffsetIndex, TimeIndex
 
 # Offsets inside a segment are stored relative to its base offset in 4 bytes; Kafka keeps them
 # within a signed int.
@@ -34,8 +37,8 @@ class LogSegment:
     """A segment of a log, named by its base offset (the offset of its first batch).
 
     The active (last) segment holds its .log file open and its indexes in memory, and appends.
-    A sealed segment never changes again: it opens its file per read and memory-maps its indexes
-    only while the log keeps it loaded."""
+    A sealed segment never changes again: it opens its file and memory-maps its indexes on first
+    use, and lets go of them when the log unloads it."""
 
     __slots__ = (
         "base_offset",
@@ -46,6 +49,7 @@ class LogSegment:
         "size",
         "next_offset",
         "file",
+        "_unloaded_file",
         "_offset_index",
         "_time_index",
         "max_timestamp",
@@ -65,8 +69,9 @@ class LogSegment:
         self.size = 0
         # Offset after the segment's last batch: the next segment's base offset once sealed.
         self.next_offset = base_offset
-        # Open only while active; reads of sealed segments open their own.
+        # Open while active, and while the log keeps a sealed segment loaded for reads.
         self.file: SegmentFile | None = None
+        self._unloaded_file: weakref.ref[SegmentFile] | None = None
         self._offset_index: OffsetIndex | None = None
         self._time_index: TimeIndex | None = None
         # Largest batch max timestamp and the batch holding it; None while a sealed segment's
@@ -135,7 +140,7 @@ class LogSegment:
                 self._rolling_timestamp = next(self.headers(self.file, 0, self.base_offset))[1].max_timestamp
         except InvalidRecordBatchError:
             return False
-        return time_index.is_consistent(self.next_offset - self.base_offset)
+        return time_index.is_consistent(self.size, self.next_offset - self.base_offset)
 
     def recover(self, now_ms: int) -> InvalidRecordBatchError | None:
         """Validate every batch (length, magic, CRC-32C, offsets following on from the base
@@ -154,18 +159,37 @@ class LogSegment:
         return error
 
     def _scan_and_index(self, now_ms: int) -> tuple[int, InvalidRecordBatchError | None]:
-        """Rebuild the in-memory indexes from a verifying scan; (end of the valid bytes, first error)."""
-        assert self.file is not None
+        """Rebuild the in-memory indexes from a scan of the whole file that checks each batch's
+        length, magic, CRC-32C and that its offsets follow on; returns the end of the valid bytes
+        and what was wrong with the batch there, if anything.
+
+        One loop without generators or header objects: it runs once per batch of a 1 GiB segment."""
+        file = self.file
+        assert file is not None
         self._reset_indexes(now_ms)
-        valid_end = 0
+        end = self.size
+        buffer = memoryview(bytearray(_RECOVERY_CHUNK_BYTES))
+        chunk_position = chunk_end = position = 0
         try:
-            for position, header in _verified_batches(self.file, self.size, self.base_offset):
-                self._add_to_indexes(header.base_offset, header.max_timestamp, header.size, position)
-                self.next_offset = header.last_offset + 1
-                valid_end = position + header.size
+            while position < end:
+                if position + HEADER_SIZE > chunk_end:
+                    chunk_position, chunk_end = position, position + _fill(file, buffer, position)
+                base_offset, batch_length, _, _, crc, _, last_offset_delta, _, max_timestamp, _, _, _, _ = (
+                    parse_header(buffer, position - chunk_position, end - position)
+                )
+                size = batch_length + LOG_OVERHEAD
+                if position + size > chunk_end:
+                    if size > len(buffer):
+                        buffer = memoryview(bytearray(size))
+                    chunk_position, chunk_end = position, position + _fill(file, buffer, position)
+                verify_crc(buffer, position - chunk_position, batch_length, crc)
+                _check_follows(base_offset, self.next_offset)
+                self._add_to_indexes(base_offset, max_timestamp, size, position)
+                self.next_offset = base_offset + last_offset_delta + 1
+                position += size
         except InvalidRecordBatchError as error:
-            return valid_end, error
-        return valid_end, None
+            return position, error
+        return position, None
 
     def _reset_indexes(self, now_ms: int) -> None:
         limit = self.config.segment_index_bytes
@@ -188,29 +212,35 @@ class LogSegment:
 
     # -- appending -------------------------------------------------------------------------------
 
-    def should_roll(self, size: int, max_timestamp: int, last_offset_delta: int, clock: Callable[[], int]) -> bool:
-        """Whether the batch must go into a new segment (Kafka's LogSegment.shouldRoll, without
-        jitter). An empty segment takes any batch: the log rejects those larger than a segment."""
-        if not self.size:
-            return False
-        if self.size > self.config.segment_bytes - size or self._indexes_full:
-            return True
-        if self._rolling_timestamp >= 0:
-            waited = max_timestamp - self._rolling_timestamp
-        else:
-            waited = clock() - self._created_ms
-        return (
-            waited > self.config.segment_ms
-            or self.next_offset + last_offset_delta - self.base_offset > MAX_RELATIVE_OFFSET
-        )
-
-    def append(self, batch: memoryview, max_timestamp: int, last_offset_delta: int) -> int:
-        """Write the batch with its base offset set to this segment's next offset; returns its position."""
+    def try_append(self, batch: memoryview, max_timestamp: int, last_offset_delta: int, clock: Callable[[], int]) -> int | None:
+        """Write the batch with its base offset set to this segment's next offset (in the buffer
+        itself when it is writable) and return its position; or return None, writing nothing, when
+        the batch belongs in a new segment (Kafka's LogSegment.shouldRoll, without jitter). An
+        empty segment takes any batch: the log rejects those larger than a segment."""
         position = self.size
-        base_offset = self.next_offset
         size = len(batch)
+        base_offset = self.next_offset
+        if position:
+            config = self.config
+            if self._rolling_timestamp >= 0:
+                waited = max_timestamp - self._rolling_timestamp
+            else:
+                waited = clock() - self._created_ms
+            if (
+                position > config.segment_bytes - size
+                or self._indexes_full
+                or waited > config.segment_ms
+                or base_offset + last_offset_delta - self.base_offset > MAX_RELATIVE_OFFSET
+            ):
+                return None
+        fd = self.file.fd  # type: ignore[union-attr]  # only the active segment appends
         try:
-            written = os.pwritev(self.file.fd, [BASE_OFFSET.pack(base_offset), batch[8:]], position)  # type: ignore[union-attr]
+            if batch.readonly:
+                written = os.pwritev(fd, [BASE_OFFSET.pack(base_offset), batch[8:]], position)
+            else:
+                # As Kafka does: set the offset in the caller's buffer and write it in one piece.
+                BASE_OFFSET.pack_into(batch, 0, base_offset)
+                written = os.pwrite(fd, batch, position)
         except OSError as error:
             self._undo_write(position)
             raise LogStorageError(self.log_path, error) from error
@@ -218,8 +248,8 @@ class LogSegment:
             self._undo_write(position)
             raise LogStorageError(self.log_path, f"short write: {written} of {size} bytes")
         self.size = position + size
-        self._add_to_indexes(base_offset, max_timestamp, size, position)
         self.next_offset = base_offset + last_offset_delta + 1
+        self._add_to_indexes(base_offset, max_timestamp, size, position)
         return position
 
     def _undo_write(self, position: int) -> None:
@@ -260,13 +290,17 @@ class LogSegment:
     def seal(self) -> None:
         """Stop appending: write the index files and let go of the open file and in-memory indexes."""
         self.write_indexes()
-        self.file = None
         self.unload()
 
     # -- reading ---------------------------------------------------------------------------------
 
     def open_file(self) -> SegmentFile:
-        return self.file or SegmentFile.open(self.log_path)
+        """The segment's open file; a sealed segment opens it on first use and keeps it until unloaded."""
+        if self.file is None:
+            # Reads may still hold the file opened before the segment was last unloaded: share it.
+            earlier = self._unloaded_file and self._unloaded_file()
+            self.file = earlier or SegmentFile.open(self.log_path)
+        return self.file
 
     def headers(self, file: SegmentFile, position: int, first_offset: int) -> Iterator[tuple[int, BatchHeader]]:
         """(position, header) of each batch from `position`, where a batch with base offset
@@ -275,15 +309,14 @@ class LogSegment:
         expected_offset = first_offset
         while position < end:
             header = read_header(file.pread(HEADER_SIZE, position), 0, end - position)
-            _check_follows(header, expected_offset)
+            _check_follows(header.base_offset, expected_offset)
             yield position, header
             position += header.size
             expected_offset = header.last_offset + 1
 
     def locate(self, file: SegmentFile, offset: int) -> tuple[int, BatchHeader]:
         """Position and header of the batch that holds `offset`, which must lie in this segment."""
-        offset_index, _ = self.indexes()
-        start_offset, start_position = offset_index.lookup(offset)
+        start_offset, start_position = self.offset_index.lookup(offset)
         try:
             for position, header in self.headers(file, start_position, start_offset):
                 if header.last_offset >= offset:
@@ -300,8 +333,7 @@ class LogSegment:
 
     def find_timestamp(self, timestamp: int, min_offset: int) -> BatchHeader | None:
         """The first batch with a max timestamp >= `timestamp` holding an offset >= `min_offset`."""
-        offset_index, time_index = self.indexes()
-        start_offset, start_position = offset_index.lookup(max(time_index.lookup(timestamp), min_offset))
+        start_offset, start_position = self.offset_index.lookup(max(self.time_index.lookup(timestamp), min_offset))
         file = self.open_file()
         try:
             for _, header in self.headers(file, start_position, start_offset):
@@ -315,7 +347,8 @@ class LogSegment:
         """The largest batch max timestamp, or the file's modification time when no batch has one
         (what Kafka's time-based retention goes by)."""
         if self.max_timestamp is None:
-            self.indexes()
+            # A sealed segment's time index ends with its largest timestamp.
+            self.max_timestamp = (self.time_index.last_entry or (NO_TIMESTAMP, 0))[0]
         if self.max_timestamp is not None and self.max_timestamp != NO_TIMESTAMP:
             return self.max_timestamp
         try:
@@ -326,35 +359,39 @@ class LogSegment:
     # -- sealed segments' indexes ----------------------------------------------------------------
 
     @property
-    def is_loaded(self) -> bool:
-        return self._offset_index is not None
+    def offset_index(self) -> OffsetIndex:
+        """The offset index; a sealed segment maps its file on first use (rebuilding it from the log
+        when missing or inconsistent)."""
+        if self._offset_index is None:
+            self._offset_index = self._load_index(OffsetIndex, self.index_path)
+            if self._offset_index is None:
+                return self.rebuild_indexes()[0]
+        return self._offset_index
 
-    def indexes(self) -> tuple[OffsetIndex, TimeIndex]:
-        """Both indexes, mapping a sealed segment's files on first use and rebuilding them from the
-        log when missing or inconsistent."""
-        if self._offset_index is None or self._time_index is None:
-            limit = self.config.segment_index_bytes
-            offset_index = OffsetIndex.load(self.index_path, self.base_offset, limit, writable=False)
-            time_index = TimeIndex.load(self.time_index_path, self.base_offset, limit, writable=False)
-            span = self.next_offset - self.base_offset
-            if (
-                offset_index is None
-                or time_index is None
-                or not offset_index.is_consistent(self.size, span)
-                or not time_index.is_consistent(span)
-            ):
-                self._rebuild_indexes()
-            else:
-                self._offset_index, self._time_index = offset_index, time_index
-                self.max_timestamp = (time_index.last_entry or (NO_TIMESTAMP, 0))[0]
-        assert self._offset_index is not None and self._time_index is not None
-        return self._offset_index, self._time_index
+    @property
+    def time_index(self) -> TimeIndex:
+        """The time index, loaded like the offset index."""
+        if self._time_index is None:
+            self._time_index = self._load_index(TimeIndex, self.time_index_path)
+            if self._time_index is None:
+                return self.rebuild_indexes()[1]
+        return self._time_index
 
-    def _rebuild_indexes(self) -> None:
-        """Index a sealed segment anew; its batches must all be valid, as nothing may be cut from
-        the middle of a log."""
+    def _load_index(self, kind: type[IndexT], path: Path) -> IndexT | None:
+        """A sealed segment's index file, or None when it is missing or fails Kafka's sanity check."""
+        try:
+            index = kind.load(path, self.base_offset, self.config.segment_index_bytes, writable=False)
+        except OSError as error:
+            raise LogStorageError(path, error) from error
+        if index is None or not index.is_consistent(self.size, self.next_offset - self.base_offset):
+            return None
+        return index
+
+    def rebuild_indexes(self) -> tuple[OffsetIndex, TimeIndex]:
+        """Index a sealed segment anew from its batches and write the index files. All batches must
+        be valid: nothing may be cut from the middle of a log."""
         next_offset = self.next_offset
-        self.file = SegmentFile.open(self.log_path)
+        self.open_file()
         try:
             valid_end, error = self._scan_and_index(0)
             if error is not None:
@@ -365,11 +402,15 @@ class LogSegment:
                 )
             self.write_indexes()
         finally:
-            self.file = None
             self.next_offset = next_offset
+        assert self._offset_index is not None and self._time_index is not None
+        return self._offset_index, self._time_index
 
     def unload(self) -> None:
-        """Forget a sealed segment's indexes (they are mapped again when needed)."""
+        """Let go of a sealed segment's file and indexes; reads still holding the file keep it open."""
+        if self.file is not None:
+            self._unloaded_file = weakref.ref(self.file)
+        self.file = None
         self._offset_index = self._time_index = None
 
     # -- durability and deletion -----------------------------------------------------------------
@@ -390,7 +431,6 @@ class LogSegment:
 
     def delete(self) -> None:
         """Remove the segment's files; reads still holding its file keep working."""
-        self.file = None
         self.unload()
         for path in (self.log_path, self.index_path, self.time_index_path):
             try:
@@ -410,34 +450,11 @@ def _fsync_path(path: Path) -> None:
         os.close(fd)
 
 
-def _check_follows(header: BatchHeader, expected_offset: int) -> None:
-    if header.base_offset != expected_offset:
+def _check_follows(base_offset: int, expected_offset: int) -> None:
+    if base_offset != expected_offset:
         raise InvalidRecordBatchError(
-            f"batch has base offset {header.base_offset} where offset {expected_offset} was due"
+            f"batch has base offset {base_offset} where offset {expected_offset} was due"
         )
-
-
-def _verified_batches(file: SegmentFile, end: int, first_offset: int) -> Iterator[tuple[int, BatchHeader]]:
-    """(position, header) of each valid batch from the start of the file, reading it in large
-    chunks and checking each batch's length, magic, CRC-32C and that its offsets follow on.
-    Raises InvalidRecordBatchError at the first batch that is not valid."""
-    buffer = memoryview(bytearray(_RECOVERY_CHUNK_BYTES))
-    chunk_position = chunk_end = 0
-    position = 0
-    expected_offset = first_offset
-    while position < end:
-        if position + HEADER_SIZE > chunk_end:
-            chunk_position, chunk_end = position, position + _fill(file, buffer, position)
-        header = read_header(buffer, position - chunk_position, end - position)
-        if position + header.size > chunk_end:
-            if header.size > len(buffer):
-                buffer = memoryview(bytearray(header.size))
-            chunk_position, chunk_end = position, position + _fill(file, buffer, position)
-        verify_crc(buffer, position - chunk_position, header.batch_length, header.crc)
-        _check_follows(header, expected_offset)
-        yield position, header
-        position += header.size
-        expected_offset = header.last_offset + 1
 
 
 def _fill(file: SegmentFile, buffer: memoryview, position: int) -> int:

@@ -41,15 +41,22 @@ def test_append_reports_the_max_timestamp(tmp_path):
     assert log.append(build_batch(4, timestamp=5_000)).max_timestamp == 5_003
 
 
-def test_append_accepts_bytearray_and_memoryview_without_changing_them(tmp_path):
+def test_a_writable_batch_gets_its_base_offset_in_place_and_a_read_only_one_is_untouched(tmp_path):
     log = open_log(tmp_path)
-    log.append(build_batch())
-    batch = bytearray(build_batch(2))
-    original = bytes(batch)
-    log.append(batch)
-    log.append(memoryview(batch))
-    assert batch == original
-    assert log.log_end_offset == 5
+    produced = build_batch(2)
+    log.append(produced)
+    assert produced == build_batch(2)
+    writable = bytearray(produced)
+    assert log.append(writable).base_offset == 2
+    assert same_batch_at(bytes(writable), produced, 2)
+    frame = bytearray(b"header" + produced)
+    assert log.append(memoryview(frame)[6:]).base_offset == 4
+    assert same_batch_at(bytes(frame[6:]), produced, 4)
+    assert log.append(memoryview(produced)).base_offset == 6
+    stored = bytes(log.read(0, 1 << 20))
+    for number in range(4):
+        chunk = stored[number * len(produced) : (number + 1) * len(produced)]
+        assert same_batch_at(chunk, produced, 2 * number)
 
 
 def test_compressed_batches_are_stored_as_produced(tmp_path):
