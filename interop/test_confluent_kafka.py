@@ -9,14 +9,10 @@ import time
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from interop.clients import (CODECS, TIMEOUT_MS, TIMEOUT_SECONDS, TOPIC, compressible_value, consume,
-                             stored_batches)
+from interop.clients import (LIBRDKAFKA_CODECS, TIMEOUT_MS, TIMEOUT_SECONDS, TOPIC, compressible_value,
+                             consume, stored_batches)
 
 HEADERS = [("trace", b"\x00\x01"), ("origin", b"librdkafka")]
-# librdkafka keys lz4 on FindCoordinator being advertised (a proxy for "a broker newer than 0.8"),
-# and sends lz4 batches uncompressed until it is; FindCoordinator comes with consumer groups.
-LZ4_NEEDS_FIND_COORDINATOR = pytest.mark.xfail(
-    strict=True, reason="librdkafka enables lz4 only when the broker advertises FindCoordinator (issue 5)")
 
 
 def produce(broker, values: list[bytes], key: bytes, timestamps: list[int] | None = None, **config) -> list[int]:
@@ -40,8 +36,7 @@ def assert_read_back(broker, offsets: list[int], values: list[bytes], key: bytes
         [(offset, key, value, HEADERS) for offset, value in zip(offsets, values)]
 
 
-@pytest.mark.parametrize("codec", [
-    pytest.param(codec, marks=LZ4_NEEDS_FIND_COORDINATOR if codec == "lz4" else ()) for codec in ("none", *CODECS)])
+@pytest.mark.parametrize("codec", LIBRDKAFKA_CODECS)
 def test_producer_with_codec(shared_broker, codec):
     values = [compressible_value(f"librdkafka-{codec}", i) for i in range(5)]
     offsets = produce(shared_broker, values, codec.encode(), **{"compression.type": codec})

@@ -9,14 +9,12 @@ import subprocess
 
 import pytest
 
-from interop.clients import CODECS, TIMEOUT_SECONDS, TOPIC, compressible_value, consume, log_end_offset, stored_batches
+from interop.clients import (LIBRDKAFKA_CODECS, TIMEOUT_SECONDS, TOPIC, compressible_value, consume,
+                             log_end_offset, stored_batches)
 
 KCAT = shutil.which("kcat")
 pytestmark = pytest.mark.skipif(KCAT is None, reason="kcat is not installed (Debian package kcat)")
 HEADERS = [("trace", b"kcat-trace"), ("origin", b"kcat")]
-# See test_confluent_kafka: librdkafka sends lz4 batches uncompressed until FindCoordinator is advertised.
-LZ4_NEEDS_FIND_COORDINATOR = pytest.mark.xfail(
-    strict=True, reason="librdkafka enables lz4 only when the broker advertises FindCoordinator (issue 5)")
 
 
 def kcat(broker, *args: str, stdin: str = "") -> str:
@@ -43,8 +41,7 @@ def test_metadata_listing(shared_broker):
     assert unknown == {"topic": "no-such-topic", "error": "Broker: Unknown topic or partition", "partitions": []}
 
 
-@pytest.mark.parametrize("codec", [
-    pytest.param(codec, marks=LZ4_NEEDS_FIND_COORDINATOR if codec == "lz4" else ()) for codec in ("none", *CODECS)])
+@pytest.mark.parametrize("codec", LIBRDKAFKA_CODECS)
 def test_produce_with_codec_and_consume(shared_broker, codec):
     start = log_end_offset(shared_broker)
     rows = [(f"key-{i}", compressible_value(f"kcat-{codec}", i).decode()) for i in range(5)]
