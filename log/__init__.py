@@ -15,7 +15,8 @@ from log.errors import (
     UnsupportedMagicError,
 )
 from log.file_records import FileRecords
-from log.log import AppendInfo, BatchInfo, Log, SegmentInfo, TimestampOffset
+from log.batch import BatchInfo
+from log.log import AppendInfo, Log, SegmentInfo, TimestampOffset
 
 __all__ = [
     "AppendInfo",

@@ -30,36 +30,28 @@ CRC_START = 21
 NO_TIMESTAMP = -1
 
 
-class BatchHeader(NamedTuple):
-    """The header fields of one record batch, as stored."""
+class BatchInfo(NamedTuple):
+    """A stored batch's header fields and where it lies: what reads step over and what the broker
+    rebuilds its state from (producer ids and sequences, leader epochs)."""
 
     base_offset: int
-    batch_length: int
+    last_offset: int
     partition_leader_epoch: int
-    magic: int
-    crc: int
     attributes: int
-    last_offset_delta: int
-    base_timestamp: int
     max_timestamp: int
     producer_id: int
     producer_epoch: int
     base_sequence: int
     records_count: int
-
-    @property
-    def size(self) -> int:
-        """Bytes the whole batch occupies."""
-        return self.batch_length + LOG_OVERHEAD
-
-    @property
-    def last_offset(self) -> int:
-        return self.base_offset + self.last_offset_delta
+    segment_base_offset: int
+    # Where the batch starts in its segment's .log file, and the bytes it takes there.
+    position: int
+    size: int
 
 
 def parse_header(buffer: bytes | bytearray | memoryview, position: int, available: int) -> tuple[int, ...]:
     """The header fields of the batch at `position`, of which `available` bytes are present, in
-    BatchHeader's order (a plain tuple: append parses one per batch and wants it cheap).
+    their order on the wire (a plain tuple: append and recovery parse one per batch).
 
     Raises an InvalidRecordBatchError subclass when the header cannot be that of a whole v2 batch.
     """
@@ -81,9 +73,27 @@ def parse_header(buffer: bytes | bytearray | memoryview, position: int, availabl
     return fields
 
 
-def read_header(buffer: bytes | bytearray | memoryview, position: int, available: int) -> BatchHeader:
-    """parse_header's fields as a BatchHeader."""
-    return BatchHeader._make(parse_header(buffer, position, available))
+def read_batch_info(
+    buffer: bytes | bytearray | memoryview, available: int, segment_base_offset: int, position: int
+) -> BatchInfo:
+    """The BatchInfo of the batch whose header starts `buffer`, found at `position` of a segment."""
+    base_offset, batch_length, epoch, _, _, attributes, delta, _, max_timestamp, producer_id, producer_epoch, sequence, count = (
+        parse_header(buffer, 0, available)
+    )
+    return BatchInfo(
+        base_offset,
+        base_offset + delta,
+        epoch,
+        attributes,
+        max_timestamp,
+        producer_id,
+        producer_epoch,
+        sequence,
+        count,
+        segment_base_offset,
+        position,
+        batch_length + LOG_OVERHEAD,
+    )
 
 
 def verify_crc(buffer: memoryview, position: int, batch_length: int, crc: int) -> None:

@@ -13,6 +13,8 @@ import struct
 from pathlib import Path
 from typing import ClassVar, Self, TypeVar
 
+from log.errors import LogStorageError
+
 
 class _Index:
     ENTRY: ClassVar[struct.Struct]
@@ -38,16 +40,18 @@ class _Index:
         A writable index is copied into memory; a read-only one is memory-mapped."""
         try:
             fd = os.open(path, os.O_RDONLY)
+            try:
+                size = os.fstat(fd).st_size
+                if writable:
+                    data: bytes | bytearray | mmap.mmap = bytearray(os.read(fd, size))
+                else:
+                    data = mmap.mmap(fd, 0, access=mmap.ACCESS_READ) if size else b""
+            finally:
+                os.close(fd)
         except FileNotFoundError:
             return None
-        try:
-            size = os.fstat(fd).st_size
-            if writable:
-                data: bytes | bytearray | mmap.mmap = bytearray(os.read(fd, size))
-            else:
-                data = mmap.mmap(fd, 0, access=mmap.ACCESS_READ) if size else b""
-        finally:
-            os.close(fd)
+        except OSError as error:
+            raise LogStorageError(path, error) from error
         if len(data) % cls.ENTRY.size:
             return None
         return cls(path, base_offset, data, max_index_bytes // cls.ENTRY.size)
@@ -73,8 +77,11 @@ class _Index:
 
     def write(self) -> None:
         """Store the entries in the index file, replacing what it held."""
-        with open(self.path, "wb") as file:
-            file.write(self._data)
+        try:
+            with open(self.path, "wb") as file:
+                file.write(self._data)
+        except OSError as error:
+            raise LogStorageError(self.path, error) from error
 
 
 class OffsetIndex(_Index):
@@ -87,7 +94,7 @@ class OffsetIndex(_Index):
     OFFSET_FIELD = 0
 
     def append(self, offset: int, position: int) -> None:
-        self._data += self.ENTRY.pack(offset - self.base_offset, position)  # type: ignore[operator]
+        self._data += self.ENTRY.pack(offset - self.base_offset, position)
         self.is_full = len(self._data) >= self._max_bytes
 
     def lookup(self, offset: int) -> tuple[int, int]:
@@ -118,7 +125,7 @@ class TimeIndex(_Index):
 
     def maybe_append(self, timestamp: int, offset: int) -> None:
         if timestamp > self._last_timestamp:
-            self._data += self.ENTRY.pack(timestamp, offset - self.base_offset)  # type: ignore[operator]
+            self._data += self.ENTRY.pack(timestamp, offset - self.base_offset)
             self.is_full = len(self._data) >= self._max_bytes
             self._last_timestamp = timestamp
 

@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 import crc32c
 
-from log.batch import CRC_START, LOG_OVERHEAD, parse_header
+from log.batch import CRC_START, LOG_OVERHEAD, BatchInfo, parse_header
 from log.checkpoint import fsync_directory, read_checkpoint, write_checkpoint
 from log.config import LogConfig
 from log.errors import (
@@ -46,23 +46,6 @@ class AppendInfo(NamedTuple):
     max_timestamp: int
     # Where the batch starts in the active segment's .log file.
     position: int
-
-
-class BatchInfo(NamedTuple):
-    """A stored batch's header fields, for rebuilding state (producer ids, leader epochs) from the log."""
-
-    base_offset: int
-    last_offset: int
-    partition_leader_epoch: int
-    attributes: int
-    max_timestamp: int
-    producer_id: int
-    producer_epoch: int
-    base_sequence: int
-    records_count: int
-    segment_base_offset: int
-    position: int
-    size: int
 
 
 class TimestampOffset(NamedTuple):
@@ -331,9 +314,9 @@ class Log:
                 continue
             self._use(segment)
             if segment.largest_timestamp() >= timestamp:
-                header = segment.find_timestamp(timestamp, self._log_start_offset)
-                if header is not None:
-                    return TimestampOffset(header.max_timestamp, max(header.base_offset, self._log_start_offset))
+                batch = segment.find_timestamp(timestamp, self._log_start_offset)
+                if batch is not None:
+                    return TimestampOffset(batch.max_timestamp, max(batch.base_offset, self._log_start_offset))
         return None
 
     def iter_batches(self, start_offset: int | None = None) -> Iterator[BatchInfo]:
@@ -352,23 +335,9 @@ class Log:
             file = segment.open_file()
             position, first_offset = 0, segment.base_offset
             if start > segment.base_offset:
-                position, header = segment.locate(file, start)
-                first_offset = header.base_offset
-            for position, header in segment.headers(file, position, first_offset):
-                yield BatchInfo(
-                    header.base_offset,
-                    header.last_offset,
-                    header.partition_leader_epoch,
-                    header.attributes,
-                    header.max_timestamp,
-                    header.producer_id,
-                    header.producer_epoch,
-                    header.base_sequence,
-                    header.records_count,
-                    segment.base_offset,
-                    position,
-                    header.size,
-                )
+                first = segment.locate(file, start)
+                position, first_offset = first.position, first.base_offset
+            yield from segment.batches(file, position, first_offset)
 
     # -- retention -------------------------------------------------------------------------------
 

@@ -12,9 +12,9 @@ from log.batch import (
     HEADER_SIZE,
     LOG_OVERHEAD,
     NO_TIMESTAMP,
-    BatchHeader,
+    BatchInfo,
     parse_header,
-    read_header,
+    read_batch_info,
     verify_crc,
 )
 from log.config import LogConfig
@@ -132,12 +132,12 @@ class LogSegment:
         self.next_offset = start_offset
         self._bytes_since_index_entry = self.size - start_position
         try:
-            for _, header in self.headers(self.file, start_position, start_offset):
-                self.next_offset = header.last_offset + 1
-                if header.max_timestamp > self.max_timestamp:
-                    self.max_timestamp, self._offset_of_max_timestamp = header.max_timestamp, header.base_offset
+            for batch in self.batches(self.file, start_position, start_offset):
+                self.next_offset = batch.last_offset + 1
+                if batch.max_timestamp > self.max_timestamp:
+                    self.max_timestamp, self._offset_of_max_timestamp = batch.max_timestamp, batch.base_offset
             if self.size:
-                self._rolling_timestamp = next(self.headers(self.file, 0, self.base_offset))[1].max_timestamp
+                self._rolling_timestamp = next(self.batches(self.file, 0, self.base_offset)).max_timestamp
         except InvalidRecordBatchError:
             return False
         return time_index.is_consistent(self.size, self.next_offset - self.base_offset)
@@ -233,7 +233,7 @@ class LogSegment:
                 or base_offset + last_offset_delta - self.base_offset > MAX_RELATIVE_OFFSET
             ):
                 return None
-        fd = self.file.fd  # type: ignore[union-attr]  # only the active segment appends
+        fd = self.file.fd  # only the active segment appends: its file is open
         try:
             if batch.readonly:
                 written = os.pwritev(fd, [BASE_OFFSET.pack(base_offset), batch[8:]], position)
@@ -263,16 +263,16 @@ class LogSegment:
     def _add_to_indexes(self, base_offset: int, max_timestamp: int, size: int, position: int) -> None:
         """Account for the batch just written at `position`, indexing it as Kafka's
         LogSegment.append does: once more than index_interval_bytes came since the last entry."""
-        if max_timestamp > self.max_timestamp:  # type: ignore[operator]
+        if max_timestamp > self.max_timestamp:
             self.max_timestamp = max_timestamp
             self._offset_of_max_timestamp = base_offset
         if not position:
             self._rolling_timestamp = max_timestamp
         if self._bytes_since_index_entry > self.config.index_interval_bytes:
             offset_index, time_index = self._offset_index, self._time_index
-            offset_index.append(base_offset, position)  # type: ignore[union-attr]
-            time_index.maybe_append(self.max_timestamp, self._offset_of_max_timestamp)  # type: ignore[union-attr]
-            self._indexes_full = offset_index.is_full or time_index.is_full  # type: ignore[union-attr]
+            offset_index.append(base_offset, position)
+            time_index.maybe_append(self.max_timestamp, self._offset_of_max_timestamp)
+            self._indexes_full = offset_index.is_full or time_index.is_full
             self._bytes_since_index_entry = 0
         self._bytes_since_index_entry += size
 
@@ -281,11 +281,8 @@ class LogSegment:
         assert self._offset_index is not None and self._time_index is not None and self.max_timestamp is not None
         if self.max_timestamp != NO_TIMESTAMP:
             self._time_index.maybe_append(self.max_timestamp, self._offset_of_max_timestamp)
-        for index in (self._offset_index, self._time_index):
-            try:
-                index.write()
-            except OSError as error:
-                raise LogStorageError(index.path, error) from error
+        self._offset_index.write()
+        self._time_index.write()
 
     def seal(self) -> None:
         """Stop appending: write the index files and let go of the open file and in-memory indexes."""
@@ -302,25 +299,25 @@ class LogSegment:
             self.file = earlier or SegmentFile.open(self.log_path)
         return self.file
 
-    def headers(self, file: SegmentFile, position: int, first_offset: int) -> Iterator[tuple[int, BatchHeader]]:
-        """(position, header) of each batch from `position`, where a batch with base offset
-        `first_offset` must start, to the end of the segment as it is now; reads headers only."""
+    def batches(self, file: SegmentFile, position: int, first_offset: int) -> Iterator[BatchInfo]:
+        """Each batch from `position`, where a batch with base offset `first_offset` must start, to
+        the end of the segment as it is now; reads the headers only."""
         end = self.size
         expected_offset = first_offset
         while position < end:
-            header = read_header(file.pread(HEADER_SIZE, position), 0, end - position)
-            _check_follows(header.base_offset, expected_offset)
-            yield position, header
-            position += header.size
-            expected_offset = header.last_offset + 1
+            batch = read_batch_info(file.pread(HEADER_SIZE, position), end - position, self.base_offset, position)
+            _check_follows(batch.base_offset, expected_offset)
+            yield batch
+            position += batch.size
+            expected_offset = batch.last_offset + 1
 
-    def locate(self, file: SegmentFile, offset: int) -> tuple[int, BatchHeader]:
-        """Position and header of the batch that holds `offset`, which must lie in this segment."""
+    def locate(self, file: SegmentFile, offset: int) -> BatchInfo:
+        """The batch that holds `offset`, which must lie in this segment."""
         start_offset, start_position = self.offset_index.lookup(offset)
         try:
-            for position, header in self.headers(file, start_position, start_offset):
-                if header.last_offset >= offset:
-                    return position, header
+            for batch in self.batches(file, start_position, start_offset):
+                if batch.last_offset >= offset:
+                    return batch
         except InvalidRecordBatchError as error:
             raise CorruptLogError(self.log_path, start_position, f"while looking for offset {offset}: {error}") from error
         raise CorruptLogError(self.log_path, self.size, f"offset {offset} is missing from the segment")
@@ -328,17 +325,17 @@ class LogSegment:
     def read(self, offset: int, max_bytes: int) -> FileRecords:
         """The batches from the one holding `offset` on, up to `max_bytes` but at least that batch."""
         file = self.open_file()
-        position, header = self.locate(file, offset)
-        return FileRecords(file, position, min(self.size - position, max(max_bytes, header.size)))
+        batch = self.locate(file, offset)
+        return FileRecords(file, batch.position, min(self.size - batch.position, max(max_bytes, batch.size)))
 
-    def find_timestamp(self, timestamp: int, min_offset: int) -> BatchHeader | None:
+    def find_timestamp(self, timestamp: int, min_offset: int) -> BatchInfo | None:
         """The first batch with a max timestamp >= `timestamp` holding an offset >= `min_offset`."""
         start_offset, start_position = self.offset_index.lookup(max(self.time_index.lookup(timestamp), min_offset))
         file = self.open_file()
         try:
-            for _, header in self.headers(file, start_position, start_offset):
-                if header.max_timestamp >= timestamp and header.last_offset >= min_offset:
-                    return header
+            for batch in self.batches(file, start_position, start_offset):
+                if batch.max_timestamp >= timestamp and batch.last_offset >= min_offset:
+                    return batch
         except InvalidRecordBatchError as error:
             raise CorruptLogError(self.log_path, start_position, f"while looking for timestamp {timestamp}: {error}") from error
         return None
@@ -379,10 +376,7 @@ class LogSegment:
 
     def _load_index(self, kind: type[IndexT], path: Path) -> IndexT | None:
         """A sealed segment's index file, or None when it is missing or fails Kafka's sanity check."""
-        try:
-            index = kind.load(path, self.base_offset, self.config.segment_index_bytes, writable=False)
-        except OSError as error:
-            raise LogStorageError(path, error) from error
+        index = kind.load(path, self.base_offset, self.config.segment_index_bytes, writable=False)
         if index is None or not index.is_consistent(self.size, self.next_offset - self.base_offset):
             return None
         return index

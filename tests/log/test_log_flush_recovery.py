@@ -256,3 +256,19 @@ def test_recovered_batches_decode_with_kafka_python(tmp_path):
     log = open_log(tmp_path)
     data = bytes(log.read(2, 0))
     assert [record.offset for record in decode(data)] == [2, 3]
+
+
+def test_an_index_entry_pointing_at_the_wrong_batch_is_reported_on_read(tmp_path):
+    log = open_log(tmp_path, index_interval_bytes=0)
+    produced = append_all(log, 10)
+    log.roll()
+    log.close()
+    index = tmp_path / f"{SEGMENT_0}.index"
+    entries = bytearray(index.read_bytes())
+    struct.pack_into(">I", entries, 12, struct.unpack_from(">I", entries, 4)[0])  # entry 1 -> entry 0's batch
+    index.write_bytes(bytes(entries))
+    log = open_log(tmp_path, index_interval_bytes=0)
+    assert_readable(log, produced[:2])
+    with pytest.raises(CorruptLogError) as raised:
+        log.read(produced[2][0], 100)
+    assert raised.value.path == str(tmp_path / f"{SEGMENT_0}.log")

@@ -53,11 +53,16 @@ class LogMachine(RuleBasedStateMachine):
 
     # -- operations ------------------------------------------------------------------------------
 
-    @rule(records=st.integers(1, 5), value_size=st.integers(0, 300), elapsed=st.integers(0, 5_000))
-    def append(self, records: int, value_size: int, elapsed: int) -> None:
+    @rule(
+        records=st.integers(1, 5),
+        value_size=st.integers(0, 300),
+        elapsed=st.integers(0, 5_000),
+        writable=st.booleans(),
+    )
+    def append(self, records: int, value_size: int, elapsed: int, writable: bool) -> None:
         self.clock.now += elapsed
         batch = build_batch(records, timestamp=self.clock.now, value_size=value_size)
-        info = self.log.append(batch)
+        info = self.log.append(bytearray(batch) if writable else batch)
         assert (info.base_offset, info.last_offset) == (self.log_end_offset, self.log_end_offset + records - 1)
         active = self.log.segments[-1]
         self.model.append(Stored(info.base_offset, info.last_offset, batch, active.base_offset, info.position))
