@@ -1,0 +1,29 @@
+"""Consumer groups: the group coordinator (classic protocol) and the durable committed-offset store."""
+
+from broker.groups.coordinator import (
+    UNKNOWN_MEMBER_ID,
+    GroupCoordinator,
+    GroupOverview,
+    GroupSummary,
+    JoinRequest,
+    MemberSummary,
+)
+from broker.groups.group import GroupState, JoinedMember, JoinResult, SyncResult
+from broker.groups.offsets import OFFSETS_LOG_DIRECTORY, OffsetAndMetadata, OffsetStore, OffsetsLogError
+
+__all__ = [
+    "GroupCoordinator",
+    "GroupOverview",
+    "GroupState",
+    "GroupSummary",
+    "JoinRequest",
+    "JoinResult",
+    "JoinedMember",
+    "MemberSummary",
+    "OFFSETS_LOG_DIRECTORY",
+    "OffsetAndMetadata",
+    "OffsetStore",
+    "OffsetsLogError",
+    "SyncResult",
+    "UNKNOWN_MEMBER_ID",
+]

@@ -1,0 +1,317 @@
+"""Committed offsets: served from memory, made durable in an internal log, kept compact.
+
+Every commit is appended to a log on the `log/` engine (in the data directory, under
+`OFFSETS_LOG_DIRECTORY`) before it is acknowledged, as one record batch whose records use
+Kafka's own `__consumer_offsets` layout: the key is an OffsetCommitKey (version 1: group,
+topic, partition), the value an OffsetCommitValue (version 3: offset, leader epoch, metadata,
+commit timestamp), and a deleted group leaves a tombstone (null value) for each of its offsets.
+
+On start the log is replayed into memory. The log only grows, so once the records that later
+ones superseded (or tombstones) outnumber the live ones, the live entries are written into a
+fresh log that replaces the old one: start-up time follows the number of live offsets, not the
+number of commits ever made. That rewrite is crash-safe: the new log is complete and fsynced
+before a rename swaps it in, and a start-up finishes or discards an interrupted swap.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import shutil
+import struct
+import time
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+
+import trio
+
+from broker.metadata import MetadataError
+from log import Log, LogConfig
+from log.checkpoint import fsync_directory
+from protocol import records
+from protocol.errors import ProtocolError
+
+logger = logging.getLogger(__name__)
+
+# Not `<name>-<partition>`: the topic registry never takes this directory for a topic's.
+OFFSETS_LOG_DIRECTORY = "__consumer_offsets"
+_COMPACTED_SUFFIX = ".compacted"
+_RETIRED_SUFFIX = ".retired"
+# Kafka's offsets.topic.segment.bytes; a commit is one batch, so a batch may be as large.
+OFFSETS_SEGMENT_BYTES = 100 * 1024 * 1024
+# Rewrite the log once superseded records are at least this many and outnumber live ones.
+MIN_DEAD_RECORDS_FOR_COMPACTION = 10_000
+_RECORDS_PER_COMPACTED_BATCH = 1000
+_REPLAY_READ_BYTES = 1024 * 1024
+
+_OFFSET_COMMIT_KEY_VERSION = 1
+_OFFSET_COMMIT_VALUE_VERSION = 3
+_INT16 = struct.Struct(">h")
+_INT32 = struct.Struct(">i")
+_VALUE_HEAD = struct.Struct(">hqi")  # version, offset, leader epoch
+_INT64 = struct.Struct(">q")
+_MAX_STRING_BYTES = 32767
+
+TopicPartition = tuple[str, int]
+
+
+class OffsetsLogError(MetadataError):
+    """The offsets log holds a record this broker cannot read."""
+
+
+@dataclasses.dataclass(frozen=True)
+class OffsetAndMetadata:
+    offset: int
+    leader_epoch: int
+    metadata: str
+    commit_timestamp: int
+
+
+def fits_in_key(name: str) -> bool:
+    """Whether a group id or topic name fits the 16-bit length of Kafka's offset key strings."""
+    return len(name.encode()) <= _MAX_STRING_BYTES
+
+
+def _string(text: str) -> bytes:
+    data = text.encode()
+    return _INT16.pack(len(data)) + data
+
+
+def _read_string(data: bytes, position: int) -> tuple[str, int]:
+    (length,) = _INT16.unpack_from(data, position)
+    end = position + 2 + length
+    if length < 0 or end > len(data):
+        raise OffsetsLogError(f"string of {length} bytes overruns its {len(data)}-byte record")
+    return data[position + 2:end].decode(), end
+
+
+def encode_key(group_id: str, topic: str, partition: int) -> bytes:
+    return _INT16.pack(_OFFSET_COMMIT_KEY_VERSION) + _string(group_id) + _string(topic) + _INT32.pack(partition)
+
+
+def decode_key(data: bytes) -> tuple[str, TopicPartition]:
+    try:
+        (version,) = _INT16.unpack_from(data, 0)
+        if version != _OFFSET_COMMIT_KEY_VERSION:
+            raise OffsetsLogError(f"offset commit key version {version} is not {_OFFSET_COMMIT_KEY_VERSION}")
+        group_id, position = _read_string(data, 2)
+        topic, position = _read_string(data, position)
+        (partition,) = _INT32.unpack_from(data, position)
+        if position + 4 != len(data):
+            raise OffsetsLogError("offset commit key has trailing bytes")
+    except (struct.error, UnicodeDecodeError) as exc:
+        raise OffsetsLogError(f"unreadable offset commit key: {exc}") from exc
+    return group_id, (topic, partition)
+
+
+def encode_value(value: OffsetAndMetadata) -> bytes:
+    return (_VALUE_HEAD.pack(_OFFSET_COMMIT_VALUE_VERSION, value.offset, value.leader_epoch)
+            + _string(value.metadata) + _INT64.pack(value.commit_timestamp))
+
+
+def decode_value(data: bytes) -> OffsetAndMetadata:
+    try:
+        version, offset, leader_epoch = _VALUE_HEAD.unpack_from(data, 0)
+        if version != _OFFSET_COMMIT_VALUE_VERSION:
+            raise OffsetsLogError(f"offset commit value version {version} is not {_OFFSET_COMMIT_VALUE_VERSION}")
+        metadata, position = _read_string(data, _VALUE_HEAD.size)
+        (commit_timestamp,) = _INT64.unpack_from(data, position)
+        if position + 8 != len(data):
+            raise OffsetsLogError("offset commit value has trailing bytes")
+    except (struct.error, UnicodeDecodeError) as exc:
+        raise OffsetsLogError(f"unreadable offset commit value: {exc}") from exc
+    return OffsetAndMetadata(offset, leader_epoch, metadata, commit_timestamp)
+
+
+def _offsets_log_config() -> LogConfig:
+    # Never deleted by age or size: compaction alone bounds this log.
+    return LogConfig(segment_bytes=OFFSETS_SEGMENT_BYTES, max_message_bytes=OFFSETS_SEGMENT_BYTES,
+                     retention_ms=-1, retention_bytes=-1)
+
+
+def _batch(entries: list[tuple[bytes, bytes | None]]) -> bytes:
+    now = int(time.time() * 1000)
+    return records.build_batch([records.Record(key, value, (), now) for key, value in entries])
+
+
+class OffsetStore:
+    """Every group's committed offsets, durable in the offsets log under `data_dir`.
+
+    Writes are serialised (one append at a time, none during a compaction); reads are from
+    memory. With `fsync`, a commit is also fsynced before it returns (commits waiting at the
+    same time share one fsync), as acks=all produce requests are with --flush-on-ack.
+    """
+
+    def __init__(self, data_dir: Path, *, fsync: bool = False,
+                 min_dead_records: int = MIN_DEAD_RECORDS_FOR_COMPACTION) -> None:
+        self.directory = data_dir / OFFSETS_LOG_DIRECTORY
+        self.fsync = fsync
+        self.min_dead_records = min_dead_records
+        self._offsets: dict[str, dict[TopicPartition, OffsetAndMetadata]] = {}
+        self._live = 0
+        self._log_records = 0
+        self._writing = trio.Lock()
+        self._flushing = trio.Lock()
+        self._finish_interrupted_compaction()
+        self._log = Log(self.directory, _offsets_log_config())
+        try:
+            self._replay()
+        except BaseException:
+            self._log.close()
+            raise
+        if self._needs_compaction():
+            self._compact()
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def group_ids(self) -> list[str]:
+        return list(self._offsets)
+
+    def group_offsets(self, group_id: str) -> dict[TopicPartition, OffsetAndMetadata]:
+        """The group's committed offsets (a copy; empty when it has none)."""
+        return dict(self._offsets.get(group_id, {}))
+
+    @property
+    def live_records(self) -> int:
+        """How many offsets are committed, over all groups."""
+        return self._live
+
+    @property
+    def log_records(self) -> int:
+        """How many records the offsets log holds, superseded ones included."""
+        return self._log_records
+
+    # -- writing ---------------------------------------------------------------------------------
+
+    async def commit(self, group_id: str, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
+        """Append the offsets as one batch, then make them visible.
+
+        Raises RecordBatchTooLargeError when they do not fit one batch, or another LogError."""
+        entries = [(encode_key(group_id, topic, partition), encode_value(value))
+                   for (topic, partition), value in offsets.items()]
+        await self._write(entries, lambda: self._apply_commit(group_id, offsets))
+
+    async def delete_group(self, group_id: str) -> int:
+        """Write a tombstone for each of the group's offsets and forget them; how many there were."""
+        committed = self._offsets.get(group_id, {})
+        if not committed:
+            return 0
+        entries = [(encode_key(group_id, topic, partition), None) for topic, partition in committed]
+        await self._write(entries, lambda: self._forget_group(group_id))
+        return len(entries)
+
+    async def _write(self, entries: list[tuple[bytes, bytes | None]], apply: Callable[[], None]) -> None:
+        async with self._writing:
+            log = self._log
+            log.append(_batch(entries))
+            self._log_records += len(entries)
+            apply()
+            end = log.log_end_offset
+            if self._needs_compaction():
+                async with self._flushing:
+                    await trio.to_thread.run_sync(self._compact)
+        if self.fsync:
+            async with self._flushing:
+                # A compaction meanwhile closed `log`, fsyncing it, and swapped in a synced copy.
+                if log is self._log and log.flushed_offset < end:
+                    await trio.to_thread.run_sync(log.flush)
+
+    def _apply_commit(self, group_id: str, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
+        committed = self._offsets.setdefault(group_id, {})
+        before = len(committed)
+        committed.update(offsets)
+        self._live += len(committed) - before
+
+    def _forget_group(self, group_id: str) -> None:
+        self._live -= len(self._offsets.pop(group_id, {}))
+
+    def close(self) -> None:
+        self._log.close()
+
+    # -- replay and compaction -------------------------------------------------------------------
+
+    def _replay(self) -> None:
+        log = self._log
+        offset = log.log_start_offset
+        while offset < log.log_end_offset:
+            chunk = bytes(log.read(offset, _REPLAY_READ_BYTES))
+            start = offset
+            try:
+                for header, batch in records.iter_batches(chunk, allow_truncated_tail=True):
+                    for record in records.iter_records(batch):
+                        self._replay_record(record)
+                    offset = header.next_offset
+            except ProtocolError as exc:
+                raise OffsetsLogError(f"{self.directory}: unreadable batch at offset {offset}: {exc}") from exc
+            if offset == start:
+                raise OffsetsLogError(f"{self.directory}: no whole batch at offset {offset}")
+
+    def _replay_record(self, record: records.Record) -> None:
+        if record.key is None:
+            raise OffsetsLogError(f"{self.directory}: record at offset {record.offset} has no key")
+        group_id, partition = decode_key(record.key)
+        self._log_records += 1
+        committed = self._offsets.setdefault(group_id, {})
+        before = len(committed)
+        if record.value is None:
+            committed.pop(partition, None)
+        else:
+            committed[partition] = decode_value(record.value)
+        self._live += len(committed) - before
+        if not committed:
+            del self._offsets[group_id]
+
+    def _needs_compaction(self) -> bool:
+        dead = self._log_records - self._live
+        return dead > 0 and dead >= max(self.min_dead_records, self._live)
+
+    def _live_entries(self) -> Iterator[tuple[bytes, bytes]]:
+        for group_id, committed in self._offsets.items():
+            for (topic, partition), value in committed.items():
+                yield encode_key(group_id, topic, partition), encode_value(value)
+
+    def _compact(self) -> None:
+        """Replace the log with one holding only the live entries (tombstones have nothing left to hide)."""
+        compacted = self._sibling(_COMPACTED_SUFFIX)
+        shutil.rmtree(compacted, ignore_errors=True)
+        fresh = Log(compacted, _offsets_log_config())
+        for chunk in _chunks(self._live_entries(), _RECORDS_PER_COMPACTED_BATCH):
+            fresh.append(_batch(chunk))
+        fresh.close()
+        self._log.close()
+        retired = self._sibling(_RETIRED_SUFFIX)
+        os.replace(self.directory, retired)
+        os.replace(compacted, self.directory)
+        fsync_directory(self.directory.parent)
+        shutil.rmtree(retired)
+        logger.info("compacted the offsets log from %d records to %d", self._log_records, self._live)
+        self._log = Log(self.directory, _offsets_log_config())
+        self._log_records = self._live
+
+    def _finish_interrupted_compaction(self) -> None:
+        compacted, retired = self._sibling(_COMPACTED_SUFFIX), self._sibling(_RETIRED_SUFFIX)
+        if compacted.exists():
+            if self.directory.exists():
+                # Stopped before the swap: the old log is whole and the copy may not be.
+                shutil.rmtree(compacted)
+            else:
+                # Stopped between the two renames: the copy was complete and synced.
+                os.replace(compacted, self.directory)
+                fsync_directory(self.directory.parent)
+        if retired.exists():
+            shutil.rmtree(retired)
+
+    def _sibling(self, suffix: str) -> Path:
+        return self.directory.with_name(self.directory.name + suffix)
+
+
+def _chunks(entries: Iterable[tuple[bytes, bytes]], size: int) -> Iterator[list[tuple[bytes, bytes]]]:
+    chunk: list[tuple[bytes, bytes]] = []
+    for entry in entries:
+        chunk.append(entry)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
