@@ -34,6 +34,7 @@ class BrokerConfig:
     flush_messages: int | None = None
     flush_ms: int | None = None
     flush_on_ack: bool = False
+    group_initial_rebalance_delay_ms: int = 0
     log_level: str = "INFO"
 
     @property
@@ -56,6 +57,13 @@ def _port(text: str) -> int:
     value = int(text)
     if not 0 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"must be a port number 0-65535, got {text}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
     return value
 
 
@@ -102,6 +110,9 @@ _FLAGS: list[tuple[str, object, str]] = [
     ("--flush-ms", _positive_int, "fsync at least this often (flush.ms; default: leave it to the OS)"),
     ("--flush-on-ack", _flag,
      "fsync before answering an acks=all produce request, so acknowledged data survives power loss"),
+    ("--group-initial-rebalance-delay-ms", _non_negative_int,
+     "how long an empty group waits for more members before its first rebalance "
+     "(group.initial.rebalance.delay.ms; Kafka's default is 3000)"),
     ("--log-level", str, "DEBUG, INFO, WARNING or ERROR"),
 ]
 

@@ -13,6 +13,7 @@ from broker import handlers
 from broker.handlers.base import CloseConnection, UnsupportedRequest
 from broker.config import BrokerConfig
 from broker.connection import Connection, ConnectionClosed, FrameTooLarge
+from broker.groups import GroupCoordinator
 from broker.metadata import ProducerIdAllocator, load_cluster_id
 from broker.registry import TopicConfig, TopicRegistry
 from log import UNLIMITED, LogConfig
@@ -42,6 +43,9 @@ class Broker:
         self.registry.load(self.topic_config)
         if config.topic not in self.registry.topics:
             self.registry.create_topic(config.topic, 1, self.topic_config)
+        self.coordinator = GroupCoordinator.open(
+            config.data_dir, initial_rebalance_delay_ms=config.group_initial_rebalance_delay_ms,
+            fsync_commits=config.flush_on_ack)
         self.port = config.port
         self.stopping = trio.Event()
         self.stopped = trio.Event()
@@ -59,6 +63,7 @@ class Broker:
             listeners = await trio.open_tcp_listeners(self.config.port, host=self.config.host)
         except OSError:
             self.registry.close()
+            self.coordinator.close()
             raise
         self.port = listeners[0].socket.getsockname()[1]
         try:
@@ -67,6 +72,7 @@ class Broker:
                     services.start_soon(self._watch_signals, services.cancel_scope)
                     services.start_soon(self._maintenance)
                     services.start_soon(self._flush_policy)
+                    services.start_soon(self.coordinator.run)
                     for listener in listeners:
                         services.start_soon(self._accept, listener, connections)
                     logger.info("ready: listening on %s:%d, data dir %s, topic %s",
@@ -75,11 +81,14 @@ class Broker:
                     await self.stopping.wait()
                     services.cancel_scope.cancel()
                 logger.info("stopping: finishing in-flight requests")
+                # Parked JoinGroup/SyncGroup requests are answered now rather than cut off.
+                self.coordinator.unload()
                 for scope in list(self._reading):
                     scope.cancel()
                 connections.cancel_scope.deadline = trio.current_time() + SHUTDOWN_GRACE_SECONDS
         finally:
             self.registry.close()
+            self.coordinator.close()
             self.stopped.set()
             logger.info("stopped: logs closed cleanly")
 

@@ -2,5 +2,6 @@
 
 from broker.handlers.base import HANDLERS, Api
 from broker.handlers import api_versions, fetch, init_producer_id, list_offsets, metadata, produce
+from broker.handlers import find_coordinator, groups, offsets
 
 __all__ = ["HANDLERS", "Api"]
