@@ -19,9 +19,14 @@ def fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
+def checkpoint_temporary(name: str) -> str:
+    """The file a checkpoint is written to before it replaces `name`."""
+    return name + ".tmp"
+
+
 def write_checkpoint(path: Path, offset: int) -> None:
     """Durably replace `path` with `offset`: a crash leaves either the old or the new value."""
-    temporary = path.with_name(path.name + ".tmp")
+    temporary = path.with_name(checkpoint_temporary(path.name))
     try:
         with open(temporary, "w", encoding="ascii") as file:
             file.write(f"{_VERSION}\n{offset}\n")

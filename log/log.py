@@ -13,8 +13,8 @@ from typing import NamedTuple
 
 import crc32c
 
-from log.batch import CRC_START, LOG_OVERHEAD, BatchInfo, parse_header
-from log.checkpoint import fsync_directory, read_checkpoint, write_checkpoint
+from log.batch import CRC_START, LOG_OVERHEAD, NO_TIMESTAMP, BatchInfo, parse_header
+from log.checkpoint import checkpoint_temporary, fsync_directory, read_checkpoint, write_checkpoint
 from log.config import LogConfig
 from log.errors import (
     CorruptRecordBatchError,
@@ -30,6 +30,7 @@ from log.segment import LogSegment, segment_file_name
 LOG_START_OFFSET_CHECKPOINT = "log-start-offset.checkpoint"
 RECOVERY_POINT_CHECKPOINT = "recovery-point.checkpoint"
 CLEAN_SHUTDOWN_MARKER = "clean-shutdown"
+_CHECKPOINT_LEFTOVERS = {checkpoint_temporary(name) for name in (LOG_START_OFFSET_CHECKPOINT, RECOVERY_POINT_CHECKPOINT)}
 _SEGMENT_FILE = re.compile(r"(\d{20})\.(log|index|timeindex)")
 # Sealed segments whose file stays open and indexes mapped between reads (one descriptor and two
 # mappings each), so that reads of the same old segment share them.
@@ -147,7 +148,7 @@ class Log:
             match = _SEGMENT_FILE.fullmatch(name)
             if match:
                 found.setdefault(int(match[1]), set()).add(match[2])
-            elif name.endswith(".tmp"):
+            elif name in _CHECKPOINT_LEFTOVERS:
                 self._remove(name)  # a checkpoint write that a crash interrupted
         for base_offset, kinds in found.items():
             if "log" not in kinds:
@@ -202,6 +203,18 @@ class Log:
     def unflushed_messages(self) -> int:
         """Offsets appended since the last flush (Kafka's flush.messages counts these)."""
         return self.log_end_offset - self._flushed_offset
+
+    @property
+    def max_timestamp(self) -> int | None:
+        """The largest batch max timestamp in the log (Kafka's ListOffsets MAX_TIMESTAMP), None
+        while no batch carries a timestamp. Learning a sealed segment's maps its time index once."""
+        self._check_open()
+        largest = NO_TIMESTAMP
+        for segment in self._segments:
+            if segment.next_offset > self._log_start_offset:
+                self._use(segment)
+                largest = max(largest, segment.largest_batch_timestamp())
+        return None if largest == NO_TIMESTAMP else largest
 
     @property
     def size_in_bytes(self) -> int:
@@ -275,9 +288,12 @@ class Log:
 
     # -- reading ---------------------------------------------------------------------------------
 
-    def read(self, offset: int, max_bytes: int) -> FileRecords:
-        """Stored batches from the one holding `offset`: up to `max_bytes`, but always that whole
-        batch, and never past the end of its segment. Empty at the log end offset.
+    def read(self, offset: int, max_bytes: int, *, min_one_batch: bool = True) -> FileRecords:
+        """Stored batches from the one holding `offset`, up to `max_bytes` and never past the end of
+        its segment; the last may be cut short, as Kafka does. The batch holding `offset` comes whole
+        even when larger than `max_bytes`, unless min_one_batch is False: then the result is empty
+        (KIP-74: only the first partition of a fetch response goes over the limit). Empty at the log
+        end offset.
 
         Raises OffsetOutOfRangeError below the log start offset or beyond the log end offset."""
         segment = self._segment_for(offset)
@@ -286,7 +302,7 @@ class Log:
             assert active.file is not None
             return FileRecords(active.file, active.size, 0)
         self._use(segment)
-        return segment.read(offset, max_bytes)
+        return segment.read(offset, max_bytes, min_one_batch)
 
     def _segment_for(self, offset: int) -> LogSegment:
         self._check_open()

@@ -322,11 +322,14 @@ class LogSegment:
             raise CorruptLogError(self.log_path, start_position, f"while looking for offset {offset}: {error}") from error
         raise CorruptLogError(self.log_path, self.size, f"offset {offset} is missing from the segment")
 
-    def read(self, offset: int, max_bytes: int) -> FileRecords:
-        """The batches from the one holding `offset` on, up to `max_bytes` but at least that batch."""
+    def read(self, offset: int, max_bytes: int, min_one_batch: bool) -> FileRecords:
+        """The batches from the one holding `offset` on, up to `max_bytes`; that first batch whole
+        even beyond `max_bytes` with min_one_batch, else nothing when it does not fit."""
         file = self.open_file()
         batch = self.locate(file, offset)
-        return FileRecords(file, batch.position, min(self.size - batch.position, max(max_bytes, batch.size)))
+        if batch.size > max_bytes:
+            return FileRecords(file, batch.position, batch.size if min_one_batch else 0)
+        return FileRecords(file, batch.position, min(self.size - batch.position, max_bytes))
 
     def find_timestamp(self, timestamp: int, min_offset: int) -> BatchInfo | None:
         """The first batch with a max timestamp >= `timestamp` holding an offset >= `min_offset`."""
@@ -340,14 +343,19 @@ class LogSegment:
             raise CorruptLogError(self.log_path, start_position, f"while looking for timestamp {timestamp}: {error}") from error
         return None
 
-    def largest_timestamp(self) -> int:
-        """The largest batch max timestamp, or the file's modification time when no batch has one
-        (what Kafka's time-based retention goes by)."""
+    def largest_batch_timestamp(self) -> int:
+        """The largest batch max timestamp, NO_TIMESTAMP when no batch has one."""
         if self.max_timestamp is None:
             # A sealed segment's time index ends with its largest timestamp.
             self.max_timestamp = (self.time_index.last_entry or (NO_TIMESTAMP, 0))[0]
-        if self.max_timestamp is not None and self.max_timestamp != NO_TIMESTAMP:
-            return self.max_timestamp
+        return self.max_timestamp
+
+    def largest_timestamp(self) -> int:
+        """The largest batch max timestamp, or the file's modification time when no batch has one
+        (what Kafka's time-based retention goes by)."""
+        largest = self.largest_batch_timestamp()
+        if largest != NO_TIMESTAMP:
+            return largest
         try:
             return os.stat(self.log_path).st_mtime_ns // 1_000_000
         except OSError as error:

@@ -43,6 +43,16 @@ def test_read_returns_consecutive_batches_up_to_max_bytes(tmp_path):
         assert same_batch_at(data[number * size : (number + 1) * size], batch, base_offset)
 
 
+def test_without_min_one_batch_a_batch_over_the_limit_is_left_out(tmp_path):
+    log = open_log(tmp_path)
+    produced = fill(log, 4)
+    size = len(produced[0][1])
+    assert len(log.read(0, size - 1, min_one_batch=False)) == 0
+    assert len(log.read(0, 0, min_one_batch=False)) == 0
+    assert len(log.read(0, size, min_one_batch=False)) == size
+    assert len(log.read(0, size + 1, min_one_batch=False)) == size + 1
+
+
 def test_read_stops_at_the_end_of_the_segment(tmp_path):
     log = open_log(tmp_path)
     produced = fill(log, 4)

@@ -50,6 +50,18 @@ def test_offset_for_timestamp_after_reopening(tmp_path):
     assert open_log(tmp_path / "empty").offset_for_timestamp(0) is None
 
 
+def test_max_timestamp_is_the_largest_over_all_segments(tmp_path):
+    log = log_with_timestamps(tmp_path, [500, 100, 900, 300, 700], segment_bytes=300)
+    assert log.segment_count == 5
+    assert log.max_timestamp == 901
+    log.close()
+    assert open_log(tmp_path).max_timestamp == 901
+    assert open_log(tmp_path / "empty").max_timestamp is None
+    untimed = open_log(tmp_path / "untimed")
+    untimed.append(build_batch(1, timestamp=-1))
+    assert untimed.max_timestamp is None
+
+
 def test_iter_batches_yields_each_stored_header(tmp_path):
     log = open_log(tmp_path, segment_bytes=400)
     sizes = []
