@@ -1,0 +1,397 @@
+"""The group coordinator's state machine, driven directly (no sockets), on trio's mock clock
+(every test takes `autojump_clock`: pytest-trio only installs a clock a test asks for itself)."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+from broker.groups import (
+    GroupCoordinator,
+    GroupState,
+    JoinRequest,
+    OffsetAndMetadata,
+    OffsetStore,
+)
+from protocol.errors import ErrorCode
+
+GROUP = "group"
+SESSION_MS = 10_000
+REBALANCE_MS = 30_000
+RANGE = [("range", b"range-metadata")]
+# On the mock clock; lets the members a test starts together join the same first generation.
+INITIAL_DELAY_MS = 100
+
+
+def request(member_id: str = "", *, group: str = GROUP, instance: str | None = None,
+            session: int = SESSION_MS, rebalance: int = REBALANCE_MS, protocols=None,
+            protocol_type: str = "consumer", known_member_id: bool = True,
+            skip_assignment: bool = False) -> JoinRequest:
+    return JoinRequest(group, member_id, instance, "client", "", session, rebalance, protocol_type,
+                       RANGE if protocols is None else protocols, known_member_id, skip_assignment)
+
+
+@pytest.fixture
+async def coordinator(tmp_path, nursery):
+    coordinator = GroupCoordinator(OffsetStore(tmp_path), initial_rebalance_delay_ms=INITIAL_DELAY_MS)
+    nursery.start_soon(coordinator.run)
+    yield coordinator
+    coordinator.close()
+
+
+async def new_member_id(coordinator, **options) -> str:
+    first = await coordinator.join_group(request(**options))
+    assert first.error == ErrorCode.MEMBER_ID_REQUIRED
+    assert first.generation_id == -1
+    return first.member_id
+
+
+class Background:
+    """A coordinator call running in the background, parked in the coordinator once `start` returns."""
+
+    def __init__(self) -> None:
+        self.value = None
+        self.done = trio.Event()
+
+    @classmethod
+    async def start(cls, nursery, call, *args) -> Background:
+        background = cls()
+        await nursery.start(background._run, call, args)
+        return background
+
+    async def _run(self, call, args, task_status=trio.TASK_STATUS_IGNORED):
+        task_status.started()
+        # The coordinator handles a request without yielding until the request parks.
+        self.value = await call(*args)
+        self.done.set()
+
+    async def result(self):
+        await self.done.wait()
+        return self.value
+
+
+async def start_join(coordinator, nursery, member_id: str, **options) -> Background:
+    return await Background.start(nursery, coordinator.join_group, request(member_id, **options))
+
+
+async def stable_group(coordinator, nursery, count: int, **options) -> list[str]:
+    """`count` dynamic members that joined together and synced generation 1 (leader first)."""
+    ids = [await new_member_id(coordinator, **options) for _ in range(count)]
+    joiners = [await start_join(coordinator, nursery, member_id, **options) for member_id in ids]
+    results = [await joiner.result() for joiner in joiners]
+    leader = results[0].leader_id
+    assignments = {member_id: member_id.encode() for member_id in ids}
+    await sync_all(coordinator, nursery, results[0].generation_id, ids, leader, assignments)
+    return [leader] + [member_id for member_id in ids if member_id != leader]
+
+
+async def sync_all(coordinator, nursery, generation: int, ids: list[str], leader: str,
+                   assignments: dict[str, bytes]) -> dict[str, object]:
+    """Followers' SyncGroups park until the leader's brings the assignments."""
+    followers = {member_id: await Background.start(nursery, coordinator.sync_group, GROUP, generation, member_id,
+                                                   None, None, None, {})
+                 for member_id in ids if member_id != leader}
+    assert not any(follower.done.is_set() for follower in followers.values())
+    results = {leader: await coordinator.sync_group(GROUP, generation, leader, None, None, None, assignments)}
+    for member_id, follower in followers.items():
+        results[member_id] = await follower.result()
+    return results
+
+
+async def test_first_member_leads_and_gets_its_assignment(coordinator, nursery, autojump_clock):
+    member_id = await new_member_id(coordinator)
+    joined = await coordinator.join_group(request(member_id))
+    assert joined.error == ErrorCode.NONE
+    assert (joined.generation_id, joined.leader_id, joined.member_id) == (1, member_id, member_id)
+    assert joined.protocol_type == "consumer" and joined.protocol_name == "range"
+    assert [(m.member_id, m.metadata) for m in joined.members] == [(member_id, b"range-metadata")]
+    assert coordinator.groups[GROUP].state is GroupState.COMPLETING_REBALANCE
+    synced = await coordinator.sync_group(GROUP, 1, member_id, None, "consumer", "range", {member_id: b"mine"})
+    assert (synced.error, synced.assignment, synced.protocol_name) == (ErrorCode.NONE, b"mine", "range")
+    assert coordinator.groups[GROUP].state is GroupState.STABLE
+    assert coordinator.heartbeat(GROUP, 1, member_id, None) == ErrorCode.NONE
+
+
+async def test_before_v4_a_new_member_joins_in_one_step(coordinator, autojump_clock):
+    joined = await coordinator.join_group(request(known_member_id=False))
+    assert joined.error == ErrorCode.NONE
+    assert joined.member_id.startswith("client-")
+    assert joined.leader_id == joined.member_id
+
+
+async def test_members_joining_one_after_another_all_get_an_assignment(coordinator, nursery, autojump_clock):
+    (first,) = await stable_group(coordinator, nursery, 1)
+    second = await new_member_id(coordinator)
+    joining = await start_join(coordinator, nursery, second)
+    assert coordinator.groups[GROUP].state is GroupState.PREPARING_REBALANCE
+    # The first member learns of the rebalance from its heartbeat and rejoins.
+    assert coordinator.heartbeat(GROUP, 1, first, None) == ErrorCode.REBALANCE_IN_PROGRESS
+    rejoined = await coordinator.join_group(request(first))
+    joined = await joining.result()
+    assert rejoined.generation_id == joined.generation_id == 2
+    assert rejoined.leader_id == joined.leader_id == first
+    assert {m.member_id for m in rejoined.members} == {first, second}
+    assert joined.members == ()
+    # The leader assigns only to itself: the other member gets empty bytes, not an error.
+    results = await sync_all(coordinator, nursery, 2, [first, second], first, {first: b"partition-0"})
+    assert (results[first].error, results[first].assignment) == (ErrorCode.NONE, b"partition-0")
+    assert (results[second].error, results[second].assignment) == (ErrorCode.NONE, b"")
+
+
+async def test_no_common_protocol_is_inconsistent(coordinator, nursery, autojump_clock):
+    await stable_group(coordinator, nursery, 1)
+    other = await coordinator.join_group(request(protocols=[("roundrobin", b"")], known_member_id=False))
+    assert other.error == ErrorCode.INCONSISTENT_GROUP_PROTOCOL
+    assert other.member_id == ""
+    other_type = await coordinator.join_group(request(protocol_type="connect", known_member_id=False))
+    assert other_type.error == ErrorCode.INCONSISTENT_GROUP_PROTOCOL
+
+
+async def test_an_empty_group_needs_a_protocol(coordinator, autojump_clock):
+    joined = await coordinator.join_group(request(protocols=[], known_member_id=False))
+    assert joined.error == ErrorCode.INCONSISTENT_GROUP_PROTOCOL
+
+
+async def test_the_protocol_most_members_prefer_among_common_ones_wins(coordinator, nursery, autojump_clock):
+    preferences = [
+        [("range", b"a"), ("roundrobin", b"a"), ("sticky", b"a")],
+        [("roundrobin", b"b"), ("range", b"b")],
+        [("sticky", b"c"), ("roundrobin", b"c"), ("range", b"c")],
+    ]
+    ids = [await new_member_id(coordinator, protocols=p) for p in preferences]
+    joiners = [await start_join(coordinator, nursery, member_id, protocols=p) for member_id, p in zip(ids, preferences)]
+    results = [await joiner.result() for joiner in joiners]
+    assert {r.protocol_name for r in results} == {"roundrobin"}
+    leader = next(r for r in results if r.members)
+    assert {m.member_id: m.metadata for m in leader.members} == dict(zip(ids, [b"a", b"b", b"c"]))
+
+
+async def test_a_silent_member_expires_after_its_session_timeout(coordinator, nursery, autojump_clock):
+    first, second = await stable_group(coordinator, nursery, 2)
+    start = trio.current_time()
+    error = ErrorCode.NONE
+    while error == ErrorCode.NONE:
+        await trio.sleep(1)
+        error = coordinator.heartbeat(GROUP, 1, first, None)
+    assert error == ErrorCode.REBALANCE_IN_PROGRESS
+    assert trio.current_time() - start >= SESSION_MS / 1000
+    assert second not in coordinator.groups[GROUP].members
+    rejoined = await coordinator.join_group(request(first))
+    assert (rejoined.generation_id, [m.member_id for m in rejoined.members]) == (2, [first])
+    assert coordinator.heartbeat(GROUP, 1, second, None) == ErrorCode.UNKNOWN_MEMBER_ID
+
+
+async def test_members_that_do_not_rejoin_within_the_rebalance_timeout_are_dropped(coordinator, nursery, autojump_clock):
+    first, second = await stable_group(coordinator, nursery, 2, session=60_000, rebalance=5_000)
+    rejoined = await coordinator.join_group(request(first, session=60_000, rebalance=5_000))
+    assert rejoined.generation_id == 2
+    assert [m.member_id for m in rejoined.members] == [first]
+    assert coordinator.heartbeat(GROUP, 2, second, None) == ErrorCode.UNKNOWN_MEMBER_ID
+
+
+async def test_a_member_that_never_syncs_is_dropped_after_the_rebalance_timeout(coordinator, nursery, autojump_clock):
+    ids = [await new_member_id(coordinator, rebalance=5_000) for _ in range(2)]
+    joiners = [await start_join(coordinator, nursery, member_id, rebalance=5_000) for member_id in ids]
+    results = [await joiner.result() for joiner in joiners]
+    leader = results[0].leader_id
+    follower = next(member_id for member_id in ids if member_id != leader)
+    synced = await coordinator.sync_group(GROUP, 1, leader, None, None, None, {leader: b"x", follower: b"y"})
+    assert synced.error == ErrorCode.NONE
+    while coordinator.heartbeat(GROUP, 1, leader, None) == ErrorCode.NONE:
+        await trio.sleep(1)
+    assert follower not in coordinator.groups[GROUP].members
+
+
+async def test_generation_and_member_checks(coordinator, nursery, autojump_clock):
+    (member,) = await stable_group(coordinator, nursery, 1)
+    assert coordinator.heartbeat(GROUP, 7, member, None) == ErrorCode.ILLEGAL_GENERATION
+    assert coordinator.heartbeat(GROUP, 1, "stranger", None) == ErrorCode.UNKNOWN_MEMBER_ID
+    assert coordinator.heartbeat("no-such-group", 1, member, None) == ErrorCode.UNKNOWN_MEMBER_ID
+    assert (await coordinator.sync_group(GROUP, 7, member, None, None, None, {})).error == ErrorCode.ILLEGAL_GENERATION
+    assert (await coordinator.sync_group(GROUP, 1, member, None, "connect", None, {})).error == \
+        ErrorCode.INCONSISTENT_GROUP_PROTOCOL
+    assert (await coordinator.sync_group("no-such-group", 1, member, None, None, None, {})).error == \
+        ErrorCode.UNKNOWN_MEMBER_ID
+    assert (await coordinator.join_group(request("stale-id", group="fresh"))).error == ErrorCode.UNKNOWN_MEMBER_ID
+    assert (await coordinator.join_group(request("stranger"))).error == ErrorCode.UNKNOWN_MEMBER_ID
+    commit = {("t", 0): OffsetAndMetadata(5, -1, "", 0)}
+    assert await coordinator.commit_offsets(GROUP, 7, member, None, commit) == {("t", 0): ErrorCode.ILLEGAL_GENERATION}
+    assert await coordinator.commit_offsets("fresh", 3, "x", None, commit) == {("t", 0): ErrorCode.ILLEGAL_GENERATION}
+
+
+async def test_requests_that_kafka_refuses_before_looking_at_the_group(coordinator, autojump_clock):
+    assert (await coordinator.join_group(request(group=""))).error == ErrorCode.INVALID_GROUP_ID
+    assert (await coordinator.join_group(request(session=1000))).error == ErrorCode.INVALID_SESSION_TIMEOUT
+    assert coordinator.heartbeat("", 1, "m", None) == ErrorCode.INVALID_GROUP_ID
+    assert coordinator.leave_group("", [("m", None)]) == (ErrorCode.INVALID_GROUP_ID, [])
+    assert GROUP not in coordinator.groups
+
+
+async def test_a_restarted_static_member_gets_its_assignment_back_without_a_rebalance(coordinator, nursery, autojump_clock):
+    ids = [(await coordinator.join_group(request(instance=name))) for name in ("a",)]
+    leader = ids[0].member_id
+    other = await new_member_id(coordinator)
+    joining = await start_join(coordinator, nursery, other)
+    rejoined = await coordinator.join_group(request(leader, instance="a"))
+    await joining.result()
+    assert rejoined.generation_id == 2
+    await sync_all(coordinator, nursery, 2, [leader, other], leader, {leader: b"p0", other: b"p1"})
+    # The static member restarts: no member id, same instance id.
+    restarted = await coordinator.join_group(request(instance="a"))
+    group = coordinator.groups[GROUP]
+    assert restarted.error == ErrorCode.NONE
+    assert restarted.generation_id == 2 and group.state is GroupState.STABLE
+    assert restarted.member_id != leader and restarted.member_id.startswith("a-")
+    # Before JoinGroup v9 the old leader id comes back, so the new instance does not assign.
+    assert restarted.leader_id == leader and restarted.members == ()
+    synced = await coordinator.sync_group(GROUP, 2, restarted.member_id, "a", None, None, {})
+    assert (synced.error, synced.assignment) == (ErrorCode.NONE, b"p0")
+    assert coordinator.heartbeat(GROUP, 2, other, None) == ErrorCode.NONE
+    # The previous incarnation is fenced.
+    assert coordinator.heartbeat(GROUP, 2, leader, "a") == ErrorCode.FENCED_INSTANCE_ID
+    assert (await coordinator.join_group(request(leader, instance="a"))).error == ErrorCode.FENCED_INSTANCE_ID
+
+
+async def test_from_v9_a_restarted_static_leader_is_told_to_skip_assignment(coordinator, nursery, autojump_clock):
+    first = await coordinator.join_group(request(instance="a", skip_assignment=True))
+    await coordinator.sync_group(GROUP, 1, first.member_id, "a", None, None, {first.member_id: b"p0"})
+    restarted = await coordinator.join_group(request(instance="a", skip_assignment=True))
+    assert restarted.skip_assignment
+    assert restarted.leader_id == restarted.member_id
+    assert [m.member_id for m in restarted.members] == [restarted.member_id]
+    assert restarted.generation_id == 1
+
+
+async def test_a_static_member_missing_a_rebalance_keeps_its_place(coordinator, nursery, autojump_clock):
+    static = await coordinator.join_group(request(instance="s", session=60_000, rebalance=5_000))
+    await coordinator.sync_group(GROUP, 1, static.member_id, "s", None, None, {})
+    dynamic = await new_member_id(coordinator, session=60_000, rebalance=5_000)
+    joined = await coordinator.join_group(request(dynamic, session=60_000, rebalance=5_000))
+    # The join phase ends at the rebalance timeout without the static member, which stays.
+    assert joined.generation_id == 2
+    assert static.member_id in coordinator.groups[GROUP].members
+    assert joined.leader_id == dynamic
+
+
+async def test_leaving_makes_the_others_rebalance(coordinator, nursery, autojump_clock):
+    first, second = await stable_group(coordinator, nursery, 2)
+    assert coordinator.leave_group(GROUP, [(second, None)]) == (ErrorCode.NONE, [ErrorCode.NONE])
+    assert coordinator.groups[GROUP].state is GroupState.PREPARING_REBALANCE
+    rejoined = await coordinator.join_group(request(first))
+    assert [m.member_id for m in rejoined.members] == [first]
+    assert coordinator.leave_group(GROUP, [(second, None)]) == (ErrorCode.NONE, [ErrorCode.UNKNOWN_MEMBER_ID])
+    assert coordinator.leave_group("no-such-group", [("x", None)]) == (ErrorCode.NONE, [ErrorCode.UNKNOWN_MEMBER_ID])
+
+
+async def test_the_last_member_leaving_empties_the_group(coordinator, nursery, autojump_clock):
+    (member,) = await stable_group(coordinator, nursery, 1)
+    coordinator.leave_group(GROUP, [(member, None)])
+    group = coordinator.groups[GROUP]
+    assert (group.state, group.generation_id) == (GroupState.EMPTY, 2)
+
+
+async def test_batched_leave_removes_static_members_by_instance_id(coordinator, nursery, autojump_clock):
+    static = await coordinator.join_group(request(instance="s"))
+    await coordinator.sync_group(GROUP, 1, static.member_id, "s", None, None, {})
+    error, members = coordinator.leave_group(GROUP, [("", "s"), ("", "unknown"), ("wrong", "s")])
+    assert error == ErrorCode.NONE
+    assert members == [ErrorCode.NONE, ErrorCode.UNKNOWN_MEMBER_ID, ErrorCode.UNKNOWN_MEMBER_ID]
+    assert static.member_id not in coordinator.groups[GROUP].members
+
+
+async def test_a_pending_member_holds_the_rebalance_until_it_expires(coordinator, nursery, autojump_clock):
+    (first,) = await stable_group(coordinator, nursery, 1)
+    await new_member_id(coordinator)  # never joins with its id
+    start = trio.current_time()
+    rejoined = await coordinator.join_group(request(first))
+    assert trio.current_time() - start >= SESSION_MS / 1000 - 1
+    assert [m.member_id for m in rejoined.members] == [first]
+
+
+async def test_initial_rebalance_delay_gathers_members_into_the_first_generation(tmp_path, nursery, autojump_clock):
+    coordinator = GroupCoordinator(OffsetStore(tmp_path), initial_rebalance_delay_ms=3000)
+    nursery.start_soon(coordinator.run)
+    first = await start_join(coordinator, nursery, "", known_member_id=False)
+    await trio.sleep(2)  # on the mock clock: the second member comes during the first one's delay
+    second = await start_join(coordinator, nursery, "", known_member_id=False)
+    results = [await first.result(), await second.result()]
+    assert [r.generation_id for r in results] == [1, 1]
+    assert len(results[0].members) == 2
+    coordinator.close()
+
+
+async def test_commits_follow_kafkas_rules_for_group_state(coordinator, nursery, autojump_clock):
+    offsets = {("t", 0): OffsetAndMetadata(42, 3, "meta", 1000)}
+    # Without group management (generation -1) a commit creates an empty group.
+    assert await coordinator.commit_offsets("simple", -1, "", None, offsets) == {("t", 0): ErrorCode.NONE}
+    assert coordinator.groups["simple"].state is GroupState.EMPTY
+    assert coordinator.fetch_offsets("simple", [("t", 0), ("t", 1)]) == (
+        ErrorCode.NONE, {("t", 0): offsets[("t", 0)], ("t", 1): None})
+    assert coordinator.fetch_offsets("simple", None) == (ErrorCode.NONE, offsets)
+    (member,) = await stable_group(coordinator, nursery, 1)
+    # Only members commit to a group that has some.
+    assert await coordinator.commit_offsets(GROUP, -1, "", None, offsets) == {("t", 0): ErrorCode.UNKNOWN_MEMBER_ID}
+    assert await coordinator.commit_offsets(GROUP, 1, member, None, offsets) == {("t", 0): ErrorCode.NONE}
+    too_long = {("t", 1): OffsetAndMetadata(1, -1, "x" * 4097, 0), ("t", 2): OffsetAndMetadata(2, -1, "ok", 0)}
+    assert await coordinator.commit_offsets(GROUP, 1, member, None, too_long) == {
+        ("t", 1): ErrorCode.OFFSET_METADATA_TOO_LARGE, ("t", 2): ErrorCode.NONE}
+
+
+async def test_commits_between_join_and_sync_are_refused(coordinator, nursery, autojump_clock):
+    member_id = await new_member_id(coordinator)
+    await coordinator.join_group(request(member_id))
+    offsets = {("t", 0): OffsetAndMetadata(1, -1, "", 0)}
+    assert await coordinator.commit_offsets(GROUP, 1, member_id, None, offsets) == {
+        ("t", 0): ErrorCode.REBALANCE_IN_PROGRESS}
+
+
+async def test_describe_list_and_delete(coordinator, nursery, autojump_clock):
+    (member,) = await stable_group(coordinator, nursery, 1)
+    await coordinator.commit_offsets("idle", -1, "", None, {("t", 0): OffsetAndMetadata(1, -1, "", 0)})
+    error, summary = coordinator.describe_group(GROUP)
+    assert (error, summary.state, summary.protocol_type, summary.protocol_name) == (
+        ErrorCode.NONE, "Stable", "consumer", "range")
+    assert [(m.member_id, m.client_id, m.metadata, m.assignment) for m in summary.members] == [
+        (member, "client", b"range-metadata", member.encode())]
+    assert coordinator.describe_group("unknown")[1].state == "Dead"
+    assert {g.group_id: g.state for g in coordinator.list_groups([], [])[1]} == {GROUP: "Stable", "idle": "Empty"}
+    assert [g.group_id for g in coordinator.list_groups(["empty"], [])[1]] == ["idle"]
+    assert coordinator.list_groups([], ["consumer"]) == (ErrorCode.NONE, [])
+    assert len(coordinator.list_groups([], ["Classic"])[1]) == 2
+    assert await coordinator.delete_groups([GROUP, "idle", "unknown"]) == {
+        GROUP: ErrorCode.NON_EMPTY_GROUP, "idle": ErrorCode.NONE, "unknown": ErrorCode.GROUP_ID_NOT_FOUND}
+    assert coordinator.fetch_offsets("idle", None) == (ErrorCode.NONE, {})
+    assert "idle" not in coordinator.groups
+
+
+async def test_groups_with_committed_offsets_come_back_empty_after_a_restart(tmp_path, nursery, autojump_clock):
+    coordinator = GroupCoordinator(OffsetStore(tmp_path))
+    nursery.start_soon(coordinator.run)
+    (member,) = await stable_group(coordinator, nursery, 1)
+    offsets = {("t", 0): OffsetAndMetadata(9, 0, "m", 5)}
+    await coordinator.commit_offsets(GROUP, 1, member, None, offsets)
+    coordinator.unload()
+    coordinator.close()
+    reopened = GroupCoordinator(OffsetStore(tmp_path))
+    assert reopened.groups[GROUP].state is GroupState.EMPTY
+    assert reopened.fetch_offsets(GROUP, None) == (ErrorCode.NONE, offsets)
+    reopened.close()
+
+
+async def test_unload_answers_parked_requests_with_not_coordinator(coordinator, nursery, autojump_clock):
+    (first,) = await stable_group(coordinator, nursery, 1)
+    second = await new_member_id(coordinator)
+    joining = await start_join(coordinator, nursery, second)
+    coordinator.unload()
+    assert (await joining.result()).error == ErrorCode.NOT_COORDINATOR
+    assert coordinator.heartbeat(GROUP, 1, first, None) == ErrorCode.COORDINATOR_NOT_AVAILABLE
+    assert (await coordinator.join_group(request())).error == ErrorCode.COORDINATOR_NOT_AVAILABLE
+    assert coordinator.list_groups([], [])[0] == ErrorCode.COORDINATOR_NOT_AVAILABLE
+
+
+async def test_empty_groups_without_offsets_are_forgotten_periodically(coordinator, nursery, autojump_clock):
+    (member,) = await stable_group(coordinator, nursery, 1)
+    coordinator.leave_group(GROUP, [(member, None)])
+    assert coordinator.groups[GROUP].state is GroupState.EMPTY
+    await trio.sleep(11 * 60)
+    assert GROUP not in coordinator.groups
