@@ -9,6 +9,9 @@ from log import OffsetOutOfRangeError
 from protocol.errors import ErrorCode
 
 FETCH = 1
+# Fetch v0-v3 readers expect legacy message sets, which would need down-conversion; like Kafka 4.0,
+# this broker serves only v4+ (magic 2 record batches, which every current client reads).
+FIRST_SUPPORTED_VERSION = 4
 # Fetch v13 names topics by topic id instead of by name.
 FIRST_TOPIC_ID_VERSION = 13
 # Session ids and epochs of KIP-227 incremental fetch sessions; this broker keeps no sessions, so
@@ -66,9 +69,8 @@ class _FetchPlan:
                 try:
                     # KIP-74: the first partition with data returns at least one whole batch, even
                     # over the limits; later ones are cut at the remaining budget.
-                    limit = min(wanted.partition_max_bytes, budget - total)
-                    records = log.read(wanted.fetch_offset, max(limit, 0)) if total == 0 else \
-                        log.read(wanted.fetch_offset, limit, min_one_batch=False) if limit > 0 else b""
+                    limit = max(min(wanted.partition_max_bytes, budget - total), 0)
+                    records = log.read(wanted.fetch_offset, limit, min_one_batch=total == 0)
                 except OffsetOutOfRangeError:
                     partitions.append(_partition_response(wanted.partition, ErrorCode.OFFSET_OUT_OF_RANGE,
                                                           high_watermark, log.log_start_offset))
@@ -81,7 +83,7 @@ class _FetchPlan:
         return responses, total
 
 
-@handles(FETCH)
+@handles(FETCH, min_version=FIRST_SUPPORTED_VERSION)
 async def fetch(broker, header, request) -> dict:
     error = _session_error(request)
     if error != ErrorCode.NONE:
