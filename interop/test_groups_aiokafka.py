@@ -9,7 +9,8 @@ import asyncio
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import OffsetAndMetadata, TopicPartition
 
-from interop.clients import TIMEOUT_MS, TIMEOUT_SECONDS, TOPIC, assert_broker_healthy, kafka_python_producer, send_all
+from interop.clients import TIMEOUT_MS, TIMEOUT_SECONDS, TOPIC, assert_broker_healthy
+from interop.group_clients import produce
 
 PARTITION = TopicPartition(TOPIC, 0)
 GROUP = "aiokafka-group"
@@ -41,9 +42,7 @@ async def consume_then_commit(broker, count: int, commit_at: int | None = None) 
 
 
 def test_group_consumer_commits_and_a_new_one_resumes(broker):
-    values = [f"aio-group-{i}".encode() for i in range(9)]
-    with kafka_python_producer(broker) as producer:
-        send_all(producer, values)
+    values = produce(broker, "aio-group", 9)
     assert run(consume_then_commit(broker, 3)) == (values[:3], 3)
     assert run(consume_then_commit(broker, 2, commit_at=7)) == (values[3:5], 7)
     assert run(consume_then_commit(broker, 2)) == (values[7:], 9)

@@ -11,14 +11,8 @@ from typing import Iterator
 from confluent_kafka import OFFSET_STORED, Consumer, ConsumerGroupState, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from interop.clients import TIMEOUT_MS, TIMEOUT_SECONDS, TOPIC, assert_broker_healthy, kafka_python_producer, send_all
-
-
-def produce(broker, label: str, count: int) -> list[bytes]:
-    values = [f"{label}-{i}".encode() for i in range(count)]
-    with kafka_python_producer(broker) as producer:
-        send_all(producer, values)
-    return values
+from interop.clients import TIMEOUT_MS, TIMEOUT_SECONDS, TOPIC, assert_broker_healthy
+from interop.group_clients import produce
 
 
 @contextlib.contextmanager

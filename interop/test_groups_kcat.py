@@ -8,27 +8,22 @@ import subprocess
 
 import pytest
 
-from interop.clients import TIMEOUT_SECONDS, TOPIC, assert_broker_healthy, kafka_python_producer, send_all
+from interop.clients import TIMEOUT_SECONDS, TOPIC, assert_broker_healthy
+from interop.group_clients import produce
 
 KCAT = shutil.which("kcat")
 pytestmark = pytest.mark.skipif(KCAT is None, reason="kcat is not installed (Debian package kcat)")
 
 
-def balanced_consume(broker, group: str) -> list[tuple[int, str]]:
+def balanced_consume(broker, group: str) -> list[tuple[int, bytes]]:
     """(offset, value) of what one `kcat -G` run reads before it reaches the end and exits."""
     result = subprocess.run(
         [KCAT, "-b", broker.bootstrap, "-G", group, "-e", "-f", "%o\t%s\n", "-X", "auto.offset.reset=earliest",
          "-X", "session.timeout.ms=6000", "-X", "heartbeat.interval.ms=500", TOPIC],
         capture_output=True, text=True, timeout=2 * TIMEOUT_SECONDS)
     assert result.returncode == 0, f"kcat -G failed:\n{result.stderr}"
-    return [(int(offset), value) for offset, value in (line.split("\t") for line in result.stdout.splitlines())]
-
-
-def produce(broker, label: str, count: int) -> list[str]:
-    values = [f"{label}-{i}" for i in range(count)]
-    with kafka_python_producer(broker) as producer:
-        send_all(producer, [value.encode() for value in values])
-    return values
+    rows = (line.split("\t") for line in result.stdout.splitlines())
+    return [(int(offset), value.encode()) for offset, value in rows]
 
 
 def test_balanced_consumer_resumes_after_its_commit(broker):

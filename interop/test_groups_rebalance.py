@@ -14,19 +14,14 @@ import time
 from kafka import KafkaAdminClient, KafkaConsumer
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 
-from interop.clients import (PARTITION, TIMEOUT_MS, TIMEOUT_SECONDS, TOPIC, assert_broker_healthy,
-                             kafka_python_producer, send_all)
+from interop.clients import PARTITION, TIMEOUT_MS, TIMEOUT_SECONDS, TOPIC, assert_broker_healthy
+from interop.group_clients import produce
 
 GROUP = "rebalance"
 # The shortest session Kafka allows by default (group.min.session.timeout.ms).
 SESSION_TIMEOUT_MS = 6000
 MEMBER_CONFIG = {"group_id": GROUP, "session_timeout_ms": SESSION_TIMEOUT_MS, "heartbeat_interval_ms": 300,
                  "auto_offset_reset": "earliest", "request_timeout_ms": TIMEOUT_MS}
-
-
-def produce(broker, label: str, count: int) -> list[int]:
-    with kafka_python_producer(broker) as producer:
-        return send_all(producer, [f"{label}-{i}".encode() for i in range(count)])
 
 
 def wait_until(condition, what: str, timeout: float = TIMEOUT_SECONDS) -> None:
@@ -44,7 +39,7 @@ class Ledger:
         self.lock = threading.Lock()
         self.owners: set[str] = set()
         self.overlaps: list[tuple[str, set[str]]] = []
-        self.consumed: list[tuple[str, int]] = []
+        self.consumed: list[tuple[str, bytes]] = []
 
     def assigned(self, name: str, partitions) -> None:
         with self.lock:
@@ -57,13 +52,13 @@ class Ledger:
         with self.lock:
             self.owners.discard(name)
 
-    def record(self, name: str, offsets: list[int]) -> None:
+    def record(self, name: str, values: list[bytes]) -> None:
         with self.lock:
-            self.consumed.extend((name, offset) for offset in offsets)
+            self.consumed.extend((name, value) for value in values)
 
-    def offsets(self) -> list[int]:
+    def values(self) -> list[bytes]:
         with self.lock:
-            return [offset for _, offset in self.consumed]
+            return [value for _, value in self.consumed]
 
     def owner(self) -> str | None:
         with self.lock:
@@ -100,7 +95,7 @@ class Member(threading.Thread):
             consumer.subscribe([TOPIC], listener=Listener())
             while not self.stopping.is_set():
                 for records in consumer.poll(timeout_ms=100).values():
-                    ledger.record(name, [record.offset for record in records])
+                    ledger.record(name, [record.value for record in records])
             # Released before LeaveGroup is sent, so no other member can be given it first.
             ledger.released(name)
             consumer.close(timeout_ms=TIMEOUT_MS)
@@ -136,7 +131,7 @@ def test_members_join_one_after_another_and_one_leaves_cleanly(broker):
             member.start()
             wait_until(lambda: member.assignments > 0, f"{name} to get an assignment")
             produced += produce(broker, name, 15)
-        wait_until(lambda: len(ledger.offsets()) >= len(produced), "every record to be consumed")
+        wait_until(lambda: len(ledger.values()) >= len(produced), "every record to be consumed")
         # Three members, one partition: one owner, two members with an empty assignment.
         wait_until(lambda: owners(broker) is not None, "a stable group")
         assert sorted(owners(broker).values()) == [0, 0, 1]
@@ -144,12 +139,12 @@ def test_members_join_one_after_another_and_one_leaves_cleanly(broker):
         owner.stop()
         wait_until(lambda: ledger.owner() not in (None, owner.name), "another member to take the partition")
         produced += produce(broker, "after-leave", 15)
-        wait_until(lambda: len(ledger.offsets()) >= len(produced), "every record to be consumed")
+        wait_until(lambda: len(ledger.values()) >= len(produced), "every record to be consumed")
     finally:
         for member in members:
             member.stop()
     assert ledger.overlaps == []
-    assert sorted(ledger.offsets()) == produced, "a record was consumed twice or not at all"
+    assert sorted(ledger.values()) == sorted(produced), "a record was consumed twice or not at all"
     assert_broker_healthy(broker)
 
 
@@ -199,12 +194,12 @@ def test_a_killed_member_expires_and_a_survivor_resumes_from_the_last_commit(bro
         # The victim's session has to run out before the survivor gets the partition.
         wait_until(lambda: ledger.owner() == "b-survivor", "the survivor to take the partition",
                    timeout=SESSION_TIMEOUT_MS / 1000 + TIMEOUT_SECONDS)
-        wait_until(lambda: len(ledger.offsets()) >= 10, "the survivor to consume")
+        wait_until(lambda: len(ledger.values()) >= 10, "the survivor to consume")
     finally:
         victim.kill()
         victim.wait(TIMEOUT_SECONDS)
         survivor.stop()
     # It resumed right after the victim's last commit: no gap, nothing read twice.
-    assert ledger.offsets() == produced[10:]
+    assert ledger.values() == produced[10:]
     assert re.search(r"member a-victim-\S+ sent no heartbeat within 6000 ms", broker.log_text())
     assert_broker_healthy(broker)

@@ -10,7 +10,7 @@ from kafka import KafkaAdminClient, KafkaConsumer
 from kafka.structs import OffsetAndMetadata
 
 from interop.clients import PARTITION, TIMEOUT_MS, assert_broker_healthy
-from interop.test_groups_kafka_python import group_consumer, poll_values, produce
+from interop.group_clients import group_consumer, poll_values, produce
 
 
 def committed_offsets(broker, group: str) -> dict:

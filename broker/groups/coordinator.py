@@ -98,7 +98,8 @@ class GroupCoordinator:
         self._active = True
 
     @classmethod
-    def open(cls, data_dir: Path, *, initial_rebalance_delay_ms: int = 0, fsync_commits: bool = False) -> GroupCoordinator:
+    def open(cls, data_dir: Path, *, initial_rebalance_delay_ms: int = 0,
+             fsync_commits: bool = False) -> GroupCoordinator:
         """A coordinator over the offsets log in `data_dir`, replayed."""
         return cls(OffsetStore(data_dir, fsync=fsync_commits), initial_rebalance_delay_ms=initial_rebalance_delay_ms)
 
@@ -474,7 +475,8 @@ class GroupCoordinator:
 
     def _expire_pending_member(self, group: Group, member_id: str) -> None:
         if group.pending_members.pop(member_id, None) is not None:
-            logger.info("group %s: pending member %s did not rejoin within its session timeout", group.group_id, member_id)
+            logger.info("group %s: pending member %s did not rejoin within its session timeout",
+                        group.group_id, member_id)
             self._pending_member_removed(group)
 
     def _pending_member_removed(self, group: Group) -> None:

@@ -181,7 +181,8 @@ async def test_a_silent_member_expires_after_its_session_timeout(coordinator, nu
     assert coordinator.heartbeat(GROUP, 1, second, None) == ErrorCode.UNKNOWN_MEMBER_ID
 
 
-async def test_members_that_do_not_rejoin_within_the_rebalance_timeout_are_dropped(coordinator, nursery, autojump_clock):
+async def test_members_that_do_not_rejoin_within_the_rebalance_timeout_are_dropped(coordinator, nursery,
+                                                                                  autojump_clock):
     first, second = await stable_group(coordinator, nursery, 2, session=60_000, rebalance=5_000)
     rejoined = await coordinator.join_group(request(first, session=60_000, rebalance=5_000))
     assert rejoined.generation_id == 2
@@ -227,7 +228,8 @@ async def test_requests_that_kafka_refuses_before_looking_at_the_group(coordinat
     assert GROUP not in coordinator.groups
 
 
-async def test_a_restarted_static_member_gets_its_assignment_back_without_a_rebalance(coordinator, nursery, autojump_clock):
+async def test_a_restarted_static_member_gets_its_assignment_back_without_a_rebalance(coordinator, nursery,
+                                                                                     autojump_clock):
     ids = [(await coordinator.join_group(request(instance=name))) for name in ("a",)]
     leader = ids[0].member_id
     other = await new_member_id(coordinator)
