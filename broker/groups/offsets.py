@@ -194,11 +194,11 @@ class OffsetStore:
 
     async def delete_group(self, group_id: str) -> int:
         """Write a tombstone for each of the group's offsets and forget them; how many there were."""
-        committed = self._offsets.get(group_id, {})
-        if not committed:
+        partitions = list(self._offsets.get(group_id, {}))
+        if not partitions:
             return 0
-        entries = [(encode_key(group_id, topic, partition), None) for topic, partition in committed]
-        await self._write(entries, lambda: self._forget_group(group_id))
+        entries = [(encode_key(group_id, topic, partition), None) for topic, partition in partitions]
+        await self._write(entries, lambda: self._forget(group_id, partitions))
         return len(entries)
 
     async def _write(self, entries: list[tuple[bytes, bytes | None]], apply: Callable[[], None]) -> None:
@@ -223,8 +223,14 @@ class OffsetStore:
         committed.update(offsets)
         self._live += len(committed) - before
 
-    def _forget_group(self, group_id: str) -> None:
-        self._live -= len(self._offsets.pop(group_id, {}))
+    def _forget(self, group_id: str, partitions: list[TopicPartition]) -> None:
+        # Only what the tombstones cover: a commit may have come in while they were being written.
+        committed = self._offsets.get(group_id, {})
+        for partition in partitions:
+            if committed.pop(partition, None) is not None:
+                self._live -= 1
+        if not committed:
+            self._offsets.pop(group_id, None)
 
     def close(self) -> None:
         self._log.close()
