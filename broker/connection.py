@@ -14,7 +14,7 @@ import struct
 import trio
 
 _SIZE = struct.Struct(">i")
-_READ_AHEAD = 64 * 1024
+_READ_AHEAD = 16 * 1024
 # A frame this large or larger is received straight into its own buffer instead of the read-ahead.
 _DIRECT_READ = 16 * 1024
 

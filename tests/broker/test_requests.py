@@ -282,3 +282,56 @@ class TestIdempotence:
             await client.aclose()
             broker.stop()
             await broker.stopped.wait()
+
+
+class TestListOffsets:
+    async def list_offsets(self, client, timestamp, version=7):
+        response = await client.request(LIST_OFFSETS, version, {
+            "replica_id": -1, "isolation_level": 0,
+            "topics": [{"name": TOPIC, "partitions": [{"partition_index": 0, "timestamp": timestamp,
+                                                        "max_num_offsets": 1}]}]})
+        return response.topics[0].partitions[0]
+
+    async def test_latest_and_earliest(self, client):
+        await produce(client, batch([b"a", b"b", b"c"]))
+        latest = await self.list_offsets(client, -1)
+        earliest = await self.list_offsets(client, -2)
+        assert (latest.error_code, latest.offset, earliest.offset) == (ErrorCode.NONE, 3, 0)
+
+    async def test_by_timestamp_finds_the_exact_record_inside_a_batch(self, client):
+        await produce(client, batch([b"a", b"b", b"c"], timestamp=1_000))   # timestamps 1000-1002
+        await produce(client, batch([b"d"], timestamp=5_000))
+        found = await self.list_offsets(client, 1_001)
+        assert (found.offset, found.timestamp) == (1, 1_001)
+        found = await self.list_offsets(client, 1_003)
+        assert (found.offset, found.timestamp) == (3, 5_000)
+        missing = await self.list_offsets(client, 9_000)
+        assert (missing.offset, missing.timestamp) == (-1, -1)
+
+    async def test_max_timestamp_is_the_record_with_the_largest_timestamp(self, client):
+        await produce(client, batch([b"a", b"b"], timestamp=7_000))          # 7000, 7001
+        await produce(client, batch([b"c"], timestamp=2_000))
+        found = await self.list_offsets(client, -3)
+        assert (found.offset, found.timestamp) == (1, 7_001)
+
+    async def test_version_zero_answers_with_old_style_offsets(self, client):
+        await produce(client, batch([b"a", b"b"]))
+        found = await self.list_offsets(client, -1, version=0)
+        assert found.old_style_offsets == [2]
+
+    async def test_unknown_partition(self, client):
+        response = await client.request(LIST_OFFSETS, 7, {
+            "replica_id": -1, "isolation_level": 0,
+            "topics": [{"name": "nope", "partitions": [{"partition_index": 0, "timestamp": -1}]}]})
+        assert response.topics[0].partitions[0].error_code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+
+
+async def test_idle_connection_is_closed(tmp_path, nursery):
+    from broker.config import BrokerConfig
+    from broker.server import Broker
+    broker = Broker(BrokerConfig(port=0, data_dir=tmp_path / "idle", connections_max_idle_ms=100))
+    await nursery.start(broker.serve)
+    client = await WireClient.connect(broker.port)
+    with trio.fail_after(10):
+        assert await client.receive_frame() is None
+    broker.stop()
