@@ -21,6 +21,8 @@ class BrokerConfig:
     advertised_port: int | None = None
     data_dir: Path = Path("comlog-data")
     topic: str = "comlog"
+    num_partitions: int = 1
+    auto_create_topics: bool = True
     node_id: int = 1
     max_request_bytes: int = 100 * 1024 * 1024
     max_message_bytes: int = 1048588
@@ -90,7 +92,11 @@ _FLAGS: list[tuple[str, object, str]] = [
     ("--advertised-host", str, "host given to clients in Metadata (default: --host)"),
     ("--advertised-port", _port, "port given to clients in Metadata (default: the listening port)"),
     ("--data-dir", Path, "directory holding the topic logs and broker metadata"),
-    ("--topic", str, "the topic created on first start, with one partition"),
+    ("--topic", str, "a topic created at start if it does not exist yet, with --num-partitions partitions"),
+    ("--num-partitions", _positive_int,
+     "partition count of topics created without one: auto-created, or CreateTopics with -1 (num.partitions)"),
+    ("--auto-create-topics", _flag,
+     "create unknown topics on Metadata requests that allow it and on Produce (auto.create.topics.enable)"),
     ("--node-id", int, "this broker's node id"),
     ("--max-request-bytes", _positive_int,
      "largest request frame accepted; a larger one closes the connection (socket.request.max.bytes)"),

@@ -1,26 +1,32 @@
-"""Topics and partitions: each partition is one directory `<topic>-<partition>` holding its own log."""
+"""Topics and partitions: each partition is one directory `<topic>-<partition>` holding its own log.
+
+Topic metadata (topic id, partition count, config overrides) lives in `topics/<name>.json`,
+written atomically; each partition directory also carries Kafka's `partition.metadata` with the
+topic id. A deleted topic's partition directories are first renamed `<dir>.<id>-delete` (as Kafka
+does) and then removed, so a crash half-way leaves nothing that looks like a live partition.
+"""
 
 from __future__ import annotations
 
-import dataclasses
+import json
 import logging
+import shutil
 import uuid
 from pathlib import Path
 
 import trio
 
-from broker.metadata import read_topic_id, write_topic_id
+from broker.metadata import MetadataError, write_atomically, write_topic_id
 from broker.producer_state import ProducerStateTable
-from log import Log, LogConfig
+from broker.topic_config import TopicConfig
+from log import Log
 
 logger = logging.getLogger(__name__)
 
 LEADER_EPOCH = 0
 _PRODUCER_SNAPSHOT = "producer-state.snapshot"
-@dataclasses.dataclass(frozen=True)
-class TopicConfig:
-    message_timestamp_type: str
-    max_message_bytes: int
+_TOPICS_DIRECTORY = "topics"
+_DELETED_SUFFIX = "-delete"
 
 
 class Partition:
@@ -42,7 +48,7 @@ class Partition:
         The fsync runs in a worker thread so the event loop keeps serving; callers that arrive
         while one runs share the next one (group commit) instead of queueing an fsync each.
         """
-        while self.log.flushed_offset < offset:
+        while self.log.flushed_offset < offset and not self.log.closed:
             if self._flush_running:
                 await self._flush_done.wait()
                 continue
@@ -62,12 +68,16 @@ class Partition:
         self.log.close()
 
 
-@dataclasses.dataclass
 class Topic:
-    name: str
-    topic_id: uuid.UUID
-    config: TopicConfig
-    partitions: list[Partition] = dataclasses.field(default_factory=list)
+    def __init__(self, name: str, topic_id: uuid.UUID, config: TopicConfig) -> None:
+        self.name = name
+        self.topic_id = topic_id
+        self.config = config
+        self.partitions: list[Partition] = []
+
+    def to_json(self) -> str:
+        return json.dumps({"name": self.name, "topic_id": str(self.topic_id),
+                           "partitions": len(self.partitions), "configs": self.config.overrides})
 
 
 def _load_producer_state(log: Log, directory: Path) -> ProducerStateTable:
@@ -80,47 +90,88 @@ def _load_producer_state(log: Log, directory: Path) -> ProducerStateTable:
     if start < log.log_end_offset:
         for batch in log.iter_batches(max(start, log.log_start_offset)):
             table.record(batch.producer_id, batch.producer_epoch, batch.base_sequence,
-                         batch.base_offset, batch.last_offset, batch.max_timestamp)
+                          batch.base_offset, batch.last_offset, batch.max_timestamp)
     return table
 
 
 class TopicRegistry:
     """Every topic and partition this broker hosts, by name and by topic id."""
 
-    def __init__(self, data_dir: Path, log_config: LogConfig) -> None:
+    def __init__(self, data_dir: Path, broker_config) -> None:
         self.data_dir = data_dir
-        self.log_config = log_config
+        self.broker_config = broker_config
         self.topics: dict[str, Topic] = {}
         self.topics_by_id: dict[uuid.UUID, Topic] = {}
+        self._topics_dir = data_dir / _TOPICS_DIRECTORY
+
+    def _metadata_path(self, name: str) -> Path:
+        return self._topics_dir / f"{name}.json"
 
     def _open_partition(self, topic: Topic, index: int) -> Partition:
         directory = self.data_dir / f"{topic.name}-{index}"
-        log = Log(directory, self.log_config)
+        log = Log(directory, topic.config.log_config())
         return Partition(topic, index, log, _load_producer_state(log, directory))
 
-    def load(self, topic_config: TopicConfig) -> None:
-        """Open every partition directory found in the data directory."""
-        found: dict[str, list[int]] = {}
-        for path in sorted(self.data_dir.iterdir()):
-            name, dash, index = path.name.rpartition("-")
-            if path.is_dir() and dash and index.isdigit() and (path / "partition.metadata").exists():
-                found.setdefault(name, []).append(int(index))
-        for name, indexes in found.items():
-            indexes.sort()
-            topic = Topic(name, read_topic_id(self.data_dir / f"{name}-{indexes[0]}"), topic_config)
-            topic.partitions = [self._open_partition(topic, i) for i in indexes]
+    def load(self) -> None:
+        """Open every topic recorded in the data directory, and finish interrupted deletions."""
+        self._topics_dir.mkdir(parents=True, exist_ok=True)
+        for leftover in self.data_dir.glob(f"*{_DELETED_SUFFIX}"):
+            shutil.rmtree(leftover, ignore_errors=True)
+        for path in sorted(self._topics_dir.glob("*.json")):
+            try:
+                stored = json.loads(path.read_text())
+                topic = Topic(stored["name"], uuid.UUID(stored["topic_id"]),
+                              TopicConfig(self.broker_config, dict(stored["configs"])))
+                count = int(stored["partitions"])
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                raise MetadataError(f"{path}: unreadable topic metadata ({exc})") from exc
+            topic.partitions = [self._open_partition(topic, i) for i in range(count)]
             self._add(topic)
 
-    def create_topic(self, name: str, num_partitions: int, topic_config: TopicConfig) -> Topic:
-        topic = Topic(name, uuid.uuid4(), topic_config)
-        for index in range(num_partitions):
-            directory = self.data_dir / f"{name}-{index}"
-            directory.mkdir(parents=True, exist_ok=True)
-            write_topic_id(directory, topic.topic_id)
-            topic.partitions.append(self._open_partition(topic, index))
+    def create_topic(self, name: str, num_partitions: int, overrides: dict[str, str] | None = None) -> Topic:
+        """Create a topic whose name, partition count and configs the caller has validated."""
+        topic = Topic(name, uuid.uuid4(), TopicConfig(self.broker_config, dict(overrides or {})))
+        self._add_partitions(topic, num_partitions)
         self._add(topic)
         logger.info("created topic %s with %d partition(s)", name, num_partitions)
         return topic
+
+    def _add_partitions(self, topic: Topic, count: int) -> None:
+        for index in range(len(topic.partitions), count):
+            directory = self.data_dir / f"{topic.name}-{index}"
+            directory.mkdir(parents=True, exist_ok=True)
+            write_topic_id(directory, topic.topic_id)
+            topic.partitions.append(self._open_partition(topic, index))
+        # The metadata file is written last: a crash before it leaves no half-created topic.
+        self._topics_dir.mkdir(parents=True, exist_ok=True)
+        write_atomically(self._metadata_path(topic.name), topic.to_json())
+
+    def create_partitions(self, topic: Topic, count: int) -> None:
+        self._add_partitions(topic, count)
+        logger.info("topic %s now has %d partition(s)", topic.name, count)
+
+    def alter_config(self, topic: Topic, overrides: dict[str, str]) -> None:
+        """Replace the topic's overrides, persist them, and apply them to its open logs."""
+        topic.config = TopicConfig(self.broker_config, dict(overrides))
+        write_atomically(self._metadata_path(topic.name), topic.to_json())
+        log_config = topic.config.log_config()
+        for partition in topic.partitions:
+            partition.log.reconfigure(log_config)
+
+    async def delete_topic(self, topic: Topic) -> None:
+        """Forget the topic at once; remove its data in a worker thread."""
+        del self.topics[topic.name]
+        del self.topics_by_id[topic.topic_id]
+        self._metadata_path(topic.name).unlink(missing_ok=True)
+        doomed = []
+        for partition in topic.partitions:
+            partition.log.close()
+            target = partition.directory.with_name(f"{partition.directory.name}.{topic.topic_id.hex}{_DELETED_SUFFIX}")
+            partition.directory.rename(target)
+            doomed.append(target)
+        logger.info("deleted topic %s", topic.name)
+        for target in doomed:
+            await trio.to_thread.run_sync(shutil.rmtree, target, True)
 
     def _add(self, topic: Topic) -> None:
         self.topics[topic.name] = topic

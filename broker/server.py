@@ -15,8 +15,7 @@ from broker.config import BrokerConfig
 from broker.connection import Connection, ConnectionClosed, FrameTooLarge
 from broker.groups import GroupCoordinator
 from broker.metadata import ProducerIdAllocator, load_cluster_id
-from broker.registry import TopicConfig, TopicRegistry
-from log import UNLIMITED, LogConfig
+from broker.registry import TopicRegistry
 from protocol import headers
 from protocol.errors import ProtocolError
 
@@ -33,16 +32,10 @@ class Broker:
         config.data_dir.mkdir(parents=True, exist_ok=True)
         self.cluster_id = load_cluster_id(config.data_dir, config.node_id)
         self.producer_ids = ProducerIdAllocator(config.data_dir)
-        self.topic_config = TopicConfig(config.message_timestamp_type, config.max_message_bytes)
-        self.registry = TopicRegistry(config.data_dir, LogConfig(
-            segment_bytes=config.segment_bytes, segment_ms=config.segment_ms,
-            retention_bytes=config.retention_bytes, retention_ms=config.retention_ms,
-            flush_messages=config.flush_messages or UNLIMITED, flush_ms=config.flush_ms or UNLIMITED,
-            max_message_bytes=config.max_message_bytes,
-        ))
-        self.registry.load(self.topic_config)
+        self.registry = TopicRegistry(config.data_dir, config)
+        self.registry.load()
         if config.topic not in self.registry.topics:
-            self.registry.create_topic(config.topic, 1, self.topic_config)
+            self.registry.create_topic(config.topic, config.num_partitions)
         self.coordinator = GroupCoordinator.open(
             config.data_dir, initial_rebalance_delay_ms=config.group_initial_rebalance_delay_ms,
             fsync_commits=config.flush_on_ack)

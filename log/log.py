@@ -286,6 +286,18 @@ class Log:
             raise LogStorageError(self.directory, error) from error
         self._clean_shutdown = False
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def reconfigure(self, config: LogConfig) -> None:
+        """Apply new settings to this open log (a topic config altered live): they govern the next
+        append, roll, retention and flush. Index sizes stay as they were for existing segments."""
+        self.config = config
+        self._max_batch_size = min(config.max_message_bytes, config.segment_bytes)
+        for segment in self._segments:
+            segment.config = config
+
     # -- reading ---------------------------------------------------------------------------------
 
     def read(self, offset: int, max_bytes: int, *, min_one_batch: bool = True) -> FileRecords:

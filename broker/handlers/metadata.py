@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from broker.handlers.base import handles
+from broker.handlers.topics import auto_create
 from broker.registry import LEADER_EPOCH, Topic
 from protocol.errors import ErrorCode
 
@@ -25,8 +26,10 @@ def _topic_metadata(broker, topic: Topic) -> dict:
             "topic_authorized_operations": AUTHORIZED_OPERATIONS_OMITTED}
 
 
-def _unknown_topic(name: str | None, topic_id) -> dict:
-    return {"error_code": ErrorCode.UNKNOWN_TOPIC_OR_PARTITION if name is not None else ErrorCode.UNKNOWN_TOPIC_ID,
+def _unknown_topic(name: str | None, topic_id, error: ErrorCode | None) -> dict:
+    if error is None:
+        error = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION if name is not None else ErrorCode.UNKNOWN_TOPIC_ID
+    return {"error_code": error,
             "name": name, "topic_id": topic_id, "is_internal": False, "partitions": [],
             "topic_authorized_operations": AUTHORIZED_OPERATIONS_OMITTED}
 
@@ -38,14 +41,21 @@ async def metadata(broker, header, request) -> dict:
     if request.topics is None or (header.request_api_version == 0 and not request.topics):
         topics = [_topic_metadata(broker, topic) for topic in registry.topics.values()]
     else:
+        # v0-v3 requests always allow auto-creation; v4+ say whether they do.
+        allow_auto_create = broker.config.auto_create_topics and request.get("allow_auto_topic_creation", True)
         topics = []
         for wanted in request.topics:
             topic_id = wanted.get("topic_id")
             if wanted.name is not None:
                 topic = registry.topics.get(wanted.name)
+                if topic is None and allow_auto_create:
+                    topic = auto_create(broker, wanted.name)
             else:
                 topic = registry.topics_by_id.get(topic_id)
-            topics.append(_topic_metadata(broker, topic) if topic else _unknown_topic(wanted.name, topic_id))
+            if isinstance(topic, Topic):
+                topics.append(_topic_metadata(broker, topic))
+            else:
+                topics.append(_unknown_topic(wanted.name, topic_id, topic))
     host, port = broker.advertised_address
     node = broker.config.node_id
     return {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from broker.handlers.base import CloseConnection, handles
+from broker.handlers.topics import auto_create
 from broker.producer_state import NO_PRODUCER_ID
 from broker.registry import Partition
 from log import InvalidRecordBatchError, RecordBatchTooLargeError
@@ -90,6 +91,15 @@ def _produce_to(broker, partition: Partition, record_set, api_version: int) -> d
     return {"base_offset": appended.base_offset, "log_append_time_ms": log_append_time}
 
 
+def _partition(broker, topic_name: str, index: int) -> Partition | None:
+    """The partition produced to; an unknown topic is auto-created when the broker allows it."""
+    partition = broker.registry.partition(topic_name, index)
+    if partition is None and broker.config.auto_create_topics and topic_name not in broker.registry.topics:
+        auto_create(broker, topic_name)
+        partition = broker.registry.partition(topic_name, index)
+    return partition
+
+
 @handles(PRODUCE)
 async def produce(broker, header, request) -> dict | None:
     acks = request.acks
@@ -99,7 +109,7 @@ async def produce(broker, header, request) -> dict | None:
     for topic_data in request.topic_data:
         partition_responses = []
         for partition_data in topic_data.partition_data:
-            partition = broker.registry.partition(topic_data.name, partition_data.index)
+            partition = _partition(broker, topic_data.name, partition_data.index)
             response = {"index": partition_data.index, "error_code": ErrorCode.NONE, "base_offset": -1,
                         "log_append_time_ms": -1, "log_start_offset": -1, "record_errors": [],
                         "error_message": None}
@@ -109,6 +119,11 @@ async def produce(broker, header, request) -> dict | None:
                 if partition is None:
                     raise Rejected(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
                                    f"unknown topic-partition {topic_data.name}-{partition_data.index}")
+                if acks == -1 and partition.topic.config.min_insync_replicas > 1:
+                    # One broker is one in-sync replica: acks=all cannot meet a higher minimum.
+                    raise Rejected(ErrorCode.NOT_ENOUGH_REPLICAS,
+                                   f"min.insync.replicas is {partition.topic.config.min_insync_replicas}, "
+                                   f"but this broker is the only replica")
                 response.update(_produce_to(broker, partition, partition_data.records, header.request_api_version))
                 response["log_start_offset"] = partition.log.log_start_offset
                 written.append(partition)

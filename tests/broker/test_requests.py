@@ -92,8 +92,8 @@ async def test_metadata_describes_this_broker_and_the_topic(broker, client, vers
         assert topic.topic_id == broker.registry.topics[TOPIC].topic_id != uuid.UUID(int=0)
 
 
-async def test_metadata_unknown_topic(client):
-    response = await client.request(METADATA, 9, {"topics": [{"name": "nope"}], "allow_auto_topic_creation": True})
+async def test_metadata_unknown_topic_without_auto_creation(client):
+    response = await client.request(METADATA, 9, {"topics": [{"name": "nope"}], "allow_auto_topic_creation": False})
     assert [(t.name, t.error_code) for t in response.topics] == [("nope", ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)]
 
 
