@@ -335,3 +335,11 @@ async def test_idle_connection_is_closed(tmp_path, nursery):
     with trio.fail_after(10):
         assert await client.receive_frame() is None
     broker.stop()
+
+
+async def test_bytes_after_the_message_are_ignored_as_kafka_does(client):
+    # librdkafka 2.x sends Metadata v12 requests with three extra bytes; Kafka answers them.
+    raw = headers.encode_request(METADATA, 12, 5, "rdkafka", {"topics": None}) + b"\x01\x00\x00"
+    await client.send_raw(len(raw).to_bytes(4, "big") + raw)
+    header, body = headers.decode_response(await client.receive_frame(), METADATA, 12)
+    assert header.correlation_id == 5 and [t.name for t in body.topics] == [TOPIC]
