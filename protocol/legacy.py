@@ -41,6 +41,8 @@ import zlib
 from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
+import xxhash
+
 from protocol.compression import (
     DEFAULT_MAX_DECOMPRESSED_SIZE,
     Compression,
@@ -324,37 +326,5 @@ def _with_lz4_header_checksum(frame: memoryview, start: int) -> bytes:
         checksum_at += 4
     if len(frame) <= checksum_at:
         raise CorruptRecordError("truncated LZ4 frame header")
-    checksum = (_xxh32_short(bytes(frame[start:checksum_at])) >> 8) & 0xFF
+    checksum = (xxhash.xxh32_intdigest(bytes(frame[start:checksum_at])) >> 8) & 0xFF
     return bytes(frame[:checksum_at]) + bytes((checksum,)) + bytes(frame[checksum_at + 1 :])
-
-
-_PRIME32_1 = 2654435761
-_PRIME32_2 = 2246822519
-_PRIME32_3 = 3266489917
-_PRIME32_4 = 668265263
-_PRIME32_5 = 374761393
-_MASK32 = 0xFFFFFFFF
-
-
-def _rotl32(value: int, bits: int) -> int:
-    return ((value << bits) | (value >> (32 - bits))) & _MASK32
-
-
-def _xxh32_short(data: bytes) -> int:
-    """XXH32 (seed 0) of fewer than 16 bytes: all an LZ4 frame header checksum covers here."""
-    if len(data) >= 16:
-        raise CorruptRecordError("LZ4 frame descriptor too long")
-    acc = (_PRIME32_5 + len(data)) & _MASK32
-    pos = 0
-    while pos + 4 <= len(data):
-        (lane,) = struct.unpack_from("<I", data, pos)
-        acc = (_rotl32((acc + lane * _PRIME32_3) & _MASK32, 17) * _PRIME32_4) & _MASK32
-        pos += 4
-    for byte in data[pos:]:
-        acc = (_rotl32((acc + byte * _PRIME32_5) & _MASK32, 11) * _PRIME32_1) & _MASK32
-    acc ^= acc >> 15
-    acc = (acc * _PRIME32_2) & _MASK32
-    acc ^= acc >> 13
-    acc = (acc * _PRIME32_3) & _MASK32
-    acc ^= acc >> 16
-    return acc

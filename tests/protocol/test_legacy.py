@@ -14,7 +14,7 @@ from kafka.record.memory_records import MemoryRecords
 
 from protocol.compression import Compression, compress
 from protocol.errors import CorruptRecordError, ProtocolError
-from protocol.legacy import _xxh32_short, build_message_set, iter_messages, to_record_batch
+from protocol.legacy import build_message_set, iter_messages, to_record_batch
 from protocol.records import Record, TimestampType, iter_records, validate_batch
 
 LEGACY_CODECS = [Compression.NONE, Compression.GZIP, Compression.SNAPPY, Compression.LZ4]
@@ -99,12 +99,6 @@ def test_magic_0_lz4_uses_the_kafka_0_8_header_checksum():
     value = wrapper[12 + 4 + 2 + 4 + 4 :]
     assert value[:6] == frame[:6]
     assert value[6] == (xxhash.xxh32_intdigest(value[:6]) >> 8) & 0xFF
-
-
-@pytest.mark.parametrize("length", range(16))
-def test_header_checksum_hash_is_xxh32(length):
-    data = bytes(range(100, 100 + length))
-    assert _xxh32_short(data) == xxhash.xxh32_intdigest(data)
 
 
 def log_append_time_wrapper(timestamp):
