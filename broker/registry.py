@@ -35,6 +35,7 @@ class Partition:
         self.index = index
         self.log = log
         self.producers = producers
+        self._snapshot_offset: int | None = None
         self._flush_running = False
         self._flush_done = trio.Event()
 
@@ -61,7 +62,10 @@ class Partition:
                 self._flush_done = trio.Event()
 
     def write_producer_snapshot(self) -> None:
-        self.producers.write_snapshot(self.directory / _PRODUCER_SNAPSHOT, self.log.log_end_offset)
+        """Snapshot the producer state, unless nothing was appended since the last snapshot."""
+        if self.log.log_end_offset != self._snapshot_offset:
+            self.producers.write_snapshot(self.directory / _PRODUCER_SNAPSHOT, self.log.log_end_offset)
+            self._snapshot_offset = self.log.log_end_offset
 
     def close(self) -> None:
         self.write_producer_snapshot()

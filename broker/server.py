@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import signal
 import struct
 import time
@@ -16,6 +17,7 @@ from broker.connection import Connection, ConnectionClosed, FrameTooLarge
 from broker.groups import GroupCoordinator
 from broker.metadata import ProducerIdAllocator, load_cluster_id
 from broker.registry import TopicRegistry
+from log import UNLIMITED
 from protocol import headers
 from protocol.errors import ProtocolError
 
@@ -62,7 +64,7 @@ class Broker:
         try:
             async with trio.open_nursery() as connections:
                 async with trio.open_nursery() as services:
-                    services.start_soon(self._watch_signals, services.cancel_scope)
+                    services.start_soon(self._watch_signals)
                     services.start_soon(self._maintenance)
                     services.start_soon(self._flush_policy)
                     services.start_soon(self.coordinator.run)
@@ -89,7 +91,7 @@ class Broker:
         self.stopping.set()
         self._data_arrived.set()
 
-    async def _watch_signals(self, scope: trio.CancelScope) -> None:
+    async def _watch_signals(self) -> None:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async for signum in signals:
                 logger.info("received %s", signal.Signals(signum).name)
@@ -122,10 +124,10 @@ class Broker:
         await self._data_arrived.wait()
 
     async def _flush_policy(self) -> None:
-        """fsync logs as --flush-messages / --flush-ms ask, off the event loop."""
-        interval = self.config.flush_ms / 1000 if self.config.flush_ms else None
+        """fsync logs as their flush.messages / flush.ms ask, off the event loop."""
         while True:
-            with trio.move_on_after(interval if interval else float("inf")):
+            flush_ms = min((p.log.config.flush_ms for p in self.registry.all_partitions()), default=UNLIMITED)
+            with trio.move_on_after(flush_ms / 1000 if flush_ms < UNLIMITED else math.inf):
                 await self._flush_wanted.wait()
             self._flush_wanted = trio.Event()
             now_ms = int(time.time() * 1000)
