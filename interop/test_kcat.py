@@ -9,6 +9,7 @@ import subprocess
 
 import pytest
 
+from interop.broker_process import BrokerProcess
 from interop.clients import (LIBRDKAFKA_CODECS, TIMEOUT_SECONDS, TOPIC, compressible_value, consume,
                              log_end_offset, stored_batches)
 
@@ -37,7 +38,15 @@ def test_metadata_listing(shared_broker):
     assert listing["brokers"] == [{"id": 1, "name": shared_broker.bootstrap}]
     assert listing["topics"] == [{"topic": TOPIC, "partitions": [
         {"partition": 0, "leader": 1, "replicas": [{"id": 1}], "isrs": [{"id": 1}]}]}]
-    (unknown,) = json.loads(kcat(shared_broker, "-L", "-J", "-t", "no-such-topic"))["topics"]
+    # Asking for an unknown topic creates it, as Kafka does with auto.create.topics.enable.
+    (created,) = json.loads(kcat(shared_broker, "-L", "-J", "-t", "new-topic"))["topics"]
+    assert created == {"topic": "new-topic", "partitions": [
+        {"partition": 0, "leader": 1, "replicas": [{"id": 1}], "isrs": [{"id": 1}]}]}
+
+
+def test_metadata_of_an_unknown_topic_without_auto_creation(tmp_path):
+    with BrokerProcess(tmp_path / "data", "--auto-create-topics", "false") as broker:
+        (unknown,) = json.loads(kcat(broker, "-L", "-J", "-t", "no-such-topic"))["topics"]
     assert unknown == {"topic": "no-such-topic", "error": "Broker: Unknown topic or partition", "partitions": []}
 
 
