@@ -194,11 +194,23 @@ class OffsetStore:
 
     async def delete_group(self, group_id: str) -> int:
         """Write a tombstone for each of the group's offsets and forget them; how many there were."""
-        partitions = list(self._offsets.get(group_id, {}))
-        if not partitions:
-            return 0
-        entries = [(encode_key(group_id, topic, partition), None) for topic, partition in partitions]
-        await self._write(entries, lambda: self._forget(group_id, partitions))
+        return await self._tombstone({group_id: list(self._offsets.get(group_id, {}))})
+
+    async def delete_topic(self, topic: str) -> int:
+        """Forget every group's offsets of a deleted topic, as Kafka does; how many there were."""
+        return await self._tombstone({group_id: [tp for tp in offsets if tp[0] == topic]
+                                      for group_id, offsets in self._offsets.items()})
+
+    async def _tombstone(self, partitions_by_group: dict[str, list[TopicPartition]]) -> int:
+        doomed = {group_id: partitions for group_id, partitions in partitions_by_group.items() if partitions}
+        entries = [(encode_key(group_id, topic, partition), None)
+                   for group_id, partitions in doomed.items() for topic, partition in partitions]
+        def forget() -> None:
+            for group_id, partitions in doomed.items():
+                self._forget(group_id, partitions)
+
+        if entries:
+            await self._write(entries, forget)
         return len(entries)
 
     async def _write(self, entries: list[tuple[bytes, bytes | None]], apply: Callable[[], None]) -> None:

@@ -121,6 +121,7 @@ async def delete_topics(broker, header, request) -> dict:
         else:
             response.update(name=topic.name, topic_id=topic.topic_id)
             await registry.delete_topic(topic)
+            await broker.coordinator.offsets.delete_topic(topic.name)
         responses.append(response)
     return {"throttle_time_ms": 0, "responses": responses}
 

@@ -356,3 +356,17 @@ async def test_offset_for_leader_epoch(client, current, asked, expected):
         {"topic": "comlog", "partitions": [{"partition": 0, "current_leader_epoch": current, "leader_epoch": asked}]}]})
     result = response.topics[0].partitions[0]
     assert (result.error_code, result.leader_epoch, result.end_offset) == expected
+
+
+async def test_deleting_a_topic_drops_its_committed_offsets(client):
+    await create(client, "committed", 1)
+    commit = await client.request(8, 2, {
+        "group_id": "g", "generation_id_or_member_epoch": -1, "member_id": "", "retention_time_ms": -1,
+        "topics": [{"name": "committed", "partitions": [
+            {"partition_index": 0, "committed_offset": 7, "committed_metadata": None}]}]})
+    assert commit.topics[0].partitions[0].error_code == ErrorCode.NONE
+    await client.request(DELETE_TOPICS, 5, {"topic_names": ["committed"], "timeout_ms": 5000})
+    await create(client, "committed", 1)
+    fetched = await client.request(9, 1, {"group_id": "g", "topics": [
+        {"name": "committed", "partition_indexes": [0]}]})
+    assert fetched.topics[0].partitions[0].committed_offset == -1

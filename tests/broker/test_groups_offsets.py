@@ -47,6 +47,20 @@ async def test_a_deleted_group_leaves_tombstones(tmp_path):
     reopened.close()
 
 
+async def test_a_deleted_topic_takes_every_groups_offsets_of_it_along(tmp_path):
+    store = OffsetStore(tmp_path)
+    await store.commit("g1", {("gone", 0): value(1), ("kept", 0): value(2)})
+    await store.commit("g2", {("gone", 3): value(4)})
+    assert await store.delete_topic("gone") == 2
+    assert await store.delete_topic("never-existed") == 0
+    store.close()
+    reopened = OffsetStore(tmp_path)
+    assert reopened.group_offsets("g1") == {("kept", 0): value(2)}
+    assert reopened.group_offsets("g2") == {}
+    assert reopened.group_ids() == ["g1"]
+    reopened.close()
+
+
 async def test_fsync_commits_are_flushed_before_returning(tmp_path):
     store = OffsetStore(tmp_path, fsync=True)
     await store.commit("g", {("t", 0): value(1)})
