@@ -88,21 +88,25 @@ def test_configs_altered_incrementally_and_wholesale_are_read_back_and_applied(a
     assert confluent_topic_configs(admin, "ck-configs") == {
         **DEFAULTS, "retention.ms": ("3600000", "DYNAMIC_TOPIC_CONFIG")}
 
-    changes = incremental("ck-configs", ("segment.bytes", "1048576", AlterConfigOpType.SET),
+    changes = incremental("ck-configs", ("segment.bytes", "1024", AlterConfigOpType.SET),
                           ("retention.ms", None, AlterConfigOpType.DELETE),
                           ("message.timestamp.type", "LogAppendTime", AlterConfigOpType.SET))
     assert alter(admin, admin.incremental_alter_configs, changes) is None
     assert confluent_topic_configs(admin, "ck-configs") == {
-        **DEFAULTS, "segment.bytes": ("1048576", "DYNAMIC_TOPIC_CONFIG"),
+        **DEFAULTS, "segment.bytes": ("1024", "DYNAMIC_TOPIC_CONFIG"),
         "message.timestamp.type": ("LogAppendTime", "DYNAMIC_TOPIC_CONFIG")}
 
-    # The live topic now stamps the broker's time on what is appended.
+    # The open log takes both at once: it stamps the broker's time on what is appended, and rolls
+    # a new segment whenever the next batch would take one over 1 KiB.
     with kafka_python_producer(shared_broker) as producer:
-        stamped = producer.send("ck-configs", value=b"stamped", timestamp_ms=1_000).get(timeout=TIMEOUT_SECONDS)
-    assert stamped.timestamp > 1_000
-    (record,) = read_partitions(shared_broker, {KafkaPythonTopicPartition("ck-configs", 0): 1})[
-        KafkaPythonTopicPartition("ck-configs", 0)]
-    assert (record.value, record.timestamp, record.timestamp_type) == (b"stamped", stamped.timestamp, 1)
+        stamped = [producer.send("ck-configs", value=b"%d" % i + b"." * 400, timestamp_ms=1_000).get(
+            timeout=TIMEOUT_SECONDS) for i in range(6)]
+    assert all(metadata.timestamp > 1_000 for metadata in stamped)
+    partition = KafkaPythonTopicPartition("ck-configs", 0)
+    read = read_partitions(shared_broker, {partition: 6})[partition]
+    assert [(r.offset, r.timestamp, r.timestamp_type) for r in read] == \
+        [(i, metadata.timestamp, 1) for i, metadata in enumerate(stamped)]
+    assert len(list((shared_broker.data_dir / "ck-configs-0").glob("*.log"))) >= 3
 
     # AlterConfigs replaces the whole set of overrides with the one given.
     with pytest.warns(DeprecationWarning):

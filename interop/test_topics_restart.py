@@ -1,6 +1,6 @@
 """Topic metadata survives a broker restart exactly (SIGTERM, then SIGKILL): topic ids, partition
-counts, config overrides, deletions, and the records in every partition, as both admin clients
-and a consumer see them."""
+counts, config overrides, deletions, log start offsets moved by DeleteRecords, and the records in
+every partition, as both admin clients and a consumer see them."""
 
 from __future__ import annotations
 
@@ -55,10 +55,14 @@ def test_topics_come_back_exactly_after_restarts(broker):
             for i in range(count):
                 producer.send(partition.topic, value=f"{partition.partition}-{i}".encode(), partition=partition.partition)
         producer.flush(timeout=TIMEOUT_SECONDS)
+    with kafka_python_admin(broker) as admin:
+        admin.delete_records({TopicPartition("restart-a", 2): 1})
+    placements[TopicPartition("restart-a", 2)] = 2
     before = topic_state(broker)
     assert sorted(before) == [TOPIC, "restart-a", "restart-b", "restart-c"]
     assert [len(before[name][1]) for name in ("restart-a", "restart-b", "restart-c")] == [3, 1, 7]
     records = read_partitions(broker, placements)
+    assert [r.offset for r in records[TopicPartition("restart-a", 2)]] == [1, 2]
 
     assert broker.stop(signal.SIGTERM) == 0
     broker.start()
