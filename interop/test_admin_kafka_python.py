@@ -8,7 +8,7 @@ import uuid
 
 import kafka.errors as Errors
 import pytest
-from kafka import TopicPartition
+from kafka import OffsetAndMetadata, TopicPartition
 from kafka.admin import AlterConfigOp, ConfigResource
 from kafka.protocol.consumer import OffsetSpec
 
@@ -224,3 +224,20 @@ def test_validate_only_leaves_nothing_behind(admin, shared_broker):
     assert len(described["partitions"]) == 1
     assert partition_directories(shared_broker, "kp-dry-run") == ["kp-dry-run-0"]
     assert kafka_python_topic_configs(admin, "kp-dry-run") == DEFAULTS
+
+
+def test_a_deleted_topic_created_again_starts_empty_without_its_old_commits(admin, shared_broker):
+    assert create(admin, {"kp-reborn": {"num_partitions": 2}}) == {"kp-reborn": (0, None)}
+    produce(shared_broker, "kp-reborn", 0, 5)
+    first = TopicPartition("kp-reborn", 0)
+    assert admin.alter_group_offsets("kp-reborn-group", {first: OffsetAndMetadata(5, "", -1)}) == {first: Errors.NoError}
+    (old,) = admin.describe_topics(["kp-reborn"])
+
+    admin.delete_topics(["kp-reborn"])
+    assert create(admin, {"kp-reborn": {"num_partitions": 1}}) == {"kp-reborn": (0, None)}
+    (new,) = admin.describe_topics(["kp-reborn"])
+    assert new["topic_id"] != old["topic_id"] and len(new["partitions"]) == 1
+    assert admin.list_partition_offsets({first: OffsetSpec.LATEST})[first].offset == 0
+    assert admin.list_group_offsets({"kp-reborn-group": None}) == {"kp-reborn-group": {}}
+    assert produce(shared_broker, "kp-reborn", 0, 1) == [b"kp-reborn-0-0"]
+    assert [(r.offset, r.value) for r in read_partitions(shared_broker, {first: 1})[first]] == [(0, b"kp-reborn-0-0")]
