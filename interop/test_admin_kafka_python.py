@@ -99,6 +99,16 @@ def test_configs_altered_incrementally_and_wholesale_are_read_back_and_applied(a
             producer.send("kp-configs", value=b"x" * 3000).get(timeout=TIMEOUT_SECONDS)
         assert producer.send("kp-configs", value=b"small").get(timeout=TIMEOUT_SECONDS).offset == 0
 
+    # With one replica, min.insync.replicas=2 fails acks=all produces, and only those.
+    resource = ConfigResource("TOPIC", "kp-configs", {"min.insync.replicas": "2"})
+    assert admin.alter_configs([resource]) == {"topic": {"kp-configs": "OK"}}
+    with kafka_python_producer(shared_broker, retries=0, acks="all") as producer:
+        with pytest.raises(Errors.NotEnoughReplicasError):
+            producer.send("kp-configs", value=b"needs two").get(timeout=TIMEOUT_SECONDS)
+    with kafka_python_producer(shared_broker, acks=1, enable_idempotence=False) as producer:
+        assert producer.send("kp-configs", value=b"needs one").get(timeout=TIMEOUT_SECONDS).offset == 1
+    admin.alter_configs([ConfigResource("TOPIC", "kp-configs", {"min.insync.replicas": (AlterConfigOp.DELETE, None)})])
+
     bad = ConfigResource("TOPIC", "kp-configs", {"retention.ms": "soon"})
     (refusal,) = admin.alter_configs([bad])["topic"].values()
     assert refusal.startswith("[Error 40] InvalidConfigurationError") and "retention.ms" in refusal
@@ -110,6 +120,13 @@ def test_configs_altered_incrementally_and_wholesale_are_read_back_and_applied(a
     assert refusal.startswith("[Error 3] UnknownTopicOrPartitionError")
     # Nothing refused was applied.
     assert kafka_python_topic_configs(admin, "kp-configs")["retention.ms"] == DEFAULTS["retention.ms"]
+
+
+def test_describe_cluster(admin, shared_broker):
+    cluster = admin.describe_cluster()
+    assert (cluster["controller_id"], cluster["brokers"]) == \
+        (1, [{"broker_id": 1, "host": "127.0.0.1", "port": shared_broker.port, "rack": None}])
+    assert f"cluster.id={cluster['cluster_id']}" in (shared_broker.data_dir / "meta.properties").read_text()
 
 
 def test_describe_configs_with_synonyms_for_a_topic_and_the_broker(admin):
