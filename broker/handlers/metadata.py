@@ -5,6 +5,7 @@ from __future__ import annotations
 from broker.handlers.base import handles
 from broker.handlers.topics import auto_create
 from broker.registry import LEADER_EPOCH, Topic
+from broker.topic_names import topic_name_problem
 from protocol.errors import ErrorCode
 
 METADATA = 3
@@ -50,6 +51,10 @@ async def metadata(broker, header, request) -> dict:
                 topic = registry.topics.get(wanted.name)
                 if topic is None and allow_auto_create:
                     topic = auto_create(broker, wanted.name)
+                elif topic is None and topic_name_problem(wanted.name):
+                    # Kafka calls an invalid name invalid even when it would not create the topic, so
+                    # clients fail at once instead of waiting for the topic to appear.
+                    topic = ErrorCode.INVALID_TOPIC_EXCEPTION
             else:
                 topic = registry.topics_by_id.get(topic_id)
             if isinstance(topic, Topic):
