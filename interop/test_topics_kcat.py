@@ -157,6 +157,18 @@ def test_without_auto_creation_confluent_is_told_unknown_topic(strict_broker):
     assert_not_created(strict_broker, "strict-confluent")
 
 
+def test_without_auto_creation_an_invalid_name_is_refused_at_once(strict_broker):
+    # Kafka names an invalid topic as such in Metadata whether or not it would create it, and
+    # librdkafka then fails the message at once instead of waiting for the topic to appear.
+    reports = []
+    producer = Producer({"bootstrap.servers": strict_broker.bootstrap, "message.timeout.ms": TIMEOUT_MS,
+                         "socket.timeout.ms": TIMEOUT_MS})
+    producer.produce("strict bad/name", value=b"lost", on_delivery=lambda error, message: reports.append(error))
+    assert producer.flush(TIMEOUT_SECONDS) == 0
+    assert [error.name() for error in reports] == ["TOPIC_EXCEPTION"]
+    assert_broker_healthy(strict_broker)
+
+
 def test_without_auto_creation_kcat_is_told_unknown_topic(strict_broker):
     result = subprocess.run([KCAT, "-b", strict_broker.bootstrap, "-P", "-t", "strict-kcat",
                              "-X", "topic.metadata.propagation.max.ms=500"],

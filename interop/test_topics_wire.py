@@ -23,6 +23,7 @@ LATEST, EARLIEST = -1, -2
 NO_TOPIC_ID = uuid.UUID(int=0)
 UNKNOWN = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
 OUT_OF_RANGE = ErrorCode.OFFSET_OUT_OF_RANGE
+INVALID_TOPIC = ErrorCode.INVALID_TOPIC_EXCEPTION
 # One Produce request's worth: (topic, partition) -> values. Partition 7 and the last topic do not exist.
 PLACEMENTS = {("wire-a", 0): [b"a0-0", b"a0-1"], ("wire-a", 1): [b"a1-0"], ("wire-a", 2): [b"a2-0", b"a2-1", b"a2-2"],
               ("wire-a", 7): [b"nowhere"], ("wire-b", 1): [b"b1-0"], ("wire-unknown", 0): [b"nowhere"]}
@@ -161,12 +162,26 @@ async def test_metadata_answers_each_topic_and_creates_nothing_when_auto_creatio
     try:
         response = await client.request(METADATA, 12, {
             "allow_auto_topic_creation": True, "include_topic_authorized_operations": False,
-            "topics": [{"name": name, "topic_id": NO_TOPIC_ID} for name in (TOPIC, "wire-never", "wire-a")]})
+            "topics": [{"name": name, "topic_id": NO_TOPIC_ID} for name in (TOPIC, "wire-never", "wire-a", "wire bad!")]})
         assert [(t.name, t.error_code, len(t.partitions)) for t in response.topics] == \
-            [(TOPIC, 0, 1), ("wire-never", UNKNOWN, 0), ("wire-a", 0, 3)]
+            [(TOPIC, 0, 1), ("wire-never", UNKNOWN, 0), ("wire-a", 0, 3), ("wire bad!", INVALID_TOPIC, 0)]
         everything = await client.request(METADATA, 12, {
             "allow_auto_topic_creation": True, "include_topic_authorized_operations": False, "topics": None})
         assert "wire-never" not in {t.name for t in everything.topics}
+    finally:
+        await client.aclose()
+
+
+@pytest.mark.parametrize("allow_auto_creation", [True, False])
+async def test_metadata_names_an_invalid_topic_whether_or_not_it_may_create(shared_broker, allow_auto_creation):
+    maybe = f"wire-maybe-{allow_auto_creation}"
+    client = await WireClient.connect(shared_broker.port)
+    try:
+        response = await client.request(METADATA, 12, {
+            "allow_auto_topic_creation": allow_auto_creation, "include_topic_authorized_operations": False,
+            "topics": [{"name": name, "topic_id": NO_TOPIC_ID} for name in ("wire bad!", "..", maybe)]})
+        assert [(t.name, t.error_code) for t in response.topics] == [
+            ("wire bad!", INVALID_TOPIC), ("..", INVALID_TOPIC), (maybe, 0 if allow_auto_creation else UNKNOWN)]
     finally:
         await client.aclose()
 
