@@ -26,7 +26,8 @@ def parse_kafka_uuid(text: str) -> uuid.UUID:
 
 
 def write_atomically(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
+    # A short temporary name: the final one may already be near the 255-byte file name limit.
+    tmp = path.with_name(f".{uuid.uuid4().hex}.tmp")
     with open(tmp, "w") as f:
         f.write(text)
         f.flush()

@@ -27,6 +27,7 @@ LEADER_EPOCH = 0
 _PRODUCER_SNAPSHOT = "producer-state.snapshot"
 _TOPICS_DIRECTORY = "topics"
 _DELETED_SUFFIX = "-delete"
+_MAX_FILE_NAME = 255
 
 
 class Partition:
@@ -82,6 +83,13 @@ class Topic:
     def to_json(self) -> str:
         return json.dumps({"name": self.name, "topic_id": str(self.topic_id),
                            "partitions": len(self.partitions), "configs": self.config.overrides})
+
+
+def _deleted_name(directory_name: str, topic_id: uuid.UUID) -> str:
+    """`<dir>.<topic id>-delete`, the directory name cut so that the whole stays within 255 bytes
+    (a topic name may be 249 characters long), as Kafka cuts it."""
+    suffix = f".{topic_id.hex}{_DELETED_SUFFIX}"
+    return directory_name[:_MAX_FILE_NAME - len(suffix)] + suffix
 
 
 def _load_producer_state(log: Log, directory: Path) -> ProducerStateTable:
@@ -170,7 +178,7 @@ class TopicRegistry:
         doomed = []
         for partition in topic.partitions:
             partition.log.close()
-            target = partition.directory.with_name(f"{partition.directory.name}.{topic.topic_id.hex}{_DELETED_SUFFIX}")
+            target = partition.directory.with_name(_deleted_name(partition.directory.name, topic.topic_id))
             partition.directory.rename(target)
             doomed.append(target)
         logger.info("deleted topic %s", topic.name)

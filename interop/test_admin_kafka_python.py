@@ -165,8 +165,15 @@ def test_create_partitions_grows_a_topic_and_refuses_to_shrink_it(admin, shared_
         assert [r.error_code for r in response.results] == [Errors.InvalidPartitionsError.errno]
     response = admin.create_partitions({"kp-no-such-topic": 3}, raise_errors=False)
     assert [r.error_code for r in response.results] == [Errors.UnknownTopicOrPartitionError.errno]
+    # Explicit assignments: one replica list per new partition, each naming this broker only.
+    for assignments in ([[2], [1]], [[1]], [[1], [1], [1]]):
+        response = admin.create_partitions({"kp-grow": {"count": 7, "assignments": assignments}}, raise_errors=False)
+        assert [r.error_code for r in response.results] == [Errors.InvalidReplicationAssignmentError.errno], assignments
     (described,) = admin.describe_topics(["kp-grow"])
     assert len(described["partitions"]) == 5
+    admin.create_partitions({"kp-grow": {"count": 7, "assignments": [[1], [1]]}})
+    (described,) = admin.describe_topics(["kp-grow"])
+    assert len(described["partitions"]) == 7
 
 
 def test_delete_records_moves_the_log_start_of_each_partition(admin, shared_broker):
@@ -260,8 +267,6 @@ def test_a_deleted_topic_created_again_starts_empty_without_its_old_commits(admi
     assert [(r.offset, r.value) for r in read_partitions(shared_broker, {first: 1})[first]] == [(0, b"kp-reborn-0-0")]
 
 
-@pytest.mark.xfail(strict=True, reason="registry.py: topics/<name>.json.tmp and the '<dir>.<id>-delete' rename exceed "
-                                       "the 255-byte file name limit for long legal names; reported to the lead")
 def test_the_longest_legal_topic_name_is_created_deleted_and_created_again_empty(admin, shared_broker):
     name = "z" * 249
     assert create(admin, {name: {"num_partitions": 1}}) == {name: (0, None)}
