@@ -143,6 +143,10 @@ async def create_partitions(broker, header, request) -> dict:
         elif wanted.count > _MAX_PARTITIONS:
             result.update(error_code=ErrorCode.INVALID_PARTITIONS,
                           error_message=f"at most {_MAX_PARTITIONS} partitions per topic")
+        elif wanted.assignments is not None and len(wanted.assignments) != wanted.count - current:
+            result.update(error_code=ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+                          error_message=f"Attempted to add {wanted.count - current} additional partition(s), but "
+                                        f"only {len(wanted.assignments)} assignment(s) were specified.")
         elif wanted.assignments is not None and any(list(a.broker_ids) != [broker.config.node_id]
                                                      for a in wanted.assignments):
             result.update(error_code=ErrorCode.INVALID_REPLICA_ASSIGNMENT,
