@@ -2,12 +2,14 @@
 the same group (both offer the `range` and `roundrobin` assignors by default, and the leader's
 `range` assignment is read by either library): every partition has exactly one owner, a member
 that leaves hands its partitions to the others, and nothing is read twice across the handoff
-because each member commits what it read before it polls again."""
+because each member commits what it read before it polls again. Pattern subscriptions of either
+library take in topics and partitions created while they run."""
 
 from __future__ import annotations
 
 import collections
 import threading
+import time
 
 import pytest
 from confluent_kafka import Consumer
@@ -223,4 +225,65 @@ def test_three_members_share_six_partitions_and_a_leaver_hands_over(shared_broke
         committed = admin.list_group_offsets({group: None})[group]
     assert {tp: offset.offset for tp, offset in committed.items()} == \
         {TopicPartition(topic, p): 35 for p in range(PARTITIONS)}
+    assert_broker_healthy(shared_broker)
+
+
+def poll_kafka_python(consumer: KafkaConsumer, count: int) -> list[bytes]:
+    deadline = time.monotonic() + TIMEOUT_SECONDS
+    values: list[bytes] = []
+    while len(values) < count and time.monotonic() < deadline:
+        values += [r.value for records in consumer.poll(timeout_ms=100).values() for r in records]
+    return values
+
+
+def poll_confluent(consumer: Consumer, count: int) -> list[bytes]:
+    deadline = time.monotonic() + TIMEOUT_SECONDS
+    values: list[bytes] = []
+    while len(values) < count and time.monotonic() < deadline:
+        for message in consumer.consume(num_messages=count - len(values), timeout=0.1):
+            assert message.error() is None, message.error()
+            values.append(message.value())
+    return values
+
+
+def produce_values(broker, placements: dict[tuple[str, int], int]) -> list[bytes]:
+    """`count` values on each (topic, partition); the values."""
+    values = []
+    with kafka_python_producer(broker) as producer:
+        for (topic, partition), count in placements.items():
+            for i in range(count):
+                value = f"{topic}/{partition}/{i}".encode()
+                producer.send(topic, value=value, partition=partition)
+                values.append(value)
+        producer.flush(timeout=TIMEOUT_SECONDS)
+    return values
+
+
+def test_pattern_subscriptions_follow_new_topics_and_partitions(shared_broker):
+    """A member subscribed by pattern reads every matching topic, then a topic created later and
+    partitions added later, once its metadata refresh shows them and its group rebalances."""
+    with kafka_python_admin(shared_broker) as admin:
+        admin.create_topics({f"pattern-{i}": {"num_partitions": 2} for i in range(3)})
+        first = produce_values(shared_broker, {(f"pattern-{i}", p): 2 for i in range(3) for p in range(2)})
+        kafka_python = KafkaConsumer(bootstrap_servers=shared_broker.bootstrap, group_id="pattern-kafka-python",
+                                     auto_offset_reset="earliest", metadata_max_age_ms=300,
+                                     request_timeout_ms=TIMEOUT_MS, bootstrap_timeout_ms=TIMEOUT_MS, **SESSION)
+        confluent = Consumer({"bootstrap.servers": shared_broker.bootstrap, "group.id": "pattern-confluent",
+                              "auto.offset.reset": "earliest", "topic.metadata.refresh.interval.ms": 300,
+                              "socket.timeout.ms": TIMEOUT_MS})
+        try:
+            kafka_python.subscribe(pattern="^pattern-.*")
+            confluent.subscribe(["^pattern-.*"])
+            assert sorted(poll_kafka_python(kafka_python, len(first))) == sorted(first)
+            assert sorted(poll_confluent(confluent, len(first))) == sorted(first)
+
+            admin.create_topics({"pattern-late": {"num_partitions": 3}})
+            admin.create_partitions({"pattern-0": 4})
+            later = produce_values(shared_broker, {**{("pattern-late", p): 1 for p in range(3)},
+                                                   ("pattern-0", 2): 1, ("pattern-0", 3): 1})
+            assert sorted(poll_kafka_python(kafka_python, len(later))) == sorted(later)
+            assert sorted(poll_confluent(confluent, len(later))) == sorted(later)
+        finally:
+            kafka_python.close(timeout_ms=TIMEOUT_MS)
+            confluent.close()
     assert_broker_healthy(shared_broker)
