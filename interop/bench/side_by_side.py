@@ -1,0 +1,335 @@
+"""ComLog next to Tansu, the Kafka-compatible server people would otherwise run locally.
+
+Run: python -m interop.bench [--quick] [--rounds N] [--directory DIR]
+
+Each round measures the ceilings (a raw loopback TCP stream between two processes, a raw
+sequential file write of the same volume), then starts each server afresh on a free loopback
+port (the order alternates from round to round) and runs the same workloads with the same
+client settings against it:
+
+1. produce: confluent-kafka, 1 KiB values, acks=all, linger 5 ms, 1 MB batches; every record
+   acknowledged;
+2. consume: the same records from offset 0 with confluent-kafka;
+3. latency: one 1 KiB record in flight (confluent-kafka, linger 0, acks=all), p50 and p99;
+4. kafka-python's default producer (idempotent, acks=all), 1 KiB values;
+5. 50 confluent-kafka producers and 50 group consumers at once on a 50-partition topic, every
+   record consumed exactly once by the group;
+6. the broker's resident memory once 1 GiB of values has been produced in the round (the
+   workloads above, topped up by more of workload 1), and the time from process start to the
+   first successful Metadata response.
+After the rounds, ComLog's start-up is measured again with 10 GiB of log on disk after a clean
+shutdown: the log is written straight into a data directory with the log engine (1 MiB record
+batches, as a producer would have sent them), the broker is started and stopped once (its clean
+shutdown writes the producer-state snapshot), then started again for each timed run.
+
+ComLog keeps its data on disk with its default flush policy (write-back left to the OS, as Kafka
+does); Tansu runs with its in-memory storage. The table shows each figure's median over the
+rounds with the min and max, and ComLog/Tansu of the medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import shutil
+import statistics
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+from confluent_kafka import KafkaException
+
+from interop.bench import ceilings, workloads
+from interop.bench.servers import ComLogServer, TansuServer, create_topics, resident_bytes
+
+MIB = 1 << 20
+COMLOG, TANSU = ComLogServer.name, TansuServer.name
+THROUGHPUT_TOPIC = "bench-throughput"
+LATENCY_TOPIC = "bench-latency"
+KAFKA_PYTHON_TOPIC = "bench-kafka-python"
+GROUP_TOPIC = "bench-group"
+VOLUME_TOPIC = "bench-volume"
+BIG_LOG_TOPIC = "bench-big-log"
+
+
+@dataclasses.dataclass(frozen=True)
+class Sizes:
+    rounds: int
+    produce_records: int
+    latency_records: int
+    kafka_python_records: int
+    group_members: int
+    group_records_each: int
+    # Resident memory is read once this much has been produced in the round.
+    volume_bytes: int
+    # ComLog's start-up is timed again with a log this large on disk.
+    big_log_bytes: int
+    big_log_starts: int
+
+    @property
+    def produce_bytes(self) -> int:
+        return self.produce_records * workloads.VALUE_BYTES
+
+
+FULL = Sizes(rounds=3, produce_records=256 * 1024, latency_records=2000, kafka_python_records=20_000,
+             group_members=50, group_records_each=4000, volume_bytes=1 << 30, big_log_bytes=10 << 30,
+             big_log_starts=3)
+QUICK = Sizes(rounds=1, produce_records=20 * 1024, latency_records=2000, kafka_python_records=2000,
+              group_members=50, group_records_each=200, volume_bytes=64 << 20, big_log_bytes=256 << 20,
+              big_log_starts=1)
+
+
+class Results:
+    """Every figure of every round, per measurement and server; failures kept as text."""
+
+    def __init__(self) -> None:
+        self.values: dict[tuple[str, str], list[float]] = {}
+        self.failures: dict[tuple[str, str], str] = {}
+
+    def add(self, measurement: str, server: str, value: float) -> None:
+        self.values.setdefault((measurement, server), []).append(value)
+
+    def median(self, measurement: str, server: str) -> float | None:
+        values = self.values.get((measurement, server))
+        return statistics.median(values) if values else None
+
+    def cell(self, measurement: str, server: str, digits: int) -> str:
+        if (measurement, server) in self.failures:
+            return "failed: " + self.failures[(measurement, server)]
+        values = self.values.get((measurement, server))
+        if not values:
+            return "-"
+        median = f"{statistics.median(values):,.{digits}f}"
+        if len(values) == 1:
+            return median
+        return f"{median} [{min(values):,.{digits}f}-{max(values):,.{digits}f}]"
+
+
+# Each measurement's row label, in table order, and its digits after the point.
+PRODUCE_MBS = "1. produce MB/s"
+PRODUCE_RPS = "1. produce records/s"
+CONSUME_MBS = "2. consume MB/s"
+LATENCY_P50 = "3. latency p50 ms"
+LATENCY_P99 = "3. latency p99 ms"
+KAFKA_PYTHON_MBS = "4. kafka-python produce MB/s"
+KAFKA_PYTHON_RPS = "4. kafka-python produce records/s"
+GROUP_MBS = "5. {members}+{members} group clients MB/s"
+GROUP_LOST = "5. records lost"
+GROUP_DUPLICATED = "5. records duplicated"
+RSS = "6. RSS after {volume} produced, MB"
+READY = "6. ready (first Metadata), s"
+READY_BIG = "6. ready with {big_log} on disk, s"
+TCP = "ceiling: loopback TCP MB/s"
+FILE_WRITE = "ceiling: file write MB/s"
+DIGITS = {PRODUCE_MBS: 0, PRODUCE_RPS: 0, CONSUME_MBS: 0, LATENCY_P50: 3, LATENCY_P99: 3, KAFKA_PYTHON_MBS: 1,
+          KAFKA_PYTHON_RPS: 0, GROUP_MBS: 0, GROUP_LOST: 0, GROUP_DUPLICATED: 0, RSS: 0, READY: 3,
+          READY_BIG: 3, TCP: 0, FILE_WRITE: 0}
+# ComLog's throughputs as fractions of the ceilings: (label, throughput, ceiling).
+FRACTIONS = [("produce / loopback TCP", PRODUCE_MBS, TCP), ("produce / file write", PRODUCE_MBS, FILE_WRITE),
+             ("consume / loopback TCP", CONSUME_MBS, TCP), ("group clients / loopback TCP", GROUP_MBS, TCP)]
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    measurement: str
+    text: str
+    # Checked against ComLog/Tansu of the medians when relative, else against ComLog's median.
+    met: Callable[[float], bool]
+    relative: bool = False
+
+
+TARGETS = {target.measurement: target for target in [
+    Target(PRODUCE_MBS, ">= 1.0x Tansu", lambda ratio: ratio >= 1.0, relative=True),
+    Target(CONSUME_MBS, ">= 1.0x Tansu", lambda ratio: ratio >= 1.0, relative=True),
+    Target(KAFKA_PYTHON_MBS, ">= 1.0x Tansu", lambda ratio: ratio >= 1.0, relative=True),
+    Target(LATENCY_P50, "<= 1.5x Tansu", lambda ratio: ratio <= 1.5, relative=True),
+    Target(LATENCY_P99, "<= 2x Tansu", lambda ratio: ratio <= 2, relative=True),
+    Target(RSS, "<= 100 MB", lambda megabytes: megabytes <= 100),
+    Target(READY, "<= 0.5 s", lambda seconds: seconds <= 0.5),
+    Target(READY_BIG, "<= 1 s", lambda seconds: seconds <= 1),
+    Target(GROUP_LOST, "0", lambda count: count == 0),
+    Target(GROUP_DUPLICATED, "0", lambda count: count == 0),
+]}
+
+
+def topics(sizes: Sizes) -> dict[str, int]:
+    return {THROUGHPUT_TOPIC: 1, LATENCY_TOPIC: 1, KAFKA_PYTHON_TOPIC: 1, GROUP_TOPIC: sizes.group_members,
+            VOLUME_TOPIC: 1}
+
+
+def run_workloads(bootstrap: str, sizes: Sizes, record: Callable[[str, float], None],
+                  fail: Callable[[list[str], Exception], None]) -> int:
+    """Workloads 1-5 against a server that has `topics(sizes)`; returns the bytes produced. A
+    workload that fails is reported through `fail` and the next one runs."""
+    produced = 0
+
+    def attempt(measurements: list[str], workload: Callable[[], None]) -> None:
+        try:
+            workload()
+        except (workloads.WorkloadError, KafkaException) as error:
+            fail(measurements, error)
+
+    def record_produced(result: workloads.Throughput, megabytes: str, records: str | None = None) -> None:
+        nonlocal produced
+        produced += result.records * workloads.VALUE_BYTES
+        record(megabytes, result.megabytes_per_second)
+        if records is not None:
+            record(records, result.records_per_second)
+
+    def produce() -> None:
+        record_produced(workloads.confluent_produce(bootstrap, THROUGHPUT_TOPIC, sizes.produce_records),
+                        PRODUCE_MBS, PRODUCE_RPS)
+
+    def consume() -> None:
+        record(CONSUME_MBS, workloads.confluent_consume(bootstrap, THROUGHPUT_TOPIC, sizes.produce_records).megabytes_per_second)
+
+    def latency() -> None:
+        nonlocal produced
+        latencies = sorted(workloads.produce_latencies(bootstrap, LATENCY_TOPIC, sizes.latency_records))
+        produced += len(latencies) * workloads.VALUE_BYTES
+        record(LATENCY_P50, statistics.median(latencies) * 1e3)
+        record(LATENCY_P99, latencies[int(len(latencies) * 0.99)] * 1e3)
+
+    def kafka_python() -> None:
+        record_produced(workloads.kafka_python_produce(bootstrap, KAFKA_PYTHON_TOPIC, sizes.kafka_python_records),
+                        KAFKA_PYTHON_MBS, KAFKA_PYTHON_RPS)
+
+    def group() -> None:
+        result = workloads.group_produce_consume(bootstrap, GROUP_TOPIC, sizes.group_members, sizes.group_records_each)
+        record_produced(result.throughput, GROUP_MBS)
+        record(GROUP_LOST, result.lost)
+        record(GROUP_DUPLICATED, result.duplicated)
+
+    attempt([PRODUCE_MBS, PRODUCE_RPS], produce)
+    attempt([CONSUME_MBS], consume)
+    attempt([LATENCY_P50, LATENCY_P99], latency)
+    attempt([KAFKA_PYTHON_MBS, KAFKA_PYTHON_RPS], kafka_python)
+    attempt([GROUP_MBS, GROUP_LOST, GROUP_DUPLICATED], group)
+    return produced
+
+
+def measure_server(server, sizes: Sizes, results: Results) -> None:
+    """Start `server`, run every workload against it, read its resident memory, stop it."""
+    def record(measurement: str, value: float) -> None:
+        results.add(measurement, server.name, value)
+
+    def fail(measurements: list[str], error: Exception) -> None:
+        for measurement in measurements:
+            results.failures[(measurement, server.name)] = f"{type(error).__name__}: {error}"[:80]
+
+    record(READY, server.start())
+    try:
+        create_topics(server.bootstrap, topics(sizes))
+        produced = run_workloads(server.bootstrap, sizes, record, fail)
+        remaining = sizes.volume_bytes - produced
+        if remaining > 0:
+            workloads.confluent_produce(server.bootstrap, VOLUME_TOPIC, -(-remaining // workloads.VALUE_BYTES))
+        record(RSS, resident_bytes(server.pid) / 1e6)
+    finally:
+        server.stop()
+
+
+def measure_ceilings(directory: Path, sizes: Sizes, results: Results) -> None:
+    results.add(TCP, COMLOG, sizes.produce_bytes / ceilings.loopback_tcp_seconds(sizes.produce_bytes) / 1e6)
+    results.add(FILE_WRITE, COMLOG, sizes.produce_bytes / ceilings.file_write_seconds(directory, sizes.produce_bytes) / 1e6)
+
+
+def write_big_log(data_dir: Path, total: int) -> None:
+    """Fill a ComLog data directory with `total` bytes of 1 MiB record batches in one topic
+    partition: create the topic through the broker, append with the log engine, and let one clean
+    broker start and stop write the producer-state snapshot."""
+    from interop.bench.log_bench import append_all, build_batch
+    from log import Log, LogConfig
+
+    server = ComLogServer(data_dir)
+    server.start()
+    try:
+        create_topics(server.bootstrap, {BIG_LOG_TOPIC: 1})
+    finally:
+        server.stop()
+    batch = build_batch(MIB)
+    log = Log(data_dir / f"{BIG_LOG_TOPIC}-0", LogConfig())
+    append_all(log, batch, -(-total // len(batch)))
+    log.close()
+    server.start()
+    server.stop()
+
+
+def measure_big_log_start(directory: Path, sizes: Sizes, results: Results) -> None:
+    data_dir = directory / "big-log"
+    try:
+        write_big_log(data_dir, sizes.big_log_bytes)
+        server = ComLogServer(data_dir)
+        for _ in range(sizes.big_log_starts):
+            results.add(READY_BIG, COMLOG, server.start())
+            server.stop()
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def _gib(size: int) -> str:
+    return f"{size / 2**30:g} GiB"
+
+
+def format_table(results: Results, sizes: Sizes) -> str:
+    rows = [("measurement", COMLOG, TANSU, "ComLog/Tansu", "target", "")]
+    for measurement, digits in DIGITS.items():
+        comlog, tansu = results.median(measurement, COMLOG), results.median(measurement, TANSU)
+        ratio = comlog / tansu if comlog is not None and tansu else None
+        target = TARGETS.get(measurement)
+        verdict = ""
+        if target is not None:
+            judged = ratio if target.relative else comlog
+            verdict = "met" if judged is not None and target.met(judged) else "MISSED"
+        label = measurement.format(volume=_gib(sizes.volume_bytes), big_log=_gib(sizes.big_log_bytes),
+                                   members=sizes.group_members)
+        rows.append((label, results.cell(measurement, COMLOG, digits), results.cell(measurement, TANSU, digits),
+                     "" if ratio is None else f"{ratio:.2f}x", target.text if target else "", verdict))
+    for label, throughput, ceiling in FRACTIONS:
+        value, limit = results.median(throughput, COMLOG), results.median(ceiling, COMLOG)
+        rows.append((f"ComLog {label}", f"{value / limit:.0%}" if value and limit else "-", "", "", "", ""))
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    note = (f"{sizes.rounds} round(s), median [min-max]; ceilings are the machine's (one column); "
+            f"volumes: {sizes.produce_records:,} x 1 KiB for 1-2, {sizes.latency_records} for 3, "
+            f"{sizes.kafka_python_records:,} for 4, {sizes.group_members} x {sizes.group_records_each:,} for 5, "
+            f"RSS after {_gib(sizes.volume_bytes)}, start-up with {_gib(sizes.big_log_bytes)} on disk.")
+    return "\n".join(lines + ["", note])
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m interop.bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small volumes and one round: a smoke run")
+    parser.add_argument("--rounds", type=int, help="rounds (default 3, or 1 with --quick)")
+    parser.add_argument("--directory", type=Path, help="where ComLog's data directories go (default: a temporary one)")
+    args = parser.parse_args(argv)
+    sizes = QUICK if args.quick else FULL
+    if args.rounds:
+        sizes = dataclasses.replace(sizes, rounds=args.rounds)
+    directory = Path(tempfile.mkdtemp(prefix="comlog-bench-", dir=args.directory))
+    results = Results()
+    started = time.monotonic()
+    try:
+        for number in range(sizes.rounds):
+            measure_ceilings(directory, sizes, results)
+            servers = [ComLogServer(directory / f"round-{number}"), TansuServer()]
+            for server in servers if number % 2 == 0 else reversed(servers):
+                print(f"round {number + 1}/{sizes.rounds}: {server.name}", flush=True)
+                try:
+                    measure_server(server, sizes, results)
+                finally:
+                    server.kill()
+            shutil.rmtree(directory / f"round-{number}", ignore_errors=True)
+        print(f"ComLog start-up with {_gib(sizes.big_log_bytes)} on disk", flush=True)
+        measure_big_log_start(directory, sizes, results)
+    except Exception:
+        traceback.print_exc()
+        print("the run stopped early; what was measured so far:")
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+    print()
+    print(format_table(results, sizes))
+    print(f"\nwhole run: {time.monotonic() - started:.0f} s")
