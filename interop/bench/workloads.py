@@ -26,8 +26,10 @@ THROUGHPUT_PRODUCER = {"acks": "all", "linger.ms": 5, "batch.size": 1_000_000,
                        "queue.buffering.max.messages": 2_000_000, "queue.buffering.max.kbytes": 2_000_000}
 # Workload 3: one record in flight, sent at once.
 LATENCY_PRODUCER = {"acks": "all", "linger.ms": 0}
-# The consumer defaults of librdkafka; the group id is required by confluent-kafka even with assign().
-CONSUMER = {"enable.auto.commit": False, "auto.offset.reset": "earliest"}
+# librdkafka stops fetching for fetch.queue.backoff.ms (1 s by default) whenever its local queue
+# holds more than queued.min.messages: a server that answers fetches quickly enough to fill it would
+# be measured by that pause instead of by its speed.
+CONSUMER = {"auto.offset.reset": "earliest", "fetch.queue.backoff.ms": 10}
 
 
 class WorkloadError(Exception):
@@ -113,7 +115,9 @@ def confluent_produce(bootstrap: str, topic: str, count: int) -> Throughput:
 
 def confluent_consume(bootstrap: str, topic: str, count: int) -> Throughput:
     """Workload 2: the first `count` records of partition 0 from offset 0, with confluent-kafka."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-{uuid.uuid4()}", **CONSUMER})
+    # confluent-kafka wants a group id even for a consumer that assigns its partition itself.
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-{uuid.uuid4()}",
+                         "enable.auto.commit": False, **CONSUMER})
     deadline = time.monotonic() + DEADLINE_SECONDS
     try:
         consumer.list_topics(topic, timeout=DEADLINE_SECONDS)
@@ -180,8 +184,7 @@ class _GroupMember(threading.Thread):
 
     def __init__(self, bootstrap: str, group: str, topic: str, expected: int, stop: threading.Event) -> None:
         super().__init__(daemon=True)
-        self.consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
-                                  "auto.offset.reset": "earliest"})
+        self.consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, **CONSUMER})
         self.topic = topic
         self.expected = expected
         self.stop = stop
