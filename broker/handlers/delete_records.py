@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from broker.handlers.base import handles
+from broker.handlers.base import answer_each_partition, handles
+from broker.registry import Partition
 from protocol.errors import ErrorCode
 
 DELETE_RECORDS = 21
@@ -10,23 +11,20 @@ DELETE_RECORDS = 21
 HIGH_WATERMARK = -1
 
 
+def _answer(partition: Partition | None, wanted) -> dict:
+    result = {"partition_index": wanted.partition_index, "low_watermark": -1, "error_code": ErrorCode.NONE}
+    if partition is None:
+        result["error_code"] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+        return result
+    log = partition.log
+    offset = log.log_end_offset if wanted.offset == HIGH_WATERMARK else wanted.offset
+    if not 0 <= offset <= log.log_end_offset:
+        result["error_code"] = ErrorCode.OFFSET_OUT_OF_RANGE
+    else:
+        result["low_watermark"] = log.delete_records(offset)
+    return result
+
+
 @handles(DELETE_RECORDS)
 async def delete_records(broker, header, request) -> dict:
-    topics = []
-    for topic in request.topics:
-        partitions = []
-        for wanted in topic.partitions:
-            result = {"partition_index": wanted.partition_index, "low_watermark": -1, "error_code": ErrorCode.NONE}
-            partition = broker.registry.partition(topic.name, wanted.partition_index)
-            if partition is None:
-                result["error_code"] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
-            else:
-                log = partition.log
-                offset = log.log_end_offset if wanted.offset == HIGH_WATERMARK else wanted.offset
-                if not 0 <= offset <= log.log_end_offset:
-                    result["error_code"] = ErrorCode.OFFSET_OUT_OF_RANGE
-                else:
-                    result["low_watermark"] = log.delete_records(offset)
-            partitions.append(result)
-        topics.append({"name": topic.name, "partitions": partitions})
-    return {"throttle_time_ms": 0, "topics": topics}
+    return {"throttle_time_ms": 0, "topics": answer_each_partition(broker, request.topics, _answer)}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from broker.handlers.base import handles
+from broker.handlers.base import answer_each_partition, handles
 from broker.registry import LEADER_EPOCH, Partition
 from protocol import records
 from protocol.errors import ErrorCode
@@ -54,23 +54,19 @@ def _lookup(partition: Partition, timestamp: int) -> tuple[int, int]:
     return _first_record_at_or_after(partition, timestamp)
 
 
+def _answer(partition: Partition | None, wanted) -> dict:
+    response = {"partition_index": wanted.partition_index, "error_code": ErrorCode.NONE,
+                "old_style_offsets": [], "timestamp": -1, "offset": -1, "leader_epoch": -1}
+    if partition is None:
+        response["error_code"] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+        return response
+    offset, timestamp = _lookup(partition, wanted.timestamp)
+    response.update(offset=offset, timestamp=timestamp, leader_epoch=LEADER_EPOCH if offset >= 0 else -1)
+    # v0 answers with a list of offsets instead of one offset.
+    response["old_style_offsets"] = [offset] if offset >= 0 else []
+    return response
+
+
 @handles(LIST_OFFSETS)
 async def list_offsets(broker, header, request) -> dict:
-    topics = []
-    for topic in request.topics:
-        partitions = []
-        for wanted in topic.partitions:
-            response = {"partition_index": wanted.partition_index, "error_code": ErrorCode.NONE,
-                        "old_style_offsets": [], "timestamp": -1, "offset": -1, "leader_epoch": -1}
-            partition = broker.registry.partition(topic.name, wanted.partition_index)
-            if partition is None:
-                response["error_code"] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
-            else:
-                offset, timestamp = _lookup(partition, wanted.timestamp)
-                response.update(offset=offset, timestamp=timestamp,
-                                leader_epoch=LEADER_EPOCH if offset >= 0 else -1)
-                # v0 answers with a list of offsets instead of one offset.
-                response["old_style_offsets"] = [offset] if offset >= 0 else []
-            partitions.append(response)
-        topics.append({"name": topic.name, "partitions": partitions})
-    return {"throttle_time_ms": 0, "topics": topics}
+    return {"throttle_time_ms": 0, "topics": answer_each_partition(broker, request.topics, _answer)}

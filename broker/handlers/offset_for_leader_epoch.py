@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from broker.handlers.base import handles
-from broker.registry import LEADER_EPOCH
+from broker.handlers.base import answer_each_partition, handles
+from broker.registry import LEADER_EPOCH, Partition
 from protocol.errors import ErrorCode
 
 OFFSET_FOR_LEADER_EPOCH = 23
@@ -25,20 +25,17 @@ def _end_offset(partition, current_leader_epoch: int, leader_epoch: int) -> dict
     return {"leader_epoch": LEADER_EPOCH, "end_offset": partition.log.log_end_offset}
 
 
+def _answer(partition: Partition | None, wanted) -> dict:
+    result = {"error_code": ErrorCode.NONE, "partition": wanted.partition,
+              "leader_epoch": UNDEFINED_EPOCH, "end_offset": UNDEFINED_OFFSET}
+    if partition is None:
+        result["error_code"] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+    else:
+        result.update(_end_offset(partition, wanted.get("current_leader_epoch", NO_EPOCH_CHECK), wanted.leader_epoch))
+    return result
+
+
 @handles(OFFSET_FOR_LEADER_EPOCH)
 async def offset_for_leader_epoch(broker, header, request) -> dict:
-    topics = []
-    for topic in request.topics:
-        partitions = []
-        for wanted in topic.partitions:
-            result = {"error_code": ErrorCode.NONE, "partition": wanted.partition,
-                      "leader_epoch": UNDEFINED_EPOCH, "end_offset": UNDEFINED_OFFSET}
-            partition = broker.registry.partition(topic.topic, wanted.partition)
-            if partition is None:
-                result["error_code"] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
-            else:
-                result.update(_end_offset(partition, wanted.get("current_leader_epoch", NO_EPOCH_CHECK),
-                                          wanted.leader_epoch))
-            partitions.append(result)
-        topics.append({"topic": topic.topic, "partitions": partitions})
+    topics = answer_each_partition(broker, request.topics, _answer, topic_field="topic", partition_field="partition")
     return {"throttle_time_ms": 0, "topics": topics}
