@@ -34,6 +34,11 @@ class ConnectionClosed(Exception):
     """The peer closed the connection, possibly in the middle of a frame."""
 
 
+class ReadInterrupted(Exception):
+    """The broker stopped waiting for this connection's next request (it was idle too long, or the
+    broker is shutting down)."""
+
+
 class Connection:
     """Frames over a trio socket; also writes responses, with os.sendfile for file slices."""
 
@@ -45,6 +50,9 @@ class Connection:
         self._end = 0
         # Whether the request being read had to wait for the socket (and so let other tasks run).
         self._waited = False
+        # trio.current_time() when the connection started waiting for bytes from the client; None
+        # while it has some to work on.
+        self.idle_since: float | None = None
 
     async def _receive_into(self, view: memoryview) -> int:
         """Receive into `view`, waiting until the socket has data; raises ConnectionClosed at EOF."""
@@ -52,12 +60,28 @@ class Connection:
             try:
                 received = os.readv(self._fd, [view])
             except BlockingIOError:
-                self._waited = True
-                await trio.lowlevel.wait_readable(self._fd)
+                await self._wait_readable()
                 continue
             if not received:
                 raise ConnectionClosed()
             return received
+
+    async def _wait_readable(self) -> None:
+        self._waited = True
+        self.idle_since = trio.current_time()
+        try:
+            await trio.lowlevel.wait_readable(self._fd)
+        except trio.ClosedResourceError:
+            raise ReadInterrupted() from None
+        finally:
+            self.idle_since = None
+
+    def interrupt_read(self) -> None:
+        """Make a read that is waiting for the client raise ReadInterrupted; the caller then closes
+        the connection. Without a cancel scope around every read, as those cost a small request a
+        tenth of its time."""
+        if self.idle_since is not None:
+            trio.lowlevel.notify_closing(self._fd)
 
     async def _fill(self) -> None:
         """Read more bytes into the read-ahead buffer, compacting it first."""

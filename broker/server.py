@@ -13,7 +13,7 @@ import trio
 from broker import handlers
 from broker.handlers.base import CloseConnection, UnsupportedRequest
 from broker.config import BrokerConfig
-from broker.connection import Connection, ConnectionClosed, FrameTooLarge
+from broker.connection import Connection, ConnectionClosed, FrameTooLarge, ReadInterrupted
 from broker.groups import GroupCoordinator
 from broker.metadata import ProducerIdAllocator, load_cluster_id
 from broker.registry import TopicRegistry
@@ -26,6 +26,9 @@ logger = logging.getLogger("broker")
 _SIZE = struct.Struct(">i")
 # In-flight requests get this long to finish after SIGTERM before their connections are cut.
 SHUTDOWN_GRACE_SECONDS = 30
+# Idle connections are looked for this many times per connections.max.idle.ms, so one is closed
+# at most a tenth of that period late.
+IDLE_CHECKS_PER_PERIOD = 10
 
 
 class Broker:
@@ -44,7 +47,7 @@ class Broker:
         self.port = config.port
         self.stopping = trio.Event()
         self.stopped = trio.Event()
-        self._reading: set[trio.CancelScope] = set()
+        self._connections: set[Connection] = set()
         self._flush_wanted = trio.Event()
         self._data_arrived = trio.Event()
 
@@ -68,6 +71,7 @@ class Broker:
                     services.start_soon(self._maintenance)
                     services.start_soon(self._flush_policy)
                     services.start_soon(self.coordinator.run)
+                    services.start_soon(self._close_idle_connections)
                     for listener in listeners:
                         services.start_soon(self._accept, listener, connections)
                     logger.info("ready: listening on %s:%d, data dir %s, topic %s",
@@ -78,8 +82,8 @@ class Broker:
                 logger.info("stopping: finishing in-flight requests")
                 # Parked JoinGroup/SyncGroup requests are answered now rather than cut off.
                 self.coordinator.unload()
-                for scope in list(self._reading):
-                    scope.cancel()
+                for connection in self._connections:
+                    connection.interrupt_read()
                 connections.cancel_scope.deadline = trio.current_time() + SHUTDOWN_GRACE_SECONDS
         finally:
             self.registry.close()
@@ -135,41 +139,40 @@ class Broker:
                 if partition.log.needs_flush(now_ms):
                     await partition.flush_to(partition.log.log_end_offset)
 
+    async def _close_idle_connections(self) -> None:
+        """Kafka's connections.max.idle.ms: stop waiting on connections quiet for that long."""
+        idle_seconds = self.config.connections_max_idle_ms / 1000
+        while True:
+            await trio.sleep(idle_seconds / IDLE_CHECKS_PER_PERIOD)
+            now = trio.current_time()
+            for connection in self._connections:
+                if connection.idle_since is not None and now - connection.idle_since >= idle_seconds:
+                    connection.interrupt_read()
+
     async def _serve_connection(self, stream: trio.SocketStream) -> None:
+        """Answer the connection's requests in order until it closes, goes idle or the broker stops.
+
+        Only waiting for a request is interrupted at shutdown: a request being handled runs to
+        its end and gets its response."""
         peer = _peer_name(stream)
         connection = Connection(stream.socket, self.config.max_request_bytes)
-        idle_seconds = self.config.connections_max_idle_ms / 1000
+        self._connections.add(connection)
         try:
             while not self.stopping.is_set():
-                frame = await self._read_request(connection, idle_seconds)
-                if frame is None:
-                    return
-                response = await self.handle_frame(frame)
+                response = await self.handle_frame(await connection.read_frame())
                 if response is not None:
                     await connection.send(response)
-        except ConnectionClosed:
+        except (ConnectionClosed, ReadInterrupted):
             pass
         except (FrameTooLarge, ProtocolError, CloseConnection) as exc:
             logger.warning("%s: closing connection: %s", peer, exc)
         except OSError as exc:
             logger.debug("%s: connection error: %s", peer, exc)
         finally:
+            self._connections.discard(connection)
             with trio.move_on_after(1) as cleanup:
                 cleanup.shield = True
                 await stream.aclose()
-
-    async def _read_request(self, connection: Connection, idle_seconds: float) -> bytes | bytearray | None:
-        """The next request frame; None when the connection went idle or the broker is stopping.
-
-        Only waiting for a request is cancelled at shutdown: a request being handled runs to
-        its end and gets its response."""
-        with trio.move_on_after(idle_seconds) as scope:
-            self._reading.add(scope)
-            try:
-                return await connection.read_frame()
-            finally:
-                self._reading.discard(scope)
-        return None
 
     async def handle_frame(self, frame: bytes | bytearray) -> list | None:
         """Decode one request, run its handler, and encode the response frame as chunks (None: no response)."""
