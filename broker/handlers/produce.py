@@ -25,7 +25,8 @@ class Rejected(Exception):
 
 
 def _one_batch(partition: Partition, record_set, api_version: int):
-    """The partition's single magic-2 record batch, checked the way Kafka's LogValidator does."""
+    """The partition's single magic-2 record batch, checked the way Kafka's LogValidator does;
+    its CRC is left to the log, or to _verify_crc where something happens before the append."""
     if record_set is None or len(record_set) == 0:
         raise Rejected(ErrorCode.INVALID_RECORD, "the record set is empty")
     if api_version < FIRST_MAGIC_2_VERSION:
@@ -39,6 +40,7 @@ def _one_batch(partition: Partition, record_set, api_version: int):
             raise Rejected(ErrorCode.INVALID_RECORD,
                            f"Produce v{api_version} must carry magic 2 record batches, not magic {magic}")
         header = records.read_batch_header(record_set)
+        records.compression_of(header.attributes)  # an unknown codec id makes the batch corrupt
     except ProtocolError as exc:
         raise Rejected(ErrorCode.CORRUPT_MESSAGE, str(exc)) from exc
     if header.size != len(record_set):
@@ -55,31 +57,38 @@ def _one_batch(partition: Partition, record_set, api_version: int):
         raise Rejected(ErrorCode.INVALID_RECORD, "clients may not write control batches")
     if header.is_transactional:
         raise Rejected(ErrorCode.INVALID_RECORD, "this broker does not support transactions")
-    try:
-        records.validate_batch(record_set)
-    except ProtocolError as exc:
-        raise Rejected(ErrorCode.CORRUPT_MESSAGE, str(exc)) from exc
     return header, record_set
 
 
-def _produce_to(broker, partition: Partition, record_set, api_version: int) -> dict:
-    """Append one partition's batch; the partition's part of the Produce response."""
+def _verify_crc(batch) -> None:
+    try:
+        records.validate_batch(batch)
+    except ProtocolError as exc:
+        raise Rejected(ErrorCode.CORRUPT_MESSAGE, str(exc)) from exc
+
+
+def _produce_to(broker, partition: Partition, record_set, api_version: int) -> tuple[int, int]:
+    """Append one partition's batch; its base offset and log append time (-1 for CreateTime)."""
     header, batch = _one_batch(partition, record_set, api_version)
-    log = partition.log
+    log_append_time = partition.topic.config.message_timestamp_type == "LogAppendTime"
+    if header.producer_id != NO_PRODUCER_ID or log_append_time:
+        # The log verifies the CRC of what it appends, but de-duplication and a new timestamp (which
+        # recomputes the CRC) come first: as Kafka does, reject a corrupt batch before either.
+        _verify_crc(batch)
     check = partition.producers.check(header.producer_id, header.producer_epoch,
                                       header.base_sequence, header.last_offset_delta)
     if check.duplicate is not None:
-        return {"base_offset": check.duplicate.base_offset, "log_append_time_ms": -1}
+        return check.duplicate.base_offset, -1
     if check.error != ErrorCode.NONE:
         raise Rejected(check.error, f"producer {header.producer_id} epoch {header.producer_epoch} "
                                     f"sequence {header.base_sequence} rejected")
-    log_append_time = -1
-    if partition.topic.config.message_timestamp_type == "LogAppendTime":
-        log_append_time = int(time.time() * 1000)
+    append_time_ms = -1
+    if log_append_time:
+        append_time_ms = int(time.time() * 1000)
         batch = bytearray(batch)
-        records.set_log_append_time(batch, log_append_time)
+        records.set_log_append_time(batch, append_time_ms)
     try:
-        appended = log.append(batch)
+        appended = partition.log.append(batch)
     except InvalidRecordBatchError as exc:
         raise Rejected(ErrorCode.CORRUPT_MESSAGE, str(exc)) from exc
     except RecordBatchTooLargeError as exc:
@@ -88,7 +97,7 @@ def _produce_to(broker, partition: Partition, record_set, api_version: int) -> d
         partition.producers.record(header.producer_id, header.producer_epoch, header.base_sequence,
                                    appended.base_offset, appended.last_offset, header.max_timestamp)
     broker.appended(partition)
-    return {"base_offset": appended.base_offset, "log_append_time_ms": log_append_time}
+    return appended.base_offset, append_time_ms
 
 
 def _partition(broker, topic_name: str, index: int) -> Partition | None:
@@ -110,9 +119,7 @@ async def produce(broker, header, request) -> dict | None:
         partition_responses = []
         for partition_data in topic_data.partition_data:
             partition = _partition(broker, topic_data.name, partition_data.index)
-            response = {"index": partition_data.index, "error_code": ErrorCode.NONE, "base_offset": -1,
-                        "log_append_time_ms": -1, "log_start_offset": -1, "record_errors": [],
-                        "error_message": None}
+            # Fields left out take their defaults: no log append time, no log start offset, no errors.
             try:
                 if acks not in _VALID_ACKS:
                     raise Rejected(ErrorCode.INVALID_REQUIRED_ACKS, f"acks must be -1, 0 or 1, not {acks}")
@@ -124,14 +131,16 @@ async def produce(broker, header, request) -> dict | None:
                     raise Rejected(ErrorCode.NOT_ENOUGH_REPLICAS,
                                    f"min.insync.replicas is {partition.topic.config.min_insync_replicas}, "
                                    f"but this broker is the only replica")
-                response.update(_produce_to(broker, partition, partition_data.records, header.request_api_version))
-                response["log_start_offset"] = partition.log.log_start_offset
+                base_offset, log_append_time_ms = _produce_to(broker, partition, partition_data.records,
+                                                              header.request_api_version)
+                partition_responses.append({
+                    "index": partition_data.index, "error_code": ErrorCode.NONE, "base_offset": base_offset,
+                    "log_append_time_ms": log_append_time_ms, "log_start_offset": partition.log.log_start_offset})
                 written.append(partition)
             except Rejected as exc:
                 failed = True
-                response["error_code"] = exc.error
-                response["error_message"] = str(exc)
-            partition_responses.append(response)
+                partition_responses.append({"index": partition_data.index, "error_code": exc.error,
+                                            "base_offset": -1, "error_message": str(exc)})
         responses.append({"name": topic_data.name, "partition_responses": partition_responses})
     if acks == 0:
         if failed:
