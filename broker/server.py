@@ -159,7 +159,16 @@ class Broker:
         self._connections.add(connection)
         try:
             while not self.stopping.is_set():
-                response = await self.handle_frame(await connection.read_frame())
+                frame = await connection.read_frame()
+                try:
+                    response = await self.handle_frame(frame)
+                except (ProtocolError, CloseConnection):
+                    raise
+                except Exception:
+                    # A bug or a storage failure while handling one request must not take the
+                    # broker down: that connection is closed, and the log says why.
+                    logger.exception("%s: closing connection: the request failed", peer)
+                    return
                 if response is not None:
                     await connection.send(response)
         except (ConnectionClosed, ReadInterrupted):

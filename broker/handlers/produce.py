@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+
 import time
 
 from broker.handlers.base import CloseConnection, handles
 from broker.handlers.topics import auto_create
 from broker.producer_state import NO_PRODUCER_ID
 from broker.registry import Partition
-from log import InvalidRecordBatchError, RecordBatchTooLargeError
+from log import InvalidRecordBatchError, LogStorageError, RecordBatchTooLargeError
 from protocol import legacy, records
 from protocol.errors import ErrorCode, ProtocolError
+
+logger = logging.getLogger(__name__)
 
 PRODUCE = 0
 # Produce v3 introduced magic 2 record batches; earlier versions carry legacy message sets.
@@ -93,6 +97,9 @@ def _produce_to(broker, partition: Partition, record_set, api_version: int) -> t
         raise Rejected(ErrorCode.CORRUPT_MESSAGE, str(exc)) from exc
     except RecordBatchTooLargeError as exc:
         raise Rejected(ErrorCode.RECORD_LIST_TOO_LARGE, str(exc)) from exc
+    except LogStorageError as exc:
+        logger.error("%s-%d: cannot append: %s", partition.topic.name, partition.index, exc)
+        raise Rejected(ErrorCode.KAFKA_STORAGE_ERROR, str(exc)) from exc
     if header.producer_id != NO_PRODUCER_ID:
         partition.producers.record(header.producer_id, header.producer_epoch, header.base_sequence,
                                    appended.base_offset, appended.last_offset, header.max_timestamp)

@@ -370,3 +370,16 @@ async def test_deleting_a_topic_drops_its_committed_offsets(client):
     fetched = await client.request(9, 1, {"group_id": "g", "topics": [
         {"name": "committed", "partition_indexes": [0]}]})
     assert fetched.topics[0].partitions[0].committed_offset == -1
+
+
+async def test_a_storage_failure_closes_that_connection_only(broker, client, caplog):
+    # A file where the new partition's directory must go: creating the topic fails in the broker.
+    (broker.config.data_dir / "blocked-0").write_text("in the way")
+    await client.send(CREATE_TOPICS, 7, {"topics": [{"name": "blocked", "num_partitions": 1, "replication_factor": 1,
+                                                     "assignments": [], "configs": []}], "timeout_ms": 5000})
+    assert await client.receive_frame() is None
+    assert any(r.levelname == "ERROR" and "the request failed" in r.getMessage() for r in caplog.records)
+    other = await WireClient.connect(broker.port)
+    [topic] = (await metadata(other, ["comlog"])).topics
+    assert topic.error_code == ErrorCode.NONE
+    await other.aclose()
