@@ -3,9 +3,9 @@ SyncGroup (14), DescribeGroups (15), ListGroups (16) and DeleteGroups (42)."""
 
 from __future__ import annotations
 
+from broker import authorized_operations
 from broker.groups import JoinRequest
 from broker.handlers.base import handles
-from broker.handlers.metadata import AUTHORIZED_OPERATIONS_OMITTED
 from protocol.errors import ErrorCode
 
 JOIN_GROUP = 11
@@ -101,7 +101,8 @@ async def describe_groups(broker, header, request) -> dict:
                          "client_id": m.client_id, "client_host": m.client_host,
                          "member_metadata": m.metadata, "member_assignment": m.assignment}
                         for m in summary.members],
-            "authorized_operations": AUTHORIZED_OPERATIONS_OMITTED,
+            "authorized_operations": authorized_operations.reported(
+                request.get("include_authorized_operations", False), authorized_operations.GROUP),
         })
     return {"throttle_time_ms": 0, "groups": described}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from broker import authorized_operations
 from broker.handlers.base import handles
 from broker.handlers.topics import auto_create
 from broker.registry import LEADER_EPOCH, Topic
@@ -9,8 +10,6 @@ from broker.topic_names import topic_name_problem
 from protocol.errors import ErrorCode
 
 METADATA = 3
-# Kafka's value for "authorized operations were not requested".
-AUTHORIZED_OPERATIONS_OMITTED = -2**31
 
 
 def _partition_metadata(broker, topic: Topic) -> list[dict]:
@@ -21,10 +20,10 @@ def _partition_metadata(broker, topic: Topic) -> list[dict]:
             for p in topic.partitions]
 
 
-def _topic_metadata(broker, topic: Topic) -> dict:
+def _topic_metadata(broker, topic: Topic, operations: int) -> dict:
     return {"error_code": ErrorCode.NONE, "name": topic.name, "topic_id": topic.topic_id,
             "is_internal": False, "partitions": _partition_metadata(broker, topic),
-            "topic_authorized_operations": AUTHORIZED_OPERATIONS_OMITTED}
+            "topic_authorized_operations": operations}
 
 
 def _unknown_topic(name: str | None, topic_id, error: ErrorCode | None) -> dict:
@@ -32,15 +31,17 @@ def _unknown_topic(name: str | None, topic_id, error: ErrorCode | None) -> dict:
         error = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION if name is not None else ErrorCode.UNKNOWN_TOPIC_ID
     return {"error_code": error,
             "name": name, "topic_id": topic_id, "is_internal": False, "partitions": [],
-            "topic_authorized_operations": AUTHORIZED_OPERATIONS_OMITTED}
+            "topic_authorized_operations": authorized_operations.OMITTED}
 
 
 @handles(METADATA)
 async def metadata(broker, header, request) -> dict:
     registry = broker.registry
+    topic_operations = authorized_operations.reported(request.get("include_topic_authorized_operations", False),
+                                                      authorized_operations.TOPIC)
     # v0 asks for every topic with an empty list; v1+ with a null list.
     if request.topics is None or (header.request_api_version == 0 and not request.topics):
-        topics = [_topic_metadata(broker, topic) for topic in registry.topics.values()]
+        topics = [_topic_metadata(broker, topic, topic_operations) for topic in registry.topics.values()]
     else:
         # v0-v3 requests always allow auto-creation; v4+ say whether they do.
         allow_auto_create = broker.config.auto_create_topics and request.get("allow_auto_topic_creation", True)
@@ -58,7 +59,7 @@ async def metadata(broker, header, request) -> dict:
             else:
                 topic = registry.topics_by_id.get(topic_id)
             if isinstance(topic, Topic):
-                topics.append(_topic_metadata(broker, topic))
+                topics.append(_topic_metadata(broker, topic, topic_operations))
             else:
                 topics.append(_unknown_topic(wanted.name, topic_id, topic))
     host, port = broker.advertised_address
@@ -69,5 +70,6 @@ async def metadata(broker, header, request) -> dict:
         "cluster_id": broker.cluster_id,
         "controller_id": node,
         "topics": topics,
-        "cluster_authorized_operations": AUTHORIZED_OPERATIONS_OMITTED,
+        "cluster_authorized_operations": authorized_operations.reported(
+            request.get("include_cluster_authorized_operations", False), authorized_operations.CLUSTER),
     }

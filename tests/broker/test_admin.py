@@ -383,3 +383,19 @@ async def test_a_storage_failure_closes_that_connection_only(broker, client, cap
     [topic] = (await metadata(other, ["comlog"])).topics
     assert topic.error_code == ErrorCode.NONE
     await other.aclose()
+
+
+async def test_authorized_operations_are_all_supported_ones_when_asked_for(client):
+    # Kafka without an authorizer reports every operation the resource type supports.
+    read, write, describe, describe_configs = 3, 4, 8, 10
+    asked = await client.request(METADATA, 10, {"topics": [{"name": "comlog", "topic_id": uuid.UUID(int=0)}],
+                                                "allow_auto_topic_creation": False,
+                                                "include_cluster_authorized_operations": True,
+                                                "include_topic_authorized_operations": True})
+    operations = asked.topics[0].topic_authorized_operations
+    assert all(operations & (1 << op) for op in (read, write, describe, describe_configs))
+    assert asked.cluster_authorized_operations & (1 << describe)
+    not_asked = await metadata(client, ["comlog"])
+    assert not_asked.topics[0].topic_authorized_operations == -2**31
+    cluster = await client.request(DESCRIBE_CLUSTER, 0, {"include_cluster_authorized_operations": True})
+    assert cluster.cluster_authorized_operations == asked.cluster_authorized_operations
