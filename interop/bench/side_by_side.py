@@ -73,7 +73,7 @@ class Sizes:
         return self.produce_records * workloads.VALUE_BYTES
 
 
-FULL = Sizes(rounds=3, produce_records=256 * 1024, latency_records=2000, kafka_python_records=20_000,
+FULL = Sizes(rounds=5, produce_records=256 * 1024, latency_records=2000, kafka_python_records=20_000,
              group_members=50, group_records_each=4000, volume_bytes=1 << 30, big_log_bytes=10 << 30,
              big_log_starts=3)
 QUICK = Sizes(rounds=1, produce_records=20 * 1024, latency_records=2000, kafka_python_records=2000,
@@ -303,7 +303,7 @@ def format_table(results: Results, sizes: Sizes) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m interop.bench", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small volumes and one round: a smoke run")
-    parser.add_argument("--rounds", type=int, help="rounds (default 3, or 1 with --quick)")
+    parser.add_argument("--rounds", type=int, help="rounds (default 5, or 1 with --quick)")
     parser.add_argument("--directory", type=Path, help="where ComLog's data directories go (default: a temporary one)")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL

@@ -228,8 +228,10 @@ def _await_balanced_group(members: list[_GroupMember], partitions: int, deadline
 
 def group_produce_consume(bootstrap: str, topic: str, members: int, records_each: int) -> GroupRun:
     """Workload 5: `members` producers (producer i writes to partition i) and `members` consumers
-    in one group, each client on its own connection, running at once. Timed from the first record
-    produced to the last one consumed, once the group has given each consumer its partition."""
+    in one group, each client on its own connection, running at once, on a topic of `members`
+    partitions that holds no records yet (the group reads from the earliest offset). Timed from the
+    first record produced to the last one consumed, once the group has given each consumer its
+    partition."""
     deadline = time.monotonic() + DEADLINE_SECONDS
     stop = threading.Event()
     group = f"bench-group-{uuid.uuid4()}"
