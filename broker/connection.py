@@ -110,7 +110,7 @@ class Connection:
         if size <= buffered or size < _DIRECT_READ:
             while self._end - self._start < size:
                 await self._fill()
-            frame = bytes(self._buffer[self._start:self._start + size])
+            frame = bytes(memoryview(self._buffer)[self._start:self._start + size])  # one copy, not two
             self._start += size
             return frame
         # A large frame: take what is buffered, then receive the rest in place (one copy, no growth).
