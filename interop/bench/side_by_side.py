@@ -155,6 +155,7 @@ TARGETS = {target.measurement: target for target in [
 
 
 def topics(sizes: Sizes) -> dict[str, int]:
+    """The topics every server gets before the workloads: {name: partitions}."""
     return {THROUGHPUT_TOPIC: 1, LATENCY_TOPIC: 1, KAFKA_PYTHON_TOPIC: 1, GROUP_TOPIC: sizes.group_members,
             VOLUME_TOPIC: 1}
 
@@ -210,7 +211,7 @@ def run_workloads(bootstrap: str, sizes: Sizes, record: Callable[[str, float], N
     return produced
 
 
-def measure_server(server, sizes: Sizes, results: Results) -> None:
+def measure_server(server: ComLogServer | TansuServer, sizes: Sizes, results: Results) -> None:
     """Start `server`, run every workload against it, read its resident memory, stop it."""
     def record(measurement: str, value: float) -> None:
         results.add(measurement, server.name, value)
@@ -232,6 +233,7 @@ def measure_server(server, sizes: Sizes, results: Results) -> None:
 
 
 def measure_ceilings(directory: Path, sizes: Sizes, results: Results) -> None:
+    """The machine's ceilings for the volume of workload 1, shown in ComLog's column."""
     results.add(TCP, COMLOG, sizes.produce_bytes / ceilings.loopback_tcp_seconds(sizes.produce_bytes) / 1e6)
     results.add(FILE_WRITE, COMLOG, sizes.produce_bytes / ceilings.file_write_seconds(directory, sizes.produce_bytes) / 1e6)
 
@@ -258,6 +260,7 @@ def write_big_log(data_dir: Path, total: int) -> None:
 
 
 def measure_big_log_start(directory: Path, sizes: Sizes, results: Results) -> None:
+    """ComLog's time to its first Metadata response over a data directory holding a big log."""
     data_dir = directory / "big-log"
     try:
         write_big_log(data_dir, sizes.big_log_bytes)
@@ -269,8 +272,8 @@ def measure_big_log_start(directory: Path, sizes: Sizes, results: Results) -> No
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
-def _gib(size: int) -> str:
-    return f"{size / 2**30:g} GiB"
+def _size(size: int) -> str:
+    return f"{size / 2**30:g} GiB" if size >= 2**30 else f"{size / 2**20:g} MiB"
 
 
 def format_table(results: Results, sizes: Sizes) -> str:
@@ -283,7 +286,7 @@ def format_table(results: Results, sizes: Sizes) -> str:
         if target is not None:
             judged = ratio if target.relative else comlog
             verdict = "met" if judged is not None and target.met(judged) else "MISSED"
-        label = measurement.format(volume=_gib(sizes.volume_bytes), big_log=_gib(sizes.big_log_bytes),
+        label = measurement.format(volume=_size(sizes.volume_bytes), big_log=_size(sizes.big_log_bytes),
                                    members=sizes.group_members)
         rows.append((label, results.cell(measurement, COMLOG, digits), results.cell(measurement, TANSU, digits),
                      "" if ratio is None else f"{ratio:.2f}x", target.text if target else "", verdict))
@@ -296,7 +299,7 @@ def format_table(results: Results, sizes: Sizes) -> str:
     note = (f"{sizes.rounds} round(s), median [min-max]; ceilings are the machine's (one column); "
             f"volumes: {sizes.produce_records:,} x 1 KiB for 1-2, {sizes.latency_records} for 3, "
             f"{sizes.kafka_python_records:,} for 4, {sizes.group_members} x {sizes.group_records_each:,} for 5, "
-            f"RSS after {_gib(sizes.volume_bytes)}, start-up with {_gib(sizes.big_log_bytes)} on disk.")
+            f"RSS after {_size(sizes.volume_bytes)}, start-up with {_size(sizes.big_log_bytes)} on disk.")
     return "\n".join(lines + ["", note])
 
 
@@ -323,7 +326,7 @@ def main(argv: list[str] | None = None) -> None:
                 finally:
                     server.kill()
             shutil.rmtree(directory / f"round-{number}", ignore_errors=True)
-        print(f"ComLog start-up with {_gib(sizes.big_log_bytes)} on disk", flush=True)
+        print(f"ComLog start-up with {_size(sizes.big_log_bytes)} on disk", flush=True)
         measure_big_log_start(directory, sizes, results)
     except Exception:
         traceback.print_exc()
