@@ -106,7 +106,7 @@ class ComLogServer:
         # BrokerProcess.start spawns at once and then waits for the ready line; the probe runs
         # beside it, so the measurement does not depend on when the log line is written.
         previous = self.broker.process
-        probe = threading.Thread(target=lambda: waiting.append(self._probe(started, previous)))
+        probe = threading.Thread(target=lambda: waiting.append(self._probe(started, previous)), daemon=True)
         probe.start()
         self.broker.start()
         probe.join(START_TIMEOUT_SECONDS)
@@ -116,6 +116,8 @@ class ComLogServer:
 
     def _probe(self, started: float, previous: subprocess.Popen | None) -> float:
         while self.broker.process is previous:  # the spawn is a few microseconds away
+            if time.perf_counter() > started + START_TIMEOUT_SECONDS:
+                raise RuntimeError("ComLog was not spawned")
             time.sleep(_PROBE_INTERVAL_SECONDS)
         return wait_until_ready(self.broker.port, started, self.broker.process)
 
