@@ -343,3 +343,17 @@ async def test_bytes_after_the_message_are_ignored_as_kafka_does(client):
     await client.send_raw(len(raw).to_bytes(4, "big") + raw)
     header, body = headers.decode_response(await client.receive_frame(), METADATA, 12)
     assert header.correlation_id == 5 and [t.name for t in body.topics] == [TOPIC]
+
+
+async def test_stop_does_not_wait_for_idle_or_half_sent_connections(broker_config, nursery):
+    from broker.server import Broker
+    broker = Broker(broker_config)
+    await nursery.start(broker.serve)
+    idle = await WireClient.connect(broker.port)
+    half_sent = await WireClient.connect(broker.port)
+    await half_sent.send_raw(b"\x00\x00\x01\x00\x00\x03")   # a 256-byte frame, 2 bytes of it sent
+    await trio.testing.wait_all_tasks_blocked()
+    broker.stop()
+    with trio.fail_after(5):
+        await broker.stopped.wait()
+    assert await idle.receive_frame() is None and await half_sent.receive_frame() is None
