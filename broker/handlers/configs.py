@@ -97,6 +97,15 @@ def _is_this_broker(broker, resource_name: str) -> bool:
     return resource_name in ("", str(broker.config.node_id))
 
 
+def _named_topic(broker, resource, answer: dict):
+    """The topic a topic resource names; None, with UNKNOWN_TOPIC_OR_PARTITION in `answer`, if none."""
+    topic = broker.registry.topics.get(resource.resource_name)
+    if topic is None:
+        answer.update(error_code=ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+                      error_message=f"Topic {resource.resource_name} does not exist")
+    return topic
+
+
 @handles(DESCRIBE_CONFIGS)
 async def describe_configs(broker, header, request) -> dict:
     include_synonyms = request.get("include_synonyms", False)
@@ -105,11 +114,8 @@ async def describe_configs(broker, header, request) -> dict:
         result = {"error_code": ErrorCode.NONE, "error_message": None, "resource_type": resource.resource_type,
                   "resource_name": resource.resource_name, "configs": []}
         if resource.resource_type == ResourceType.TOPIC:
-            topic = broker.registry.topics.get(resource.resource_name)
-            if topic is None:
-                result.update(error_code=ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
-                              error_message=f"Topic {resource.resource_name} does not exist")
-            else:
+            topic = _named_topic(broker, resource, result)
+            if topic is not None:
                 result["configs"] = _topic_configs(topic.config, include_synonyms)
         elif resource.resource_type == ResourceType.BROKER:
             if _is_this_broker(broker, resource.resource_name):
@@ -160,11 +166,8 @@ def _alter(broker, request, new_overrides) -> dict:
         response = {"error_code": ErrorCode.NONE, "error_message": None,
                     "resource_type": resource.resource_type, "resource_name": resource.resource_name}
         if resource.resource_type == ResourceType.TOPIC:
-            topic = broker.registry.topics.get(resource.resource_name)
-            if topic is None:
-                response.update(error_code=ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
-                                error_message=f"Topic {resource.resource_name} does not exist")
-            else:
+            topic = _named_topic(broker, resource, response)
+            if topic is not None:
                 try:
                     overrides = validate_overrides(new_overrides(topic, resource.configs))
                 except InvalidConfig as exc:
