@@ -25,7 +25,11 @@ def group_consumer(broker, group: str, **config) -> Iterator[KafkaConsumer]:
     """A kafka-python consumer subscribed with `group`, every wait bounded, closed on exit."""
     settings = {"auto_offset_reset": "earliest", "enable_auto_commit": False, "heartbeat_interval_ms": 500,
                 "request_timeout_ms": TIMEOUT_MS, "bootstrap_timeout_ms": TIMEOUT_MS, **config}
-    consumer = KafkaConsumer(TOPIC, bootstrap_servers=broker.bootstrap, group_id=group, **settings)
+    consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap, group_id=group, **settings)
+    # kafka-python 3.0.12 can leave a rejoin half done when the topic's metadata arrives after it
+    # joined (and the member is then evicted), so it learns the partitions before it subscribes.
+    assert consumer.partitions_for_topic(TOPIC)
+    consumer.subscribe([TOPIC])
     try:
         yield consumer
     finally:
