@@ -48,32 +48,21 @@ class BrokerConfig:
         return self.advertised_host or self.host, self.advertised_port or self.port
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
+def _int_in(low: int, high: int | None, meaning: str):
+    """An argparse type for integers from `low` to `high` (None: no upper bound)."""
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"must be {meaning}, got {text}")
+        return value
+    parse.__name__ = "integer"  # argparse names the type in its "invalid ... value" message
+    return parse
 
 
-def _port(text: str) -> int:
-    value = int(text)
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"must be a port number 0-65535, got {text}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
-    return value
-
-
-def _retention(text: str) -> int:
-    value = int(text)
-    if value < -1:
-        raise argparse.ArgumentTypeError(f"must be -1 (unlimited) or >= 0, got {text}")
-    return value
+_positive_int = _int_in(1, None, "a positive integer")
+_port = _int_in(0, 65535, "a port number 0-65535")
+_non_negative_int = _int_in(0, None, "0 or more")
+_retention = _int_in(-1, None, "-1 (unlimited) or >= 0")
 
 
 def _flag(text: str) -> bool:
