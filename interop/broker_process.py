@@ -10,7 +10,6 @@ import sys
 import threading
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 _READY = re.compile(r"ready: listening on (\S+):(\d+)")
 START_TIMEOUT_SECONDS = 30
 
@@ -18,8 +17,10 @@ START_TIMEOUT_SECONDS = 30
 class BrokerProcess:
     """One broker process over one data directory; can be stopped, killed and started again."""
 
-    def __init__(self, data_dir: Path, *extra_args: str, port: int = 0) -> None:
+    def __init__(self, data_dir: Path, *extra_args: str, port: int = 0,
+                 command: tuple[str, ...] = (sys.executable, "-m", "broker")) -> None:
         self.data_dir = data_dir
+        self.command = command
         self.extra_args = list(extra_args)
         self.port = port
         self.process: subprocess.Popen | None = None
@@ -33,10 +34,12 @@ class BrokerProcess:
     def start(self) -> BrokerProcess:
         """Start the broker and return once it logs that it is ready."""
         self._ready.clear()
+        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "broker", "--port", str(self.port), "--data-dir", str(self.data_dir),
+            [*self.command, "--port", str(self.port), "--data-dir", str(self.data_dir),
              *self.extra_args],
-            cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            # Started outside the clone, as a user would: the installed package must be what runs.
+            cwd=self.data_dir.parent, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         threading.Thread(target=self._read_output, args=(self.process,), daemon=True).start()

@@ -1,0 +1,78 @@
+"""The built wheel is what users run: built from the clone, installed into a fresh virtual
+environment, started as `comlog-broker` from a directory outside the clone, and used by a real client."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tomllib
+import venv
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from interop.broker_process import BrokerProcess
+from interop.clients import consume, kafka_python_producer, send_all
+
+CLONE = Path(__file__).resolve().parent.parent
+# Generous bounds that only catch a hang: building and installing fetch from the package index.
+BUILD_TIMEOUT_SECONDS = 300
+
+
+def _run(*command, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=BUILD_TIMEOUT_SECONDS)
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> tuple[Path, str]:
+    """The wheel built from the clone, and what the build printed."""
+    out = tmp_path_factory.mktemp("wheel")
+    built = _run(sys.executable, "-m", "pip", "wheel", "--no-deps", "-v", "-w", str(out), str(CLONE), cwd=out)
+    assert built.returncode == 0, built.stdout + built.stderr
+    (path,) = out.glob("comlog-*.whl")
+    return path, built.stdout + built.stderr
+
+
+@pytest.fixture(scope="module")
+def installed(wheel, tmp_path_factory) -> Path:
+    """A fresh virtual environment (no access to the test environment's packages) holding the wheel."""
+    env = tmp_path_factory.mktemp("venv")
+    venv.create(env, with_pip=True)
+    done = _run(str(env / "bin" / "python"), "-m", "pip", "install", "-q", str(wheel[0]), cwd=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return env
+
+
+def test_the_wheel_holds_every_subpackage(wheel):
+    names = zipfile.ZipFile(wheel[0]).namelist()
+    packages = {str(Path(name).parent) for name in names if name.endswith("/__init__.py")}
+    in_clone = {str(path.parent.relative_to(CLONE)) for top in ("broker", "protocol", "log")
+                for path in (CLONE / top).rglob("__init__.py")}
+    assert in_clone <= packages
+    assert {"broker/handlers", "broker/groups", "protocol/messages"} <= packages
+
+
+def test_the_build_prints_no_deprecation_warning(wheel):
+    assert "Deprecat" not in wheel[1], wheel[1]
+
+
+def test_the_command_names_itself_and_its_version(installed, tmp_path):
+    command = str(installed / "bin" / "comlog-broker")
+    helped = _run(command, "--help", cwd=tmp_path)
+    assert helped.returncode == 0, helped.stderr
+    assert helped.stdout.startswith("usage: comlog-broker ")
+    versioned = _run(command, "--version", cwd=tmp_path)
+    assert versioned.returncode == 0, versioned.stderr
+    version = tomllib.loads((CLONE / "pyproject.toml").read_text())["project"]["version"]
+    assert versioned.stdout.strip() == f"comlog-broker {version}"
+
+
+def test_the_installed_broker_serves_a_real_client_from_outside_the_clone(installed, tmp_path):
+    outside = tmp_path / "elsewhere"
+    assert not outside.resolve().is_relative_to(CLONE)
+    with BrokerProcess(outside / "data", command=(str(installed / "bin" / "comlog-broker"),)) as broker:
+        with kafka_python_producer(broker) as producer:
+            offsets = send_all(producer, [b"from the wheel"])
+        assert [record.value for record in consume(broker, offsets[0], 1)] == [b"from the wheel"]
+    assert (outside / "data" / "comlog-0").is_dir()
