@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.metadata
 import logging
 import os
+import sys
 from pathlib import Path
 
 from broker.topic_names import topic_name_problem
@@ -112,6 +114,7 @@ _FLAGS: list[tuple[str, object, str]] = [
 ]
 
 _TIMESTAMP_TYPES = ("CreateTime", "LogAppendTime")
+_META_ADDRESSES = ("0.0.0.0", "::", "")
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
@@ -119,12 +122,27 @@ def env_name(flag: str) -> str:
     return "COMLOG_" + flag.lstrip("-").replace("-", "_").upper()
 
 
+def _version() -> str:
+    try:
+        return importlib.metadata.version("comlog")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def _prog() -> str:
+    """The command as the user typed it: `comlog-broker`, or `python -m broker` (whose argv[0] is the
+    package's __main__.py)."""
+    invoked = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else ""
+    return "python -m broker" if invoked in ("", "__main__.py", "-c") else invoked
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m broker",
+        prog=_prog(),
         description="ComLog: a single Kafka-compatible broker with a segmented commit log on disk. "
                     "Every flag can also be set through the environment variable shown beside it.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     defaults = BrokerConfig()
     for flag, kind, text in _FLAGS:
         dest = flag.lstrip("-").replace("-", "_")
@@ -156,6 +174,10 @@ def parse_config(argv: list[str] | None = None, environ: dict[str, str] | None =
         parser.error(f"--message-timestamp-type must be one of {', '.join(_TIMESTAMP_TYPES)}")
     if config.log_level.upper() not in _LOG_LEVELS:
         parser.error(f"--log-level must be one of {', '.join(_LOG_LEVELS)}")
+    if (config.advertised_host or config.host) in _META_ADDRESSES:
+        # Kafka's rule for advertised.listeners: clients cannot connect to the wildcard address.
+        parser.error(f"the advertised host cannot be the nonroutable meta-address {config.advertised_host or config.host}: "
+                     f"pass --advertised-host with a routable address when listening on {config.host}")
     problem = topic_name_problem(config.topic)
     if problem:
         parser.error(f"--topic: {problem}")

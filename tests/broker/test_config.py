@@ -56,3 +56,18 @@ def test_help_documents_every_flag_and_its_environment_twin():
         flag = "--" + field.replace("_", "-")
         assert flag in text
         assert "COMLOG_" + field.upper() in text
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::"])
+def test_listening_on_every_address_needs_an_advertised_host(host, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse_config(["--host", host], environ={})
+    assert exit_info.value.code == 2
+    assert f"nonroutable meta-address {host}" in capsys.readouterr().err
+    assert parse_config(["--host", host, "--advertised-host", "kafka.local"], environ={}).host == host
+
+
+def test_the_advertised_host_cannot_be_the_meta_address(capsys):
+    with pytest.raises(SystemExit):
+        parse_config(["--advertised-host", "0.0.0.0"], environ={})
+    assert "nonroutable meta-address 0.0.0.0" in capsys.readouterr().err
