@@ -8,6 +8,7 @@ import sys
 import trio
 
 from broker.config import configure_logging, parse_config
+from broker.data_dir_lock import DataDirInUse
 from broker.metadata import MetadataError
 from log import LogError
 
@@ -22,6 +23,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         broker = Broker(config)
         trio.run(broker.serve)
+    except DataDirInUse as exc:
+        logger.error("cannot start: %s", exc)
+        return 1
     except (MetadataError, LogError) as exc:
         logger.error("cannot open the data directory: %s", exc)
         return 1

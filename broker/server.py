@@ -13,6 +13,7 @@ import trio
 from broker import handlers
 from broker.handlers.base import CloseConnection, UnsupportedRequest
 from broker.config import BrokerConfig
+from broker.data_dir_lock import DataDirLock
 from broker.connection import Connection, ConnectionClosed, FrameTooLarge, ReadInterrupted
 from broker.groups import GroupCoordinator
 from broker.metadata import ProducerIdAllocator, load_cluster_id
@@ -34,16 +35,22 @@ IDLE_CHECKS_PER_PERIOD = 10
 class Broker:
     def __init__(self, config: BrokerConfig) -> None:
         self.config = config
-        config.data_dir.mkdir(parents=True, exist_ok=True)
-        self.cluster_id = load_cluster_id(config.data_dir, config.node_id)
-        self.producer_ids = ProducerIdAllocator(config.data_dir)
-        self.registry = TopicRegistry(config.data_dir, config)
-        self.registry.load()
-        if config.topic not in self.registry.topics:
-            self.registry.create_topic(config.topic, config.num_partitions)
-        self.coordinator = GroupCoordinator.open(
-            config.data_dir, initial_rebalance_delay_ms=config.group_initial_rebalance_delay_ms,
-            fsync_commits=config.flush_on_ack)
+        # Taken before any other file is touched: a second broker on the directory stops here.
+        self._lock = DataDirLock(config.data_dir)
+        self._lock.acquire()
+        try:
+            self.cluster_id = load_cluster_id(config.data_dir, config.node_id)
+            self.producer_ids = ProducerIdAllocator(config.data_dir)
+            self.registry = TopicRegistry(config.data_dir, config)
+            self.registry.load()
+            if config.topic not in self.registry.topics:
+                self.registry.create_topic(config.topic, config.num_partitions)
+            self.coordinator = GroupCoordinator.open(
+                config.data_dir, initial_rebalance_delay_ms=config.group_initial_rebalance_delay_ms,
+                fsync_commits=config.flush_on_ack)
+        except BaseException:
+            self._lock.release()
+            raise
         self.port = config.port
         self.stopping = trio.Event()
         self.stopped = trio.Event()
@@ -62,6 +69,7 @@ class Broker:
         except OSError:
             self.registry.close()
             self.coordinator.close()
+            self._lock.release()
             raise
         self.port = listeners[0].socket.getsockname()[1]
         try:
@@ -88,6 +96,7 @@ class Broker:
         finally:
             self.registry.close()
             self.coordinator.close()
+            self._lock.release()
             self.stopped.set()
             logger.info("stopped: logs closed cleanly")
 
