@@ -18,11 +18,13 @@ logger = logging.getLogger("broker")
 def main(argv: list[str] | None = None) -> int:
     config = parse_config(argv)
     configure_logging(config)
-    from broker.server import Broker  # after logging is set up, so start-up messages are formatted
+    from broker.server import Broker, ShutdownIncomplete  # after logging is set up, so start-up messages are formatted
 
     try:
         broker = Broker(config)
         trio.run(broker.serve)
+    except ShutdownIncomplete:
+        return 1  # stopped; the log says what may not be on disk
     except DataDirInUse as exc:
         logger.error("cannot start: %s", exc)
         return 1

@@ -13,6 +13,10 @@ import os
 import uuid
 from pathlib import Path
 
+import trio
+
+from log.checkpoint import fsync_directory
+
 PRODUCER_ID_BLOCK_SIZE = 1000
 
 
@@ -26,13 +30,26 @@ def parse_kafka_uuid(text: str) -> uuid.UUID:
 
 
 def write_atomically(path: Path, text: str) -> None:
+    """Durably replace `path` with `text`: a crash leaves the old content or the new, and a
+    failure leaves no temporary file behind. Blocks on fsync: from the event loop, await
+    write_durably instead."""
     # A short temporary name: the final one may already be near the 255-byte file name limit.
     tmp = path.with_name(f".{uuid.uuid4().hex}.tmp")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_directory(path.parent)
+
+
+async def write_durably(path: Path, text: str) -> None:
+    """write_atomically in a worker thread, so the event loop keeps serving during the fsyncs."""
+    await trio.to_thread.run_sync(write_atomically, path, text)
 
 
 def read_properties(path: Path) -> dict[str, str]:
@@ -93,12 +110,15 @@ class ProducerIdAllocator:
         except (OSError, ValueError) as exc:
             raise MetadataError(f"{self._path}: unreadable ({exc})") from exc
         self._block_end = self._next
+        self._reserving = trio.Lock()
 
-    def allocate(self) -> int:
-        if self._next >= self._block_end:
-            # Reserve the next block on disk before using any id of it.
-            self._block_end = self._next + PRODUCER_ID_BLOCK_SIZE
-            write_atomically(self._path, str(self._block_end))
-        producer_id = self._next
-        self._next += 1
-        return producer_id
+    async def allocate(self) -> int:
+        async with self._reserving:
+            if self._next >= self._block_end:
+                # Reserve the next block on disk before using any id of it.
+                block_end = self._next + PRODUCER_ID_BLOCK_SIZE
+                await write_durably(self._path, str(block_end))
+                self._block_end = block_end
+            producer_id = self._next
+            self._next += 1
+            return producer_id

@@ -105,15 +105,17 @@ class ProducerStateTable:
 
     # Snapshots let a restart skip replaying the whole log (Kafka's .snapshot files).
 
-    def write_snapshot(self, path: Path, log_end_offset: int) -> None:
-        state = {
+    def snapshot(self, log_end_offset: int) -> str:
+        """The table as snapshot text; taken where the table changes (the event loop), so that
+        writing it can go to a worker thread."""
+        return json.dumps({
             "log_end_offset": log_end_offset,
             "producers": {str(pid): {"epoch": e.epoch, "batches": [dataclasses.astuple(b) for b in e.batches]}
                           for pid, e in self.producers.items()},
-        }
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(state))
-        os.replace(tmp, path)
+        })
+
+    def write_snapshot(self, path: Path, log_end_offset: int) -> None:
+        write_snapshot_text(path, self.snapshot(log_end_offset))
 
     @classmethod
     def read_snapshot(cls, path: Path) -> tuple[ProducerStateTable, int] | None:
@@ -127,3 +129,15 @@ class ProducerStateTable:
             return table, int(state["log_end_offset"])
         except (OSError, ValueError, KeyError, TypeError):
             return None
+
+
+def write_snapshot_text(path: Path, text: str) -> None:
+    """Replace the snapshot at `path`. Not fsynced: a snapshot lost in a crash (or one ahead of
+    the recovered log) only makes the next start replay more of the log."""
+    tmp = path.with_suffix(".tmp")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

@@ -4,22 +4,30 @@ Topic metadata (topic id, partition count, config overrides) lives in `topics/<n
 written atomically; each partition directory also carries Kafka's `partition.metadata` with the
 topic id. A deleted topic's partition directories are first renamed `<dir>.<id>-delete` (as Kafka
 does) and then removed, so a crash half-way leaves nothing that looks like a live partition.
+
+File work (creating partitions, writing metadata, closing logs) runs in worker threads, so a topic
+of 10,000 partitions does not stall the event loop. A topic appears in the registry only once all
+its files exist; a creation that fails half-way removes what it made.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import logging
 import shutil
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import trio
 
-from broker.metadata import MetadataError, write_atomically, write_topic_id
-from broker.producer_state import ProducerStateTable
+from broker.metadata import MetadataError, write_atomically, write_durably, write_topic_id
+from broker.producer_state import ProducerStateTable, write_snapshot_text
 from broker.topic_config import TopicConfig
-from log import Log
+from log import Log, LogError, LogStorageError
+from log.checkpoint import fsync_directory
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +36,8 @@ _PRODUCER_SNAPSHOT = "producer-state.snapshot"
 _TOPICS_DIRECTORY = "topics"
 _DELETED_SUFFIX = "-delete"
 _MAX_FILE_NAME = 255
+# Closing at shutdown is mostly fsyncs: a few threads let the file system batch them.
+_CLOSING_THREADS = 4
 
 
 class Partition:
@@ -62,15 +72,53 @@ class Partition:
                 self._flush_done.set()
                 self._flush_done = trio.Event()
 
-    def write_producer_snapshot(self) -> None:
-        """Snapshot the producer state, unless nothing was appended since the last snapshot."""
-        if self.log.log_end_offset != self._snapshot_offset:
-            self.producers.write_snapshot(self.directory / _PRODUCER_SNAPSHOT, self.log.log_end_offset)
-            self._snapshot_offset = self.log.log_end_offset
+    def take_producer_snapshot(self) -> tuple[Path, str] | None:
+        """The producer-state snapshot to write (path, text), unless nothing was appended since
+        the last one taken. Taken on the event loop; written anywhere (write_snapshot_text)."""
+        end = self.log.log_end_offset
+        if end == self._snapshot_offset:
+            return None
+        self._snapshot_offset = end
+        return self.directory / _PRODUCER_SNAPSHOT, self.producers.snapshot(end)
 
-    def close(self) -> None:
-        self.write_producer_snapshot()
-        self.log.close()
+    def snapshot_not_written(self) -> None:
+        """The snapshot taken last could not be written: take the next one even if nothing changes."""
+        self._snapshot_offset = None
+
+    def close(self, outcome: CloseOutcome) -> None:
+        """Snapshot the producer state and close the log, noting in `outcome` what could not be
+        written. Blocks on fsyncs: at shutdown it runs in a worker thread, nothing else using it."""
+        taken = self.take_producer_snapshot()
+        if taken is not None:
+            try:
+                write_snapshot_text(*taken)
+            except OSError as exc:
+                outcome.unwritten.append(f"{taken[0]}: {exc.strerror}")
+        close_log(self.log, outcome)
+
+
+def close_log(log: Log, outcome: CloseOutcome) -> None:
+    """Close `log` (blocking on fsyncs), noting in `outcome` what could not be written."""
+    try:
+        log.close()
+    except LogError as exc:
+        # Indexes or the clean-shutdown marker are missing: the next start recovers the log,
+        # provided the appended data itself is on disk.
+        outcome.unwritten.append(str(exc))
+        try:
+            log.flush()
+        except LogError as flush_error:
+            outcome.unsynced.append(str(flush_error))
+
+
+@dataclasses.dataclass
+class CloseOutcome:
+    """What closing the logs could not write. `unwritten`: files the next start does without or
+    rebuilds (indexes, snapshots, clean-shutdown markers); `unsynced`: logs whose appended data
+    may not be on disk."""
+
+    unwritten: list[str] = dataclasses.field(default_factory=list)
+    unsynced: list[str] = dataclasses.field(default_factory=list)
 
 
 class Topic:
@@ -80,9 +128,10 @@ class Topic:
         self.config = config
         self.partitions: list[Partition] = []
 
-    def to_json(self) -> str:
+    def to_json(self, partition_count: int, config: TopicConfig) -> str:
+        """The topic's metadata file as it will be with `partition_count` partitions and `config`."""
         return json.dumps({"name": self.name, "topic_id": str(self.topic_id),
-                           "partitions": len(self.partitions), "configs": self.config.overrides})
+                           "partitions": partition_count, "configs": config.overrides})
 
 
 def _deleted_name(directory_name: str, topic_id: uuid.UUID) -> str:
@@ -115,12 +164,17 @@ class TopicRegistry:
         self.topics: dict[str, Topic] = {}
         self.topics_by_id: dict[uuid.UUID, Topic] = {}
         self._topics_dir = data_dir / _TOPICS_DIRECTORY
+        # Topics whose files are being changed in a worker thread, with the event set when done.
+        self._changing: dict[str, trio.Event] = {}
 
     def _metadata_path(self, name: str) -> Path:
         return self._topics_dir / f"{name}.json"
 
+    def _partition_directory(self, topic: Topic, index: int) -> Path:
+        return self.data_dir / f"{topic.name}-{index}"
+
     def _open_partition(self, topic: Topic, index: int) -> Partition:
-        directory = self.data_dir / f"{topic.name}-{index}"
+        directory = self._partition_directory(topic, index)
         log = Log(directory, topic.config.log_config())
         return Partition(topic, index, log, _load_producer_state(log, directory))
 
@@ -140,50 +194,116 @@ class TopicRegistry:
             topic.partitions = [self._open_partition(topic, i) for i in range(count)]
             self._add(topic)
 
-    def create_topic(self, name: str, num_partitions: int, overrides: dict[str, str] | None = None) -> Topic:
-        """Create a topic whose name, partition count and configs the caller has validated."""
-        topic = Topic(name, uuid.uuid4(), TopicConfig(self.broker_config, dict(overrides or {})))
-        self._add_partitions(topic, num_partitions)
+    def is_changing(self, name: str) -> bool:
+        """Whether the topic `name` is being created, grown, reconfigured or deleted right now."""
+        return name in self._changing
+
+    async def settled(self, name: str) -> None:
+        """Return once no change of the topic `name` is in flight. Callers that check the topic
+        and then change it do so without an await in between, so no other change slips in."""
+        while name in self._changing:
+            await self._changing[name].wait()
+
+    @contextlib.asynccontextmanager
+    async def _change(self, name: str) -> AsyncIterator[None]:
+        """One change of the topic `name` at a time, visible to is_changing while it runs."""
+        await self.settled(name)
+        done = self._changing[name] = trio.Event()
+        try:
+            yield
+        finally:
+            del self._changing[name]
+            done.set()
+
+    def create_topic_before_serving(self, name: str, num_partitions: int) -> Topic:
+        """create_topic with the file work on the caller's thread: at start-up, before serving."""
+        topic = Topic(name, uuid.uuid4(), TopicConfig(self.broker_config, {}))
+        topic.partitions = self._make_partitions(topic, num_partitions)
         self._add(topic)
         logger.info("created topic %s with %d partition(s)", name, num_partitions)
         return topic
 
-    def _add_partitions(self, topic: Topic, count: int) -> None:
-        for index in range(len(topic.partitions), count):
-            directory = self.data_dir / f"{topic.name}-{index}"
-            directory.mkdir(parents=True, exist_ok=True)
-            write_topic_id(directory, topic.topic_id)
-            topic.partitions.append(self._open_partition(topic, index))
-        # The metadata file is written last: a crash before it leaves no half-created topic.
-        self._topics_dir.mkdir(parents=True, exist_ok=True)
-        write_atomically(self._metadata_path(topic.name), topic.to_json())
+    async def create_topic(self, name: str, num_partitions: int, overrides: dict[str, str] | None = None) -> Topic:
+        """Create a topic whose name, partition count and configs the caller has validated.
 
-    def create_partitions(self, topic: Topic, count: int) -> None:
-        self._add_partitions(topic, count)
+        Raises LogError, having removed what it made, when its files cannot be made."""
+        topic = Topic(name, uuid.uuid4(), TopicConfig(self.broker_config, dict(overrides or {})))
+        async with self._change(name):
+            topic.partitions = await trio.to_thread.run_sync(self._make_partitions, topic, num_partitions)
+            self._add(topic)
+        logger.info("created topic %s with %d partition(s)", name, num_partitions)
+        return topic
+
+    async def create_partitions(self, topic: Topic, count: int) -> None:
+        """Grow the topic to `count` partitions; raises LogError, having removed what it made."""
+        async with self._change(topic.name):
+            added = await trio.to_thread.run_sync(self._make_partitions, topic, count)
+            topic.partitions.extend(added)
         logger.info("topic %s now has %d partition(s)", topic.name, count)
 
-    def alter_config(self, topic: Topic, overrides: dict[str, str]) -> None:
+    def _make_partitions(self, topic: Topic, count: int) -> list[Partition]:
+        """Make and open the topic's partitions from len(topic.partitions) up to `count`, then
+        record the new count in its metadata file. Runs in a worker thread: it touches only what
+        no one else sees yet. On any failure (full disk, no descriptors left, ...) it closes and
+        removes what it made, and raises LogError (LogStorageError for what the system refused)."""
+        made: list[Path] = []
+        opened: list[Partition] = []
+        try:
+            for index in range(len(topic.partitions), count):
+                directory = self._partition_directory(topic, index)
+                if not directory.exists():
+                    directory.mkdir(parents=True)
+                    made.append(directory)
+                write_topic_id(directory, topic.topic_id)
+                opened.append(self._open_partition(topic, index))
+            # The metadata file is written last: a crash before it leaves no half-created topic.
+            self._topics_dir.mkdir(parents=True, exist_ok=True)
+            write_atomically(self._metadata_path(topic.name), topic.to_json(count, topic.config))
+        except (OSError, LogError) as exc:
+            # Dropping the logs closes their descriptors, which removing their files may need.
+            opened.clear()
+            for directory in made:
+                shutil.rmtree(directory, ignore_errors=True)
+            logger.error("topic %s: cannot create partitions %d to %d: %s", topic.name,
+                         len(topic.partitions), count - 1, exc)
+            if isinstance(exc, OSError):
+                raise LogStorageError(exc.filename or self.data_dir, exc.strerror or str(exc)) from exc
+            raise
+        return opened
+
+    async def alter_config(self, topic: Topic, overrides: dict[str, str]) -> None:
         """Replace the topic's overrides, persist them, and apply them to its open logs."""
-        topic.config = TopicConfig(self.broker_config, dict(overrides))
-        write_atomically(self._metadata_path(topic.name), topic.to_json())
-        log_config = topic.config.log_config()
+        async with self._change(topic.name):
+            config = TopicConfig(self.broker_config, dict(overrides))
+            await write_durably(self._metadata_path(topic.name), topic.to_json(len(topic.partitions), config))
+            topic.config = config
+        log_config = config.log_config()
         for partition in topic.partitions:
             partition.log.reconfigure(log_config)
 
     async def delete_topic(self, topic: Topic) -> None:
-        """Forget the topic at once; remove its data in a worker thread."""
-        del self.topics[topic.name]
-        del self.topics_by_id[topic.topic_id]
+        """Forget the topic at once; remove its data in a worker thread.
+
+        Its logs are not closed (that would fsync data about to be removed): dropping them
+        releases their files, and a request still holding one writes or reads an unlinked file."""
+        async with self._change(topic.name):
+            if self.topics.get(topic.name) is not topic:
+                return  # deleted while this waited
+            del self.topics[topic.name]
+            del self.topics_by_id[topic.topic_id]
+            await trio.to_thread.run_sync(self._remove_topic_files, topic)
+        logger.info("deleted topic %s", topic.name)
+
+    def _remove_topic_files(self, topic: Topic) -> None:
         self._metadata_path(topic.name).unlink(missing_ok=True)
         doomed = []
         for partition in topic.partitions:
-            partition.log.close()
             target = partition.directory.with_name(_deleted_name(partition.directory.name, topic.topic_id))
             partition.directory.rename(target)
             doomed.append(target)
-        logger.info("deleted topic %s", topic.name)
+        fsync_directory(self.data_dir)
         for target in doomed:
-            await trio.to_thread.run_sync(shutil.rmtree, target, True)
+            shutil.rmtree(target, ignore_errors=True)
 
     def _add(self, topic: Topic) -> None:
         self.topics[topic.name] = topic
@@ -199,6 +319,52 @@ class TopicRegistry:
         for topic in self.topics.values():
             yield from topic.partitions
 
-    def close(self) -> None:
-        for partition in self.all_partitions():
-            partition.close()
+    async def maintain(self, now_ms: int) -> None:
+        """Retention, then producer-state snapshots of the partitions appended to since the last.
+
+        Retention changes a log's segment list, which appends change too, so it runs on the event
+        loop, one partition per step (a few unlinks); the snapshots are written in a worker thread."""
+        snapshots = []
+        for partition in list(self.all_partitions()):
+            await trio.lowlevel.checkpoint()
+            if partition.log.closed:
+                continue
+            try:
+                partition.log.apply_retention(now_ms)
+            except LogError as exc:
+                logger.warning("%s: retention failed: %s", partition.directory, exc)
+            taken = partition.take_producer_snapshot()
+            if taken is not None:
+                snapshots.append((partition, *taken))
+        failed = await trio.to_thread.run_sync(_write_snapshots, snapshots)
+        for partition, _ in failed:
+            partition.snapshot_not_written()
+        if failed:
+            logger.warning("cannot write %d producer-state snapshot(s), retried next time (%s: %s)",
+                           len(failed), failed[0][0].directory, failed[0][1].strerror)
+
+    async def close(self) -> CloseOutcome:
+        """Close every partition, in a few worker threads; what could not be written."""
+        outcome = CloseOutcome()
+        partitions = list(self.all_partitions())
+        shares = [partitions[i::_CLOSING_THREADS] for i in range(_CLOSING_THREADS)]
+        async with trio.open_nursery() as nursery:
+            for share in filter(None, shares):
+                nursery.start_soon(trio.to_thread.run_sync, _close_all, share, outcome)
+        return outcome
+
+
+def _write_snapshots(snapshots: list[tuple[Partition, Path, str]]) -> list[tuple[Partition, OSError]]:
+    """Write each snapshot; the partitions whose snapshot could not be written, and why."""
+    failed = []
+    for partition, path, text in snapshots:
+        try:
+            write_snapshot_text(path, text)
+        except OSError as exc:
+            failed.append((partition, exc))
+    return failed
+
+
+def _close_all(partitions: list[Partition], outcome: CloseOutcome) -> None:
+    for partition in partitions:
+        partition.close(outcome)

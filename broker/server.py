@@ -16,6 +16,7 @@ from broker.config import BrokerConfig
 from broker.data_dir_lock import DataDirLock
 from broker.connection import Connection, ConnectionClosed, FrameTooLarge, ReadInterrupted
 from broker.groups import GroupCoordinator
+from broker.loop_monitor import LoopMonitor
 from broker.metadata import ProducerIdAllocator, load_cluster_id
 from broker.registry import TopicRegistry
 from log import UNLIMITED
@@ -32,6 +33,10 @@ SHUTDOWN_GRACE_SECONDS = 30
 IDLE_CHECKS_PER_PERIOD = 10
 
 
+class ShutdownIncomplete(Exception):
+    """The broker stopped, but data it appended may not be on disk (the log says which)."""
+
+
 class Broker:
     def __init__(self, config: BrokerConfig) -> None:
         self.config = config
@@ -44,7 +49,7 @@ class Broker:
             self.registry = TopicRegistry(config.data_dir, config)
             self.registry.load()
             if config.topic not in self.registry.topics:
-                self.registry.create_topic(config.topic, config.num_partitions)
+                self.registry.create_topic_before_serving(config.topic, config.num_partitions)
             self.coordinator = GroupCoordinator.open(
                 config.data_dir, initial_rebalance_delay_ms=config.group_initial_rebalance_delay_ms,
                 fsync_commits=config.flush_on_ack)
@@ -67,11 +72,12 @@ class Broker:
         try:
             listeners = await trio.open_tcp_listeners(self.config.port, host=self.config.host)
         except OSError:
-            self.registry.close()
-            self.coordinator.close()
+            await self._close_storage()
             self._lock.release()
             raise
         self.port = listeners[0].socket.getsockname()[1]
+        monitor = LoopMonitor()
+        trio.lowlevel.add_instrument(monitor)
         try:
             async with trio.open_nursery() as connections:
                 async with trio.open_nursery() as services:
@@ -94,11 +100,29 @@ class Broker:
                     connection.interrupt_read()
                 connections.cancel_scope.deadline = trio.current_time() + SHUTDOWN_GRACE_SECONDS
         finally:
-            self.registry.close()
-            self.coordinator.close()
+            trio.lowlevel.remove_instrument(monitor)
+            monitor.close()
+            durable = await self._close_storage()
             self._lock.release()
             self.stopped.set()
+        if not durable:
+            raise ShutdownIncomplete("appended data may not be on disk")
+
+    async def _close_storage(self) -> bool:
+        """Close the logs in worker threads, even when cancelled, and log what could not be
+        written; whether everything appended is on disk."""
+        with trio.CancelScope(shield=True):
+            outcome = await self.registry.close()
+            await trio.to_thread.run_sync(self.coordinator.close, outcome)
+        if outcome.unsynced:
+            logger.error("stopped: appended data may not be on disk in %d log(s) (%s); the next start "
+                         "recovers what is there", len(outcome.unsynced), outcome.unsynced[0])
+        elif outcome.unwritten:
+            logger.warning("stopped: everything appended is on disk, but %d file(s) could not be written "
+                           "(%s); the next start recovers without them", len(outcome.unwritten), outcome.unwritten[0])
+        else:
             logger.info("stopped: logs closed cleanly")
+        return not outcome.unsynced
 
     def stop(self) -> None:
         self.stopping.set()
@@ -120,10 +144,7 @@ class Broker:
         """Retention and producer-state snapshots, on Kafka's retention check interval."""
         while True:
             await trio.sleep(self.config.retention_check_interval_ms / 1000)
-            now_ms = int(time.time() * 1000)
-            for partition in self.registry.all_partitions():
-                partition.log.apply_retention(now_ms)
-                partition.write_producer_snapshot()
+            await self.registry.maintain(int(time.time() * 1000))
 
     def appended(self, partition) -> None:
         """Called after every append: wakes long polls, and the flusher when the flush policy says so."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+import time
 import uuid
 from pathlib import Path
 
@@ -25,7 +26,8 @@ from broker.groups.group import (
 )
 from broker.groups.offsets import OffsetAndMetadata, OffsetStore, TopicPartition, fits_in_key
 from broker.groups.timers import DeadlineQueue
-from log import LogError, RecordBatchTooLargeError
+from broker.registry import CloseOutcome
+from log import LogError, LogStorageError, RecordBatchTooLargeError
 from protocol.errors import ErrorCode
 
 logger = logging.getLogger(__name__)
@@ -41,6 +43,8 @@ NEW_MEMBER_JOIN_TIMEOUT_MS = 5 * 60 * 1000
 # Kafka's offsets.retention.check.interval.ms: how often empty groups without offsets are dropped.
 EMPTY_GROUP_CLEANUP_INTERVAL_MS = 10 * 60 * 1000
 CLASSIC_GROUP_TYPE = "classic"
+# A full offsets log is reported at most this often while clients keep retrying their commits.
+STORAGE_WARNING_INTERVAL_SECONDS = 60
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,6 +100,10 @@ class GroupCoordinator:
         self.groups: dict[str, Group] = {group_id: Group(group_id) for group_id in offsets.group_ids()}
         self._timers = DeadlineQueue()
         self._active = True
+        # Clients retry a refused commit within milliseconds: a full disk is reported at most
+        # once per interval, with the count of the failures in between.
+        self._storage_warned_at: float | None = None
+        self._unreported_storage_failures = 0
 
     @classmethod
     def open(cls, data_dir: Path, *, initial_rebalance_delay_ms: int = 0,
@@ -125,8 +133,9 @@ class GroupCoordinator:
                     group.invoke_join(member, JoinResult(ErrorCode.NOT_COORDINATOR, member.member_id))
                 group.invoke_sync(member, SyncResult(ErrorCode.NOT_COORDINATOR))
 
-    def close(self) -> None:
-        self.offsets.close()
+    def close(self, outcome: CloseOutcome | None = None) -> None:
+        """Close the offsets log (blocking on fsyncs), noting in `outcome` what could not be written."""
+        self.offsets.close(outcome)
 
     # -- validation ------------------------------------------------------------------------------
 
@@ -564,11 +573,36 @@ class GroupCoordinator:
                 await self.offsets.commit(group_id, accepted)
             except RecordBatchTooLargeError:
                 outcome = ErrorCode.INVALID_COMMIT_OFFSET_SIZE
+            except LogStorageError as exc:
+                # Kafka's GroupMetadataManager answers a KAFKA_STORAGE_ERROR of the offsets
+                # log's append with NOT_COORDINATOR: the client finds the coordinator and retries.
+                self._report_storage_failure(group_id, exc)
+                outcome = ErrorCode.NOT_COORDINATOR
             except LogError:
                 logger.exception("group %s: cannot write committed offsets", group_id)
                 outcome = ErrorCode.COORDINATOR_NOT_AVAILABLE
+            else:
+                self._report_storage_recovery()
             results.update(dict.fromkeys(accepted, outcome))
         return results
+
+    def _report_storage_failure(self, group_id: str, exc: LogStorageError) -> None:
+        self._unreported_storage_failures += 1
+        now = time.monotonic()
+        if self._storage_warned_at is not None and now - self._storage_warned_at < STORAGE_WARNING_INTERVAL_SECONDS:
+            return
+        earlier = self._unreported_storage_failures - 1
+        logger.warning("group %s: cannot write committed offsets, answering NOT_COORDINATOR: %s%s", group_id, exc,
+                       f" ({earlier} more refused since the last report)" if earlier else "")
+        self._storage_warned_at = now
+        self._unreported_storage_failures = 0
+
+    def _report_storage_recovery(self) -> None:
+        if self._storage_warned_at is not None:
+            logger.info("the offsets log takes commits again (%d more refused since the last report)",
+                        self._unreported_storage_failures)
+            self._storage_warned_at = None
+            self._unreported_storage_failures = 0
 
     def _offset_commit_error(self, group: Group, generation_id: int, member_id: str,
                              group_instance_id: str | None) -> ErrorCode | None:

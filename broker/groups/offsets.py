@@ -27,6 +27,7 @@ from pathlib import Path
 import trio
 
 from broker.metadata import MetadataError
+from broker.registry import CloseOutcome, close_log
 from log import Log, LogConfig
 from log.checkpoint import fsync_directory
 from protocol import records
@@ -244,8 +245,12 @@ class OffsetStore:
         if not committed:
             self._offsets.pop(group_id, None)
 
-    def close(self) -> None:
-        self._log.close()
+    def close(self, outcome: CloseOutcome | None = None) -> None:
+        """Close the log; with `outcome`, a failure is noted there instead of raised."""
+        if outcome is None:
+            self._log.close()
+        else:
+            close_log(self._log, outcome)
 
     # -- replay and compaction -------------------------------------------------------------------
 

@@ -158,7 +158,7 @@ def _incremental(config: TopicConfig, changes) -> dict[str, str]:
     return overrides
 
 
-def _alter(broker, request, new_overrides) -> dict:
+async def _alter(broker, request, new_overrides) -> dict:
     """Shared by AlterConfigs and IncrementalAlterConfigs: `new_overrides(topic, configs)` gives the
     topic's complete overrides after the request."""
     responses = []
@@ -174,7 +174,7 @@ def _alter(broker, request, new_overrides) -> dict:
                     response.update(error_code=ErrorCode.INVALID_CONFIG, error_message=str(exc))
                 else:
                     if not request.validate_only:
-                        broker.registry.alter_config(topic, overrides)
+                        await broker.registry.alter_config(topic, overrides)
         elif resource.resource_type == ResourceType.BROKER:
             response.update(error_code=ErrorCode.INVALID_REQUEST,
                             error_message="broker configs are static here: set them on the command line")
@@ -188,9 +188,9 @@ def _alter(broker, request, new_overrides) -> dict:
 @handles(ALTER_CONFIGS)
 async def alter_configs(broker, header, request) -> dict:
     # AlterConfigs replaces the whole set of overrides with the one given.
-    return _alter(broker, request, lambda topic, configs: {c.name: c.value for c in configs})
+    return await _alter(broker, request, lambda topic, configs: {c.name: c.value for c in configs})
 
 
 @handles(INCREMENTAL_ALTER_CONFIGS)
 async def incremental_alter_configs(broker, header, request) -> dict:
-    return _alter(broker, request, lambda topic, configs: _incremental(topic.config, configs))
+    return await _alter(broker, request, lambda topic, configs: _incremental(topic.config, configs))

@@ -17,4 +17,4 @@ async def init_producer_id(broker, header, request) -> dict:
     # As Kafka does for non-transactional producers: always a fresh id at epoch 0, whatever id and
     # epoch the client sent (KIP-360 epoch bumps only apply to transactional ids).
     return {"throttle_time_ms": 0, "error_code": ErrorCode.NONE,
-            "producer_id": broker.producer_ids.allocate(), "producer_epoch": 0}
+            "producer_id": await broker.producer_ids.allocate(), "producer_epoch": 0}

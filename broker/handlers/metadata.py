@@ -51,7 +51,7 @@ async def metadata(broker, header, request) -> dict:
             if wanted.name is not None:
                 topic = registry.topics.get(wanted.name)
                 if topic is None and allow_auto_create:
-                    topic = auto_create(broker, wanted.name)
+                    topic = await auto_create(broker, wanted.name)
                 elif topic is None and topic_name_problem(wanted.name):
                     # Kafka calls an invalid name invalid even when it would not create the topic, so
                     # clients fail at once instead of waiting for the topic to appear.

@@ -107,11 +107,11 @@ def _produce_to(broker, partition: Partition, record_set, api_version: int) -> t
     return appended.base_offset, append_time_ms
 
 
-def _partition(broker, topic_name: str, index: int) -> Partition | None:
+async def _partition(broker, topic_name: str, index: int) -> Partition | None:
     """The partition produced to; an unknown topic is auto-created when the broker allows it."""
     partition = broker.registry.partition(topic_name, index)
     if partition is None and broker.config.auto_create_topics and topic_name not in broker.registry.topics:
-        auto_create(broker, topic_name)
+        await auto_create(broker, topic_name)
         partition = broker.registry.partition(topic_name, index)
     return partition
 
@@ -125,7 +125,7 @@ async def produce(broker, header, request) -> dict | None:
     for topic_data in request.topic_data:
         partition_responses = []
         for partition_data in topic_data.partition_data:
-            partition = _partition(broker, topic_data.name, partition_data.index)
+            partition = await _partition(broker, topic_data.name, partition_data.index)
             # Fields left out take their defaults: no log append time, no log start offset, no errors.
             try:
                 if acks not in _VALID_ACKS:

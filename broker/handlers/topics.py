@@ -6,6 +6,7 @@ from broker.handlers.base import handles
 from broker.registry import Topic
 from broker.topic_config import TOPIC_CONFIGS, InvalidConfig, validate_overrides
 from broker.topic_names import topic_name_problem
+from log import LogError
 from protocol.errors import ErrorCode
 
 CREATE_TOPICS = 19
@@ -25,7 +26,7 @@ class TopicRefused(Exception):
 
 def check_new_topic_name(broker, name: str) -> None:
     """Raise TopicRefused unless `name` can be created as Kafka would allow."""
-    if name in broker.registry.topics:
+    if name in broker.registry.topics or broker.registry.is_changing(name):
         raise TopicRefused(ErrorCode.TOPIC_ALREADY_EXISTS, f"Topic '{name}' already exists.")
     problem = topic_name_problem(name)
     if problem:
@@ -40,13 +41,24 @@ def check_new_topic_name(broker, name: str) -> None:
                                f"Topic '{name}' collides with existing topic: {existing}")
 
 
-def auto_create(broker, name: str) -> Topic | ErrorCode:
+def storage_refusal(exc: LogError) -> TopicRefused:
+    """Kafka's answer when the log directory cannot hold the topic's files."""
+    return TopicRefused(ErrorCode.KAFKA_STORAGE_ERROR, f"cannot create the topic's files: {exc}")
+
+
+async def auto_create(broker, name: str) -> Topic | ErrorCode:
     """The topic `name` created with the broker's defaults (auto.create.topics.enable), or why not."""
+    if broker.registry.is_changing(name):
+        # Being created: as for a topic Kafka has just created, the client asks again.
+        return ErrorCode.LEADER_NOT_AVAILABLE
     try:
         check_new_topic_name(broker, name)
+        try:
+            return await broker.registry.create_topic(name, broker.config.num_partitions)
+        except LogError as exc:
+            raise storage_refusal(exc) from exc
     except TopicRefused as exc:
         return exc.error
-    return broker.registry.create_topic(name, broker.config.num_partitions)
 
 
 def _checked_partition_count(broker, topic) -> int:
@@ -97,7 +109,10 @@ async def create_topics(broker, header, request) -> dict:
             except InvalidConfig as exc:
                 raise TopicRefused(ErrorCode.INVALID_CONFIG, str(exc)) from None
             if not request.get("validate_only", False):
-                topic = broker.registry.create_topic(wanted.name, count, overrides)
+                try:
+                    topic = await broker.registry.create_topic(wanted.name, count, overrides)
+                except LogError as exc:
+                    raise storage_refusal(exc) from exc
                 result.update(topic_id=topic.topic_id, configs=_creatable_configs(topic))
             result.update(num_partitions=count, replication_factor=1)
         except TopicRefused as exc:
@@ -131,6 +146,8 @@ async def create_partitions(broker, header, request) -> dict:
     results = []
     for wanted in request.topics:
         result = {"name": wanted.name, "error_code": ErrorCode.NONE, "error_message": None}
+        # Checked and changed without an await in between, so no other change slips in.
+        await broker.registry.settled(wanted.name)
         topic = broker.registry.topics.get(wanted.name)
         current = len(topic.partitions) if topic else 0
         if topic is None:
@@ -152,6 +169,10 @@ async def create_partitions(broker, header, request) -> dict:
             result.update(error_code=ErrorCode.INVALID_REPLICA_ASSIGNMENT,
                           error_message=f"every new partition must be assigned to broker {broker.config.node_id}")
         elif not request.validate_only:
-            broker.registry.create_partitions(topic, wanted.count)
+            try:
+                await broker.registry.create_partitions(topic, wanted.count)
+            except LogError as exc:
+                result.update(error_code=ErrorCode.KAFKA_STORAGE_ERROR,
+                              error_message=f"cannot create the new partitions' files: {exc}")
         results.append(result)
     return {"throttle_time_ms": 0, "results": results}

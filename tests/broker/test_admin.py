@@ -372,17 +372,21 @@ async def test_deleting_a_topic_drops_its_committed_offsets(client):
     assert fetched.topics[0].partitions[0].committed_offset == -1
 
 
-async def test_a_storage_failure_closes_that_connection_only(broker, client, caplog):
-    # A file where the new partition's directory must go: creating the topic fails in the broker.
-    (broker.config.data_dir / "blocked-0").write_text("in the way")
-    await client.send(CREATE_TOPICS, 7, {"topics": [{"name": "blocked", "num_partitions": 1, "replication_factor": 1,
-                                                     "assignments": [], "configs": []}], "timeout_ms": 5000})
-    assert await client.receive_frame() is None
-    assert any(r.levelname == "ERROR" and "the request failed" in r.getMessage() for r in caplog.records)
-    other = await WireClient.connect(broker.port)
-    [topic] = (await metadata(other, ["comlog"])).topics
-    assert topic.error_code == ErrorCode.NONE
-    await other.aclose()
+async def test_a_storage_failure_answers_kafka_storage_error_and_leaves_nothing(broker, client):
+    # A file where the last partition's directory must go: creating the topic fails half-way.
+    (broker.config.data_dir / "blocked-2").write_text("in the way")
+    before = sorted(path.name for path in broker.config.data_dir.iterdir())
+    response = await client.request(CREATE_TOPICS, 7, {
+        "topics": [{"name": "blocked", "num_partitions": 3, "replication_factor": 1,
+                    "assignments": [], "configs": []}], "timeout_ms": 5000})
+    [result] = response.topics
+    assert result.error_code == ErrorCode.KAFKA_STORAGE_ERROR
+    assert "blocked-2" in result.error_message
+    assert sorted(path.name for path in broker.config.data_dir.iterdir()) == before
+    assert "blocked" not in broker.registry.topics
+    # The same connection goes on being served.
+    comlog, blocked = (await metadata(client, ["comlog", "blocked"])).topics
+    assert (comlog.error_code, blocked.error_code) == (ErrorCode.NONE, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
 
 
 async def test_authorized_operations_are_all_supported_ones_when_asked_for(client):
