@@ -50,15 +50,28 @@ class OffsetOutOfRangeError(LogError):
 
 
 class CorruptLogError(LogError):
-    """A file of the log directory holds something the log cannot make sense of.
+    """A file of the log directory holds something the log cannot make sense of (Kafka: CORRUPT_MESSAGE).
 
-    `path` names the file and `position` the byte in it where the problem starts."""
+    `path` names the file and `position` the byte in it where the problem starts. For damaged
+    record batches, `offset` is the first offset that cannot be read and `resume_offset` the first
+    one after the damage from which reading can go on."""
 
-    def __init__(self, path: str | os.PathLike[str], position: int, reason: str) -> None:
-        super().__init__(f"{os.fspath(path)} at byte {position}: {reason}")
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        position: int,
+        reason: str,
+        *,
+        offset: int | None = None,
+        resume_offset: int | None = None,
+    ) -> None:
+        at = f" (offset {offset})" if offset is not None else ""
+        super().__init__(f"{os.fspath(path)} at byte {position}{at}: {reason}")
         self.path = os.fspath(path)
         self.position = position
         self.reason = reason
+        self.offset = offset
+        self.resume_offset = resume_offset
 
 
 class LogStorageError(LogError):

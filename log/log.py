@@ -17,8 +17,10 @@ from log.batch import CRC_START, LOG_OVERHEAD, NO_TIMESTAMP, BatchInfo, parse_he
 from log.checkpoint import checkpoint_temporary, fsync_directory, read_checkpoint, write_checkpoint
 from log.config import LogConfig
 from log.errors import (
+    CorruptLogError,
     CorruptRecordBatchError,
     InvalidBatchLengthError,
+    InvalidRecordBatchError,
     LogClosedError,
     LogStorageError,
     OffsetOutOfRangeError,
@@ -118,7 +120,8 @@ class Log:
             if not {"index", "timeindex"} <= found.get(segment.base_offset, set()):
                 segment.rebuild_indexes()
                 segment.unload()
-        self._set_segments(self._recover(segments, recover_from, now))
+        self._recover(segments, recover_from, now)
+        self._set_segments(segments)
 
         if self._log_start_offset > self.log_end_offset:
             # The records below a persisted log start offset were lost in a crash: start over there
@@ -156,20 +159,16 @@ class Log:
                     self._remove(segment_file_name(base_offset, f".{kind}"))
         return found
 
-    def _recover(self, segments: list[LogSegment], recover_from: int, now: int) -> list[LogSegment]:
-        """Validate segments[recover_from:], keeping the batches up to the first invalid byte and
-        deleting every segment after it; seal all but the last one."""
-        for number in range(recover_from, len(segments)):
-            segment = segments[number]
-            error = segment.recover(now)
-            if number + 1 < len(segments):
-                if error is None and segment.next_offset == segments[number + 1].base_offset:
-                    segment.seal()
-                    continue
-                for later in segments[number + 1 :]:
-                    later.delete()
-                return segments[: number + 1]
-        return segments
+    def _recover(self, segments: list[LogSegment], recover_from: int, now: int) -> None:
+        """Validate segments[recover_from:] and seal all but the last one. Only the last is cut at
+        its first invalid byte (a torn tail); damage in an earlier one stays where it is, answered
+        by reads with CorruptLogError, so that the valid batches after it are kept (Kafka would
+        delete every later segment)."""
+        for number in range(recover_from, len(segments) - 1):
+            segments[number].recover(now, segments[number + 1].base_offset)
+            segments[number].seal()
+        if recover_from < len(segments):
+            segments[-1].recover(now)
 
     def _remove(self, name: str) -> None:
         try:
@@ -362,10 +361,13 @@ class Log:
             self._use(segment)
             file = segment.open_file()
             position, first_offset = 0, segment.base_offset
-            if start > segment.base_offset:
-                first = segment.locate(file, start)
-                position, first_offset = first.position, first.base_offset
-            yield from segment.batches(file, position, first_offset)
+            try:
+                if start > segment.base_offset:
+                    first = segment.locate(file, start)
+                    position, first_offset = first.position, first.base_offset
+                yield from segment.batches(file, position, first_offset)
+            except (CorruptLogError, InvalidRecordBatchError):
+                continue  # damage hides the rest of this segment (reads report it); the next is whole
 
     # -- retention -------------------------------------------------------------------------------
 

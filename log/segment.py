@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import weakref
 from collections.abc import Callable, Iterator
@@ -9,6 +10,7 @@ from pathlib import Path
 
 from log.batch import (
     BASE_OFFSET,
+    HEADER,
     HEADER_SIZE,
     LOG_OVERHEAD,
     NO_TIMESTAMP,
@@ -27,6 +29,11 @@ from log.index import IndexT, OffsetIndex, TimeIndex
 MAX_RELATIVE_OFFSET = (1 << 31) - 1
 # Recovery reads the log in chunks of this size (grown for a larger batch).
 _RECOVERY_CHUNK_BYTES = 8 * 1024 * 1024
+# A read of batches this process has not checked yet checks them all (CRC-32C included) on the
+# event loop's thread, so it serves at most this much beyond its first batch.
+_CHECKED_READ_BYTES = 1024 * 1024
+
+logger = logging.getLogger(__name__)
 
 
 def segment_file_name(base_offset: int, suffix: str) -> str:
@@ -58,6 +65,8 @@ class LogSegment:
         "_indexes_full",
         "_rolling_timestamp",
         "_created_ms",
+        "_unchecked_end",
+        "_reported_damage",
     )
 
     def __init__(self, directory: Path, base_offset: int, config: LogConfig) -> None:
@@ -83,6 +92,11 @@ class LogSegment:
         # Max timestamp of the first batch: segment_ms counts from it (Kafka's rollingBasedTimestamp).
         self._rolling_timestamp = NO_TIMESTAMP
         self._created_ms = 0
+        # Batches below this byte came from disk unchecked (a clean shutdown's files are trusted
+        # at open) or hold damage: reads check them whole. Above it they were written or recovered.
+        self._unchecked_end = 0
+        # Byte positions of the damage already logged: one warning per damaged spot, not per read.
+        self._reported_damage: set[int] = set()
 
     # -- opening ---------------------------------------------------------------------------------
 
@@ -108,6 +122,7 @@ class LogSegment:
             segment.size = os.stat(segment.log_path).st_size
         except OSError as error:
             raise LogStorageError(segment.log_path, error) from error
+        segment._unchecked_end = segment.size
         return segment
 
     def resume(self, now_ms: int) -> bool:
@@ -117,7 +132,7 @@ class LogSegment:
         the cost does not grow with the segment. False when the files do not fit together; the
         caller then recovers the segment."""
         self.file = SegmentFile.open(self.log_path)
-        self.size = self._file_size()
+        self.size = self._unchecked_end = self._file_size()
         self._created_ms = now_ms
         offset_index = OffsetIndex.load(self.index_path, self.base_offset, self.config.segment_index_bytes, writable=True)
         time_index = TimeIndex.load(self.time_index_path, self.base_offset, self.config.segment_index_bytes, writable=True)
@@ -142,26 +157,39 @@ class LogSegment:
             return False
         return time_index.is_consistent(self.size, self.next_offset - self.base_offset)
 
-    def recover(self, now_ms: int) -> InvalidRecordBatchError | None:
-        """Validate every batch (length, magic, CRC-32C, offsets following on from the base
-        offset), cut the file at the first invalid byte and rebuild both indexes from what is left.
+    def recover(self, now_ms: int, next_segment_base: int | None = None) -> None:
+        """Validate every batch (length, magic, CRC-32C, offsets following on from the base offset)
+        and rebuild both indexes from the valid ones.
 
-        Leaves the segment active (file open, indexes in memory). Returns what was invalid, if anything."""
+        The last segment (no `next_segment_base`) is cut after its last valid batch: that is the
+        torn tail of a crash. An earlier segment keeps its bytes, its damage is reported and reads
+        of it answer CorruptLogError: cutting it would lose the valid batches of every later
+        segment. Leaves the segment active (file open, indexes in memory)."""
         self.file = SegmentFile.open(self.log_path)
         self.size = self._file_size()
-        valid_end, error = self._scan_and_index(now_ms)
-        if error is not None:
+        self._unchecked_end = 0
+        valid_end, damage = self._scan_and_index(now_ms, next_segment_base)
+        if next_segment_base is not None:
+            self._report_unreadable_tail(valid_end, damage, next_segment_base)
+            self.next_offset = next_segment_base
+        elif damage is not None:
+            position, offset, reason = damage
+            logger.warning("%s: cut %d bytes from byte %d (offset %d) on, after the last valid batch: %s",
+                           self.log_path, self.size - valid_end, position, offset, reason)
             try:
                 os.ftruncate(self.file.fd, valid_end)
             except OSError as truncate_error:
                 raise LogStorageError(self.log_path, truncate_error) from truncate_error
             self.size = valid_end
-        return error
 
-    def _scan_and_index(self, now_ms: int) -> tuple[int, InvalidRecordBatchError | None]:
+    def _scan_and_index(self, now_ms: int, next_segment_base: int | None) -> tuple[int, tuple[int, int, str] | None]:
         """Rebuild the in-memory indexes from a scan of the whole file that checks each batch's
-        length, magic, CRC-32C and that its offsets follow on; returns the end of the valid bytes
-        and what was wrong with the batch there, if anything.
+        length, magic, CRC-32C and that its offsets follow on (and end before `next_segment_base`).
+
+        A damaged batch is stepped over when its length (outside the CRC) leads to a valid batch:
+        its offsets end where that one's start; it is reported and left for reads to refuse.
+        Returns the end of the last valid batch and, when the bytes from there on are not valid
+        batches, (byte, offset, reason) of where that starts.
 
         One loop without generators or header objects: it runs once per batch of a 1 GiB segment."""
         file = self.file
@@ -169,9 +197,9 @@ class LogSegment:
         self._reset_indexes(now_ms)
         end = self.size
         buffer = memoryview(bytearray(_RECOVERY_CHUNK_BYTES))
-        chunk_position = chunk_end = position = 0
-        try:
-            while position < end:
+        chunk_position = chunk_end = position = valid_end = 0
+        while position < end:
+            try:
                 if position + HEADER_SIZE > chunk_end:
                     chunk_position, chunk_end = position, position + _fill(file, buffer, position)
                 base_offset, batch_length, _, _, crc, _, last_offset_delta, _, max_timestamp, _, _, _, _ = (
@@ -184,12 +212,40 @@ class LogSegment:
                     chunk_position, chunk_end = position, position + _fill(file, buffer, position)
                 verify_crc(buffer, position - chunk_position, batch_length, crc)
                 _check_follows(base_offset, self.next_offset)
-                self._add_to_indexes(base_offset, max_timestamp, size, position)
-                self.next_offset = base_offset + last_offset_delta + 1
-                position += size
-        except InvalidRecordBatchError as error:
-            return position, error
-        return position, None
+                last_offset = base_offset + last_offset_delta
+                if next_segment_base is not None and last_offset >= next_segment_base:
+                    raise InvalidRecordBatchError(f"batch ends at offset {last_offset}, past the next segment's base {next_segment_base}")
+            except InvalidRecordBatchError as error:
+                damage = (position, self.next_offset, str(error))
+                after = self._valid_batch_after(file, position, self.next_offset)
+                if after is None:
+                    return valid_end, damage
+                self._report(*damage, resume_offset=after.base_offset)
+                self._unchecked_end = end
+                position, self.next_offset = after.position, after.base_offset
+                continue
+            self._add_to_indexes(base_offset, max_timestamp, size, position)
+            self.next_offset = last_offset + 1
+            position += size
+            valid_end = position
+        return valid_end, None
+
+    def _report_unreadable_tail(self, valid_end: int, damage: tuple[int, int, str] | None, next_segment_base: int) -> None:
+        """Log what a sealed segment's scan found unreadable at its end; reads of it check every batch."""
+        if damage is None and self.next_offset != next_segment_base:
+            damage = (valid_end, self.next_offset, f"batches end at offset {self.next_offset}, the next segment starts at {next_segment_base}")
+        if damage is not None:
+            self._report(*damage, resume_offset=next_segment_base)
+            self._unchecked_end = self.size
+
+    def _report(self, position: int, offset: int, reason: str, *, resume_offset: int) -> CorruptLogError:
+        """The error for damage at `position` (whose first offset is `offset`), logged the first time."""
+        error = CorruptLogError(self.log_path, position, reason, offset=offset, resume_offset=resume_offset)
+        if position not in self._reported_damage:
+            self._reported_damage.add(position)
+            logger.warning("damaged record batches in %s; offsets %d to %d cannot be read",
+                           error, offset, resume_offset - 1)
+        return error
 
     def _reset_indexes(self, now_ms: int) -> None:
         limit = self.config.segment_index_bytes
@@ -312,24 +368,86 @@ class LogSegment:
             expected_offset = batch.last_offset + 1
 
     def locate(self, file: SegmentFile, offset: int) -> BatchInfo:
-        """The batch that holds `offset`, which must lie in this segment."""
-        start_offset, start_position = self.offset_index.lookup(offset)
+        """The batch that holds `offset`, which must lie in this segment; batches not checked yet
+        are checked whole on the way (CRC-32C included), and a damaged one is stepped over when
+        the batch after it is valid and `offset` lies beyond it.
+
+        Raises CorruptLogError when damage covers `offset`."""
+        expected, position = self.offset_index.lookup(offset)
+        while position < self.size:
+            try:
+                batch = self._checked_batch(file, position)
+                _check_follows(batch.base_offset, expected)
+            except InvalidRecordBatchError as error:
+                after = self._valid_batch_after(file, position, expected)
+                if after is None or after.base_offset > offset:
+                    resume_offset = self.next_offset if after is None else after.base_offset
+                    raise self._report(position, expected, str(error), resume_offset=resume_offset) from error
+                batch = after
+            if batch.last_offset >= offset:
+                return batch
+            position, expected = batch.position + batch.size, batch.last_offset + 1
+        raise self._report(position, expected, f"the file ends before offset {offset}", resume_offset=self.next_offset)
+
+    def _checked_batch(self, file: SegmentFile, position: int) -> BatchInfo:
+        """The batch at `position`; its CRC-32C is verified unless this process wrote or recovered it."""
+        batch = read_batch_info(file.pread(HEADER_SIZE, position), self.size - position, self.base_offset, position)
+        if position < self._unchecked_end:
+            data = memoryview(file.pread(batch.size, position))
+            _, batch_length, _, _, crc, *_ = parse_header(data, 0, len(data))
+            verify_crc(data, 0, batch_length, crc)
+        return batch
+
+    def _valid_batch_after(self, file: SegmentFile, position: int, expected_offset: int) -> BatchInfo | None:
+        """The batch right after the damaged one at `position`, if that one's length (outside its
+        CRC) leads to a valid batch with offsets beyond `expected_offset`."""
+        header = file.pread(HEADER_SIZE, position)
+        if len(header) < HEADER_SIZE:
+            return None
+        after = position + HEADER.unpack_from(header)[1] + LOG_OVERHEAD
+        if not position < after < self.size:
+            return None
         try:
-            for batch in self.batches(file, start_position, start_offset):
-                if batch.last_offset >= offset:
-                    return batch
-        except InvalidRecordBatchError as error:
-            raise CorruptLogError(self.log_path, start_position, f"while looking for offset {offset}: {error}") from error
-        raise CorruptLogError(self.log_path, self.size, f"offset {offset} is missing from the segment")
+            batch = read_batch_info(file.pread(HEADER_SIZE, after), self.size - after, self.base_offset, after)
+            data = memoryview(file.pread(batch.size, after))
+            verify_crc(data, 0, batch.size - LOG_OVERHEAD, parse_header(data, 0, len(data))[4])
+        except InvalidRecordBatchError:
+            return None
+        return batch if batch.base_offset > expected_offset else None
+
+    def _checked_end(self, file: SegmentFile, position: int, end: int, expected_offset: int) -> int:
+        """Where the bytes from `position` to `end` stop being valid batches (`end` when they do
+        not), checking those this process did not write or recover; the last batch may run past
+        `end`, cut short there as reads cut it."""
+        data = memoryview(file.pread(end - position, position))
+        start = position
+        while position < min(end, self._unchecked_end) and end - position >= HEADER_SIZE:
+            try:
+                fields = parse_header(data, position - start, self.size - position)
+                size = fields[1] + LOG_OVERHEAD
+                if position + size > end:
+                    break
+                verify_crc(data, position - start, fields[1], fields[4])
+                _check_follows(fields[0], expected_offset)
+            except InvalidRecordBatchError:
+                return position  # the read stops before the damage; a read of it reports it
+            position += size
+            expected_offset = fields[0] + fields[6] + 1
+        return end
 
     def read(self, offset: int, max_bytes: int, min_one_batch: bool) -> FileRecords:
         """The batches from the one holding `offset` on, up to `max_bytes`; that first batch whole
-        even beyond `max_bytes` with min_one_batch, else nothing when it does not fit."""
+        even beyond `max_bytes` with min_one_batch, else nothing when it does not fit. Stops
+        before a damaged batch; raises CorruptLogError when the one holding `offset` is damaged."""
         file = self.open_file()
         batch = self.locate(file, offset)
         if batch.size > max_bytes:
             return FileRecords(file, batch.position, batch.size if min_one_batch else 0)
-        return FileRecords(file, batch.position, min(self.size - batch.position, max_bytes))
+        end = batch.position + min(self.size - batch.position, max_bytes)
+        rest = batch.position + batch.size
+        if rest < min(end, self._unchecked_end):
+            end = self._checked_end(file, rest, min(end, rest + _CHECKED_READ_BYTES), batch.last_offset + 1)
+        return FileRecords(file, batch.position, end - batch.position)
 
     def find_timestamp(self, timestamp: int, min_offset: int) -> BatchInfo | None:
         """The first batch with a max timestamp >= `timestamp` holding an offset >= `min_offset`."""
@@ -390,18 +508,13 @@ class LogSegment:
         return index
 
     def rebuild_indexes(self) -> tuple[OffsetIndex, TimeIndex]:
-        """Index a sealed segment anew from its batches and write the index files. All batches must
-        be valid: nothing may be cut from the middle of a log."""
+        """Index a sealed segment anew from its batches and write the index files. Damage is
+        reported, not cut: nothing may be cut from the middle of a log."""
         next_offset = self.next_offset
         self.open_file()
         try:
-            valid_end, error = self._scan_and_index(0)
-            if error is not None:
-                raise CorruptLogError(self.log_path, valid_end, str(error))
-            if valid_end != self.size or self.next_offset != next_offset:
-                raise CorruptLogError(
-                    self.log_path, valid_end, f"batches end at offset {self.next_offset}, the next segment starts at {next_offset}"
-                )
+            valid_end, damage = self._scan_and_index(0, next_offset)
+            self._report_unreadable_tail(valid_end, damage, next_offset)
             self.write_indexes()
         finally:
             self.next_offset = next_offset

@@ -114,9 +114,13 @@ def test_a_clean_reopen_trusts_the_files_and_an_unclean_one_validates_them(tmp_p
     log.close()
     (tmp_path / "clean-shutdown").unlink()
     log = open_log(tmp_path)
-    assert log.log_end_offset == 8  # the CRC of batch 4 fails: it and everything after are cut
-    assert_readable(log, produced[:4])
-    assert (tmp_path / f"{SEGMENT_0}.log").stat().st_size == 4 * size
+    # The CRC of batch 4 fails; the valid batch after it shows the damage is no torn tail: kept.
+    assert log.log_end_offset == 20
+    assert_readable(log, produced[:4] + produced[5:])
+    with pytest.raises(CorruptLogError) as raised:
+        log.read(8, 100)
+    assert (raised.value.position, raised.value.offset, raised.value.resume_offset) == (4 * size, 8, 10)
+    assert (tmp_path / f"{SEGMENT_0}.log").stat().st_size == 10 * size
 
 
 @pytest.mark.parametrize("cut", [1, 30, 61, 62, 100])
@@ -153,10 +157,20 @@ def test_recovery_refuses_batches_whose_offsets_do_not_follow_on(tmp_path):
     size = len(produced[0][1])
     del log
     segment = tmp_path / f"{SEGMENT_0}.log"
-    data = bytearray(segment.read_bytes())
+    original = segment.read_bytes()
+    data = bytearray(original)
     struct.pack_into(">q", data, 3 * size, 7)  # baseOffset is outside the CRC: only the gap shows
     segment.write_bytes(bytes(data))
-    assert open_log(tmp_path).log_end_offset == 6
+    log = open_log(tmp_path)
+    assert log.log_end_offset == 10  # the valid batch after it is kept
+    with pytest.raises(CorruptLogError) as raised:
+        log.read(6, 100)
+    assert (raised.value.offset, raised.value.resume_offset) == (6, 8)
+    del log
+    data = bytearray(original)
+    struct.pack_into(">q", data, 4 * size, 99)  # in the last batch nothing valid follows: cut
+    segment.write_bytes(bytes(data))
+    assert open_log(tmp_path).log_end_offset == 8
 
 
 def test_recovery_of_several_unflushed_segments(tmp_path):
@@ -174,16 +188,19 @@ def test_recovery_of_several_unflushed_segments(tmp_path):
     assert len(segment_files(tmp_path, ".index")) == len(segments) - 1  # the active one's on close
 
 
-def test_an_invalid_batch_in_an_earlier_segment_drops_the_later_segments(tmp_path):
+def test_an_invalid_batch_in_an_earlier_segment_keeps_the_later_segments(tmp_path):
     log = open_log(tmp_path, segment_bytes=1_000)
     produced = append_all(log, 40)
     second, third = log.segments[1], log.segments[2]
     del log
-    garble(tmp_path / f"{second.base_offset:020d}.log", len(produced[0][1]) + 10)  # its second batch
+    garble(tmp_path / f"{second.base_offset:020d}.log", len(produced[0][1]) + 10)  # its second batch on
     log = open_log(tmp_path)
-    assert log.log_end_offset == second.base_offset + 2
-    assert not (tmp_path / f"{third.base_offset:020d}.log").exists()
-    assert_readable(log, [p for p in produced if p[0] < log.log_end_offset])
+    assert log.log_end_offset == 80
+    unreadable = range(second.base_offset + 2, third.base_offset)
+    assert_readable(log, [p for p in produced if p[0] not in unreadable])
+    with pytest.raises(CorruptLogError) as raised:
+        log.read(unreadable[0], 100)
+    assert (raised.value.offset, raised.value.resume_offset) == (unreadable[0], third.base_offset)
 
 
 def test_recovery_starts_at_the_segment_of_the_last_flush(tmp_path):
@@ -195,10 +212,12 @@ def test_recovery_starts_at_the_segment_of_the_last_flush(tmp_path):
     # Damage in a segment that was flushed goes unnoticed by recovery: it does not read it again.
     garble(tmp_path / f"{SEGMENT_0}.log", 70, 1)
     assert open_log(tmp_path).log_end_offset == 66
-    # Unless its indexes must be rebuilt: then the damage is reported with the file and byte.
+    # Nor when its indexes must be rebuilt: the damage is reported with the file and byte on read.
     (tmp_path / f"{SEGMENT_0}.index").unlink()
+    log = open_log(tmp_path)
+    assert log.log_end_offset == 66
     with pytest.raises(CorruptLogError) as raised:
-        open_log(tmp_path)
+        log.read(0, 100)
     assert raised.value.path == str(tmp_path / f"{SEGMENT_0}.log")
     assert raised.value.position == 0  # the first batch is the damaged one
     assert f"{SEGMENT_0}.log at byte 0" in str(raised.value)
