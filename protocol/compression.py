@@ -125,6 +125,7 @@ def _decompress_bounded(codec_module, data, max_size: int) -> memoryview:
             if size == limit:
                 raise CorruptRecordError(f"decompressed records exceed {max_size} bytes") from None
             size = min(limit, size * _GROWTH)
+            del out  # before the larger buffer is allocated: a bomb costs one buffer, not two
             continue
         if written > max_size:
             raise CorruptRecordError(f"decompressed records exceed {max_size} bytes")

@@ -29,9 +29,16 @@ Public API (everything malformed raises ``CorruptRecordError``, a ``ProtocolErro
   memoryview)`` per batch of concatenated batches, zero-copy, each validated. A partial last
   batch (as in fetch responses) ends the iteration when ``allow_truncated_tail``, else raises.
 - ``iter_records(batch, *, max_decompressed_size=...) -> Iterator[Record]``: the records of one
-  batch (not CRC-checked again: validate first). The header is read and the records section
-  decompressed when called; records are decoded lazily while iterating. Offsets and timestamps
-  are absolute (under LogAppendTime every record carries the batch's maxTimestamp).
+  batch (not CRC-checked again: validate first). The header is read, the records section
+  decompressed and walked when called; Records are built lazily while iterating. Offsets and
+  timestamps are absolute (under LogAppendTime every record carries the batch's maxTimestamp).
+- ``validate_records(batch, *, max_decompressed_size=...)``: what Kafka's LogValidator checks of
+  a produced batch's records (after the CRC): ``records_count`` records with offset deltas 0, 1,
+  2..., each record's fields inside it, no bytes after the last; decompressed first if need be.
+  The same walk as ``iter_records``, copying nothing out.
+- ``InvalidRecordError(CorruptRecordError)``: records that do not parse as their header says
+  (``error_code`` INVALID_RECORD, ``batch_index`` the record at fault, if known); failures of
+  the CRC, the header or decompression stay ``CorruptRecordError`` (CORRUPT_MESSAGE).
 - ``Record``: NamedTuple (key, value, headers, timestamp, offset); ``headers`` is a tuple of
   ``(str, bytes | None)``. Header keys are decoded as UTF-8 with surrogateescape, so any bytes
   survive a decode/build round trip.
@@ -68,7 +75,7 @@ from protocol.compression import (
     compression_of,
     decompress,
 )
-from protocol.errors import CorruptRecordError
+from protocol.errors import CorruptRecordError, ErrorCode
 
 MAGIC = 2
 BATCH_HEADER = struct.Struct(">qiibIhiqqqhii")
@@ -93,6 +100,17 @@ NO_PRODUCER_ID = -1
 NO_PRODUCER_EPOCH = -1
 NO_SEQUENCE = -1
 NO_PARTITION_LEADER_EPOCH = -1
+
+
+class InvalidRecordError(CorruptRecordError):
+    """Records that do not parse as their CRC-valid batch header describes: Kafka's
+    InvalidRecordException, answered INVALID_RECORD; ``batch_index`` is the record at fault."""
+
+    error_code = ErrorCode.INVALID_RECORD
+
+    def __init__(self, message: str, batch_index: int | None = None) -> None:
+        super().__init__(message)
+        self.batch_index = batch_index
 
 
 class TimestampType(IntEnum):
@@ -248,7 +266,26 @@ def iter_records(
     *,
     max_decompressed_size: int = DEFAULT_MAX_DECOMPRESSED_SIZE,
 ) -> Iterator[Record]:
-    """Decompress the records of one batch now and decode them while iterating."""
+    """Decompress and walk the records of one batch now; build Records while iterating."""
+    header, body = _records_section(batch, max_decompressed_size)
+    fields: list = []
+    _walk_records(body, header.records_count, fields)
+    return _decode_records(header, body, fields)
+
+
+def validate_records(
+    batch: bytes | bytearray | memoryview,
+    *,
+    max_decompressed_size: int = DEFAULT_MAX_DECOMPRESSED_SIZE,
+) -> None:
+    """Check, as Kafka's LogValidator does on produce, that the records of one batch parse:
+    ``records_count`` records with offset deltas 0, 1, 2..., each field inside its record,
+    nothing after the last. Nothing is copied out. Not the CRC: validate first, or on failure."""
+    header, body = _records_section(batch, max_decompressed_size)
+    _walk_records(body, header.records_count, None)
+
+
+def _records_section(batch, max_decompressed_size: int) -> tuple[BatchHeader, memoryview]:
     header = read_batch_header(batch)
     if header.size != len(batch):
         raise CorruptRecordError(
@@ -258,45 +295,146 @@ def iter_records(
     codec = header.compression
     if codec != Compression.NONE:
         body = decompress(codec, body, max_decompressed_size)
-    return _decode_records(header, body)
+    return header, body
 
 
-def _decode_records(header: BatchHeader, body: memoryview) -> Iterator[Record]:
-    log_append_time = header.attributes & TIMESTAMP_TYPE_MASK
+def _walk_records(body: memoryview, count: int, fields: list | None) -> None:
+    """Walk ``count`` records that must fill ``body`` exactly, without copying anything.
+
+    With ``fields`` None this is the produce-time validation: the offset deltas must count
+    0, 1, 2... With a list, each record's ``(timestamp delta, offset delta, key start, key
+    length, value start, value length, headers)`` is appended instead (lengths -1 for null,
+    headers a tuple of ``(key start, key length, value start, value length)``), and deltas
+    may leave gaps, as stored batches of compacted logs do.
+
+    The hot loop of the produce path: varints of one byte (or two, for record and value
+    lengths of about 1 KiB) are decoded inline, and fields are only checked against the
+    record's end once it is reached, as Kafka's DefaultRecord does.
+    """
+    decode = fields is not None
     end = len(body)
     pos = 0
-    for _ in range(header.records_count):
-        length, pos = _read_varint(body, pos, end)
-        if length < 0 or length > end - pos:
-            raise CorruptRecordError(f"record of {length} bytes exceeds its batch")
-        record_end = pos + length
-        pos += 1  # attributes: unused by every Kafka version
-        timestamp_delta, pos = _read_varint(body, pos, record_end, _VARLONG_BYTES)
-        offset_delta, pos = _read_varint(body, pos, record_end)
-        key, pos = _read_nullable_bytes(body, pos, record_end)
-        value, pos = _read_nullable_bytes(body, pos, record_end)
-        header_count, pos = _read_varint(body, pos, record_end)
-        if header_count < 0 or header_count > record_end - pos:
-            raise CorruptRecordError(f"record claims {header_count} headers")
-        headers = []
-        for _ in range(header_count):
-            header_key, pos = _read_nullable_bytes(body, pos, record_end)
-            if header_key is None:
-                raise CorruptRecordError("record header key is null")
-            header_value, pos = _read_nullable_bytes(body, pos, record_end)
-            headers.append((header_key.decode("utf-8", "surrogateescape"), header_value))
-        if pos != record_end:
-            raise CorruptRecordError(f"record has {record_end - pos} bytes beyond its fields")
+    index = -1
+    try:
+        for index in range(count):
+            raw = body[pos]
+            if raw < 0x80:
+                pos += 1
+            elif body[pos + 1] < 0x80:
+                raw = (raw & 0x7F) | (body[pos + 1] << 7)
+                pos += 2
+            else:
+                raw, pos = _read_raw_varint(body, pos, _VARINT_BYTES)
+            record_end = pos + (raw >> 1)
+            if raw & 1 or record_end > end:
+                raise InvalidRecordError(
+                    f"Invalid record size: expected {_zigzag(raw)} bytes in record payload, but "
+                    f"instead the buffer has only {end - pos} remaining bytes", index)
+            timestamp_delta = body[pos + 1]  # pos: the attributes byte, unused by every version
+            if timestamp_delta < 0x80:
+                pos += 2
+            else:
+                timestamp_delta, pos = _read_raw_varint(body, pos + 1, _VARLONG_BYTES)
+            offset_delta = body[pos]
+            if offset_delta < 0x80:
+                pos += 1
+            elif body[pos + 1] < 0x80:
+                offset_delta = (offset_delta & 0x7F) | (body[pos + 1] << 7)
+                pos += 2
+            else:
+                offset_delta, pos = _read_raw_varint(body, pos, _VARINT_BYTES)
+            key_length = body[pos]
+            if key_length < 0x80:
+                pos += 1
+            else:
+                key_length, pos = _read_raw_varint(body, pos, _VARINT_BYTES)
+            key_start = pos
+            if not key_length & 1:  # odd: null (-1) or an invalid negative length
+                pos += key_length >> 1
+            value_length = body[pos]
+            if value_length < 0x80:
+                pos += 1
+            elif body[pos + 1] < 0x80:
+                value_length = (value_length & 0x7F) | (body[pos + 1] << 7)
+                pos += 2
+            else:
+                value_length, pos = _read_raw_varint(body, pos, _VARINT_BYTES)
+            value_start = pos
+            if not value_length & 1:
+                pos += value_length >> 1
+            if key_length & 1 and key_length != 1 or value_length & 1 and value_length != 1:
+                raise InvalidRecordError(
+                    f"Found invalid record structure: key length {_zigzag(key_length)}, value length "
+                    f"{_zigzag(value_length)}", index)
+            if body[pos] or decode:
+                headers, pos = _walk_headers(body, pos, record_end, decode, index)
+            else:
+                pos += 1  # no headers
+            if pos != record_end:
+                raise InvalidRecordError(
+                    f"Invalid record size: expected to read {raw >> 1} bytes in record payload, "
+                    f"but instead read {pos - record_end + (raw >> 1)}", index)
+            if offset_delta != index << 1 and not decode:
+                raise InvalidRecordError(
+                    f"record {index} has offset delta {_zigzag(offset_delta)}, not {index}", index)
+            if decode:
+                fields.append((_zigzag(timestamp_delta), _zigzag(offset_delta), key_start,
+                               _zigzag(key_length), value_start, _zigzag(value_length), headers))
+    except IndexError:
+        raise InvalidRecordError(
+            f"Incorrect declared batch size, premature EOF reached: {count} records declared, "
+            f"record {index} ends beyond the batch", index) from None
+    if pos != end:
+        raise InvalidRecordError(
+            f"Incorrect declared batch size, records still remaining in file: {end - pos} bytes "
+            f"after the {count} records declared")
+
+
+def _walk_headers(
+    body: memoryview, pos: int, record_end: int, keep: bool, index: int
+) -> tuple[tuple, int]:
+    """The headers at ``pos``: their spans (if ``keep``) and the position after them."""
+    count, pos = _read_raw_varint(body, pos, _VARINT_BYTES)
+    count = _zigzag(count)
+    if count < 0 or count > record_end - pos:
+        raise InvalidRecordError(f"Found invalid number of record headers {count}", index)
+    spans = []
+    for _ in range(count):
+        key_length, pos = _read_raw_varint(body, pos, _VARINT_BYTES)
+        key_length = _zigzag(key_length)
+        if key_length < 0:
+            raise InvalidRecordError(f"Invalid negative header key size {key_length}", index)
+        key_start = pos
+        pos += key_length
+        value_length, pos = _read_raw_varint(body, pos, _VARINT_BYTES)
+        value_length = _zigzag(value_length)
+        if value_length < -1:
+            raise InvalidRecordError(f"Invalid header value size {value_length}", index)
+        value_start = pos
+        if value_length > 0:
+            pos += value_length
+        if pos > record_end:
+            raise InvalidRecordError("Found invalid record structure: a header runs past its "
+                                     "record", index)
+        if keep:
+            spans.append((key_start, key_length, value_start, value_length))
+    return tuple(spans), pos
+
+
+def _decode_records(header: BatchHeader, body: memoryview, fields: list) -> Iterator[Record]:
+    def nullable(start: int, length: int) -> bytes | None:
+        return None if length < 0 else bytes(body[start : start + length])
+
+    log_append_time = header.attributes & TIMESTAMP_TYPE_MASK
+    for timestamp_delta, offset_delta, key_start, key_length, value_start, value_length, headers in fields:
         yield Record(
-            key,
-            value,
-            tuple(headers),
+            nullable(key_start, key_length),
+            nullable(value_start, value_length),
+            tuple((bytes(body[name_start : name_start + name_length]).decode("utf-8", "surrogateescape"),
+                   nullable(data_start, data_length))
+                  for name_start, name_length, data_start, data_length in headers),
             header.max_timestamp if log_append_time else header.base_timestamp + timestamp_delta,
             header.base_offset + offset_delta,
-        )
-    if pos != end:
-        raise CorruptRecordError(
-            f"{end - pos} bytes follow the {header.records_count} records of the batch"
         )
 
 
@@ -304,32 +442,21 @@ _VARINT_BYTES = 5
 _VARLONG_BYTES = 10
 
 
-def _read_varint(
-    buf: memoryview, pos: int, limit: int, max_bytes: int = _VARINT_BYTES
-) -> tuple[int, int]:
-    """Decode a zigzag varint that must end before ``limit``; return (value, next pos)."""
+def _zigzag(raw: int) -> int:
+    return (raw >> 1) ^ -(raw & 1)
+
+
+def _read_raw_varint(buf: memoryview, pos: int, max_bytes: int) -> tuple[int, int]:
+    """The unsigned (still zigzag-encoded) varint at ``pos`` and the position after it; past
+    the end of ``buf`` raises IndexError, which the record walk reports."""
     raw = 0
-    shift = 0
-    stop = min(limit, pos + max_bytes)
-    while pos < stop:
+    for shift in range(0, 7 * max_bytes, 7):
         byte = buf[pos]
         pos += 1
         raw |= (byte & 0x7F) << shift
         if byte < 0x80:
-            return (raw >> 1) ^ -(raw & 1), pos
-        shift += 7
-    if pos >= limit:
-        raise CorruptRecordError("record truncated inside a varint")
-    raise CorruptRecordError(f"varint longer than {max_bytes} bytes")
-
-
-def _read_nullable_bytes(buf: memoryview, pos: int, limit: int) -> tuple[bytes | None, int]:
-    length, pos = _read_varint(buf, pos, limit)
-    if length == -1:
-        return None, pos
-    if length < -1 or length > limit - pos:
-        raise CorruptRecordError(f"field of {length} bytes exceeds its record")
-    return bytes(buf[pos : pos + length]), pos + length
+            return raw, pos
+    raise InvalidRecordError(f"Found invalid record structure: varint longer than {max_bytes} bytes")
 
 
 def _append_varint(out: bytearray, value: int) -> None:

@@ -2,7 +2,8 @@
 
 Run from the repository root: ``python -m interop.bench.records_bench``. Prints the median of
 several timed runs per case; the broker's produce path pays ``iter_batches`` (header + CRC)
-per request, plus decompression when it inspects compressed records.
+per request, and ``validate_records`` (the record walk of Kafka's LogValidator; decompression
+first for a compressed batch).
 """
 
 from __future__ import annotations
@@ -13,7 +14,14 @@ import timeit
 
 from protocol.compression import Compression, compress, decompress
 from protocol.legacy import build_message_set, to_record_batch
-from protocol.records import Record, build_batch, iter_batches, iter_records, set_log_append_time
+from protocol.records import (
+    Record,
+    build_batch,
+    iter_batches,
+    iter_records,
+    set_log_append_time,
+    validate_records,
+)
 
 REPEATS = 7
 
@@ -48,6 +56,9 @@ def main() -> None:
            median_seconds(lambda: list(iter_batches(one_mib_batch)), 200))
     report("iter_batches, 100 small batches (5 records each)",
            median_seconds(lambda: list(iter_batches(small_batches)), 200))
+    seconds = median_seconds(lambda: validate_records(one_mib_batch), 20)
+    report("validate_records, 1000 records of 1 KiB (uncompressed)", seconds,
+           f"({seconds / 1000 * 1e6:.2f} µs/record)")
     seconds = median_seconds(lambda: sum(1 for _ in iter_records(one_mib_batch)), 10)
     report("iter_records, 1000 records of 1 KiB (uncompressed)", seconds,
            f"({seconds / 1000 * 1e6:.2f} µs/record)")
@@ -67,6 +78,8 @@ def main() -> None:
         compressed_batch = build_batch(big, compression=codec)
         report(f"iter_records, 1000 records, {codec.name}",
                median_seconds(lambda: sum(1 for _ in iter_records(compressed_batch)), 10))
+        report(f"validate_records, 1000 records, {codec.name}",
+               median_seconds(lambda: validate_records(compressed_batch), 10))
 
     legacy = build_message_set(records_of(100, 100), magic=1, compression=Compression.GZIP)
     report("legacy to_record_batch, 100 messages (gzip v1 -> gzip v2)",

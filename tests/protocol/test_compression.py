@@ -122,7 +122,7 @@ def test_compression_bomb_allocates_about_max_size_at_most(codec):
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert peak < 3 * max_size
+    assert peak < 1.25 * max_size  # one output buffer at a time
 
 
 def test_xerial_snappy_bomb_is_refused_before_any_chunk_is_allocated():

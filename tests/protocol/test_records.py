@@ -5,11 +5,12 @@ import struct
 import pytest
 from crc32c import crc32c
 
-from protocol.compression import Compression
-from protocol.errors import CorruptRecordError, ProtocolError
+from protocol.compression import Compression, compress
+from protocol.errors import CorruptRecordError, ErrorCode, ProtocolError
 from protocol.records import (
     BATCH_HEADER_SIZE,
     ControlRecordType,
+    InvalidRecordError,
     Record,
     TimestampType,
     build_batch,
@@ -23,6 +24,7 @@ from protocol.records import (
     set_log_append_time,
     set_partition_leader_epoch,
     validate_batch,
+    validate_records,
 )
 
 RECORDS = [
@@ -296,43 +298,120 @@ def test_too_short_for_a_header_is_corrupt():
 
 @pytest.mark.parametrize(
     ("records_count", "message"),
-    [(5, "truncated|exceeds"), (3, "follow")],
+    [(5, "premature EOF"), (3, "still remaining"), (2**31 - 1, "premature EOF")],
 )
-def test_records_count_must_match_the_records(records_count, message):
-    batch = patched(build_batch(RECORDS), ">i", 57, records_count)
+@pytest.mark.parametrize("walk", [validate_records, lambda batch: list(iter_records(batch))])
+def test_records_count_must_match_the_records(records_count, message, walk):
+    batch = patched(patched(build_batch(RECORDS), ">i", 57, records_count), ">i", 23, records_count - 1)
     validate_batch(batch)
-    with pytest.raises(CorruptRecordError, match=message):
-        list(iter_records(batch))
+    with pytest.raises(InvalidRecordError, match=message) as caught:
+        walk(batch)
+    assert caught.value.error_code == ErrorCode.INVALID_RECORD
 
 
-def record_batch_with_body(body: bytes) -> bytearray:
-    """A one-record batch whose records section is ``body``, CRC valid."""
+def record_batch_with_body(body: bytes, records_count: int = 1) -> bytearray:
+    """A batch whose records section is ``body``, CRC valid."""
     batch = bytearray(build_batch([Record(b"k", b"v", (), 0)]))
     del batch[BATCH_HEADER_SIZE:]
     batch += body
     struct.pack_into(">i", batch, 8, len(batch) - 12)
+    struct.pack_into(">i", batch, 57, records_count)
     return reseal(batch)
 
 
-@pytest.mark.parametrize(
-    "body",
-    [
-        b"\x7f",  # record length -64
-        b"\x80\x80\x80\x80\x80\x01",  # varint longer than 5 bytes
-        b"\x14\x00\x00\x00\x02k\x02v\x00",  # length says 10 bytes, 8 follow
-        b"\x10\x00\x00\x00\x03k\x02v\x00",  # key length -2
-        b"\x10\x00\x00\x00\x02k\x02v\x02",  # one header announced, none present
-        b"\x12\x00\x00\x00\x02k\x02v\x00\x00",  # a byte beyond the record's fields
-        b"\x16\x00\x00\x00\x02k\x02v\x02\x01\x00\x00",  # null header key
-        b"\x10\x00\x00\x00\x02k\x02v\x7f",  # negative header count
-        b"\x00",  # empty record
-    ],
-)
-def test_malformed_records_are_corrupt(body):
+MALFORMED_RECORDS = {
+    "record length -64": b"\x7f",
+    "varint longer than 5 bytes": b"\x80\x80\x80\x80\x80\x01",
+    "length says 10 bytes, 8 follow": b"\x14\x00\x00\x00\x02k\x02v\x00",
+    "key length -2": b"\x10\x00\x00\x00\x03k\x02v\x00",
+    "key longer than its record": b"\x10\x00\x00\x00\x0ak\x02v\x00",
+    "value longer than its record": b"\x10\x00\x00\x00\x02k\x0av\x00",
+    "value length -3": b"\x10\x00\x00\x00\x02k\x05v\x00",
+    "key running past the batch": b"\x10\x00\x00\x00\x40k\x02v\x00",
+    "one header announced, none present": b"\x10\x00\x00\x00\x02k\x02v\x02",
+    "header value longer than its record": b"\x16\x00\x00\x00\x02k\x02v\x02\x02h\x10x",
+    "a byte beyond the record's fields": b"\x12\x00\x00\x00\x02k\x02v\x00\x00",
+    "null header key": b"\x16\x00\x00\x00\x02k\x02v\x02\x01\x00\x00",
+    "negative header count": b"\x10\x00\x00\x00\x02k\x02v\x7f",
+    "empty record": b"\x00",
+    "truncated inside the timestamp varint": b"\x10\x00\x80",
+    "truncated inside the record length": b"\x90",
+    "timestamp varlong longer than 10 bytes": b"\x1c\x00" + b"\x80" * 10 + b"\x00\x00\x00\x00\x00",
+    "bytes after the last record": b"\x10\x00\x00\x00\x02k\x02v\x00\x00\x00",
+}
+
+
+@pytest.mark.parametrize("body", list(MALFORMED_RECORDS.values()), ids=list(MALFORMED_RECORDS))
+@pytest.mark.parametrize("walk", [validate_records, lambda batch: list(iter_records(batch))])
+def test_malformed_records_are_invalid_records(body, walk):
     batch = record_batch_with_body(body)
     validate_batch(batch)
-    with pytest.raises(CorruptRecordError):
-        list(iter_records(batch))
+    with pytest.raises(InvalidRecordError) as caught:
+        walk(batch)
+    assert caught.value.error_code == ErrorCode.INVALID_RECORD
+
+
+def test_the_record_at_fault_is_named():
+    good = b"\x10\x00\x00\x00\x02k\x02v\x00"
+    second = b"\x10\x00\x00\x02\x02k\x02v\x00"
+    with pytest.raises(InvalidRecordError) as caught:
+        validate_records(record_batch_with_body(good + second + b"\x10\x00\x00\x04\x03k\x02v\x00", 3))
+    assert caught.value.batch_index == 2
+
+
+@pytest.mark.parametrize("offsets", [[0, 2], [1], [0, 1, 2, 3, 200], [0, 300]])
+def test_produced_offset_deltas_must_count_from_zero(offsets):
+    batch = build_batch([Record(b"x", offset=o) for o in offsets], base_timestamp=0)
+    batch = patched(batch, ">i", 57, len(offsets))
+    with pytest.raises(InvalidRecordError, match="offset delta") as caught:
+        validate_records(batch)
+    assert caught.value.batch_index == next(i for i, offset in enumerate(offsets) if offset != i)
+    assert [r.offset for r in iter_records(batch)] == offsets  # stored batches may have gaps
+
+
+def test_a_repeated_offset_delta_is_invalid():
+    body = b"".join(b"\x10\x00\x00" + bytes([raw_delta]) + b"\x02k\x02v\x00" for raw_delta in (0, 2, 2))
+    with pytest.raises(InvalidRecordError, match="offset delta 1, not 2"):
+        validate_records(record_batch_with_body(body, 3))
+
+
+@pytest.mark.parametrize("codec", list(Compression))
+def test_well_formed_batches_validate(codec):
+    validate_records(build_batch(RECORDS * 100, compression=codec))
+    validate_records(build_batch([Record(b"k" * 200, b"v" * 20_000, (("h" * 70, b"x" * 300),), 5)] * 3,
+                                 compression=codec))
+
+
+@pytest.mark.parametrize("codec", [c for c in Compression if c != Compression.NONE])
+def test_compressed_records_are_walked_like_uncompressed_ones(codec):
+    body = b"\x10\x00\x00\x00\x02k\x02v\x00" * 2  # two records, the second with offset delta 0
+    batch = bytearray(build_batch([Record(b"k", b"v", (), 0)], compression=codec))
+    del batch[BATCH_HEADER_SIZE:]
+    batch += compress(codec, body)
+    struct.pack_into(">i", batch, 8, len(batch) - 12)
+    struct.pack_into(">i", batch, 57, 2)
+    with pytest.raises(InvalidRecordError, match="offset delta") as caught:
+        validate_records(reseal(batch))
+    assert caught.value.batch_index == 1
+
+
+@pytest.mark.parametrize("codec", [c for c in Compression if c != Compression.NONE])
+def test_garbage_inside_a_compressed_batch_is_corrupt_message(codec):
+    batch = bytearray(build_batch(RECORDS * 20, compression=codec))
+    batch[BATCH_HEADER_SIZE:] = b"\x82SNAPPY\x00" * 3 if codec == Compression.SNAPPY else bytes(range(200))
+    struct.pack_into(">i", batch, 8, len(batch) - 12)
+    with pytest.raises(CorruptRecordError) as caught:
+        validate_records(reseal(batch))
+    assert caught.value.error_code == ErrorCode.CORRUPT_MESSAGE
+
+
+@pytest.mark.parametrize("codec", [c for c in Compression if c != Compression.NONE])
+def test_a_compression_bomb_is_refused_at_the_limit(codec):
+    batch = build_batch([Record(b"k", bytes(3_000_000), (), 0)], compression=codec)
+    with pytest.raises(CorruptRecordError, match="exceed") as caught:
+        validate_records(batch, max_decompressed_size=1_000_000)
+    assert caught.value.error_code == ErrorCode.CORRUPT_MESSAGE
+    validate_records(batch, max_decompressed_size=4_000_000)
 
 
 def test_a_well_formed_hand_written_record_decodes():

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from protocol.compression import Compression
 from protocol.errors import ProtocolError
-from protocol.records import BATCH_HEADER_SIZE, Record, build_batch, iter_batches, iter_records
+from protocol.records import BATCH_HEADER_SIZE, Record, build_batch, iter_batches, iter_records, validate_records
 
 SEED_RECORDS = [
     Record(b"key", b"value", (("header", b"x"), ("null", None)), 1_700_000_000_000),
@@ -23,11 +23,23 @@ def consume(record_set, allow_truncated_tail):
     """Decode everything the way the broker and a consumer would; count the records."""
     count = 0
     try:
-        for _, batch in iter_batches(record_set, allow_truncated_tail=allow_truncated_tail):
+        for header, batch in iter_batches(record_set, allow_truncated_tail=allow_truncated_tail):
+            check_validation(header, batch)
             count += sum(1 for _ in iter_records(batch, max_decompressed_size=FUZZ_MAX_DECOMPRESSED))
     except ProtocolError:
         return None
     return count
+
+
+def check_validation(header, batch):
+    """The produce-time walk raises ProtocolError only, and passes only batches that decode to
+    their declared count of records at consecutive offsets."""
+    try:
+        validate_records(batch, max_decompressed_size=FUZZ_MAX_DECOMPRESSED)
+    except ProtocolError:
+        return
+    offsets = [r.offset for r in iter_records(batch, max_decompressed_size=FUZZ_MAX_DECOMPRESSED)]
+    assert offsets == list(range(header.base_offset, header.base_offset + header.records_count))
 
 
 def reseal_crc(batch: bytearray) -> None:
