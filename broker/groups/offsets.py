@@ -28,7 +28,7 @@ import trio
 
 from broker.metadata import MetadataError
 from broker.registry import CloseOutcome, close_log
-from log import Log, LogConfig
+from log import CorruptLogError, Log, LogConfig
 from log.checkpoint import fsync_directory
 from protocol import records
 from protocol.errors import ProtocolError
@@ -258,7 +258,15 @@ class OffsetStore:
         log = self._log
         offset = log.log_start_offset
         while offset < log.log_end_offset:
-            chunk = bytes(log.read(offset, _REPLAY_READ_BYTES))
+            try:
+                chunk = bytes(log.read(offset, _REPLAY_READ_BYTES))
+            except CorruptLogError as exc:
+                # Damaged batches (the log has named the file and byte): the commits before and
+                # after them are kept, and a partition whose latest commit was lost keeps its earlier one.
+                logger.warning("%s: the commits at offsets %d to %d are lost to damage",
+                               self.directory, exc.offset, exc.resume_offset - 1)
+                offset = exc.resume_offset
+                continue
             start = offset
             try:
                 for header, batch in records.iter_batches(chunk, allow_truncated_tail=True):

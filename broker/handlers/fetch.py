@@ -5,7 +5,7 @@ from __future__ import annotations
 import trio
 
 from broker.handlers.base import handles
-from log import OffsetOutOfRangeError
+from log import CorruptLogError, OffsetOutOfRangeError
 from protocol.errors import ErrorCode
 
 FETCH = 1
@@ -66,17 +66,21 @@ class _FetchPlan:
                     continue
                 log = topic.partitions[wanted.partition].log
                 high_watermark = log.log_end_offset
+                records, error = b"", ErrorCode.NONE
                 try:
                     # KIP-74: the first partition with data returns at least one whole batch, even
                     # over the limits; later ones are cut at the remaining budget.
                     limit = max(min(wanted.partition_max_bytes, budget - total), 0)
                     records = log.read(wanted.fetch_offset, limit, min_one_batch=total == 0)
                 except OffsetOutOfRangeError:
-                    partitions.append(_partition_response(wanted.partition, ErrorCode.OFFSET_OUT_OF_RANGE,
-                                                          high_watermark, log.log_start_offset))
-                    continue
+                    error = ErrorCode.OFFSET_OUT_OF_RANGE
+                except CorruptLogError:
+                    # Kafka's answer to a corrupt batch found while reading. Not KAFKA_STORAGE_ERROR:
+                    # librdkafka and kafka-python retry that one silently, as a leader move, forever;
+                    # this one reaches the application. The log has named the file and offset.
+                    error = ErrorCode.CORRUPT_MESSAGE
                 total += len(records)
-                partitions.append(_partition_response(wanted.partition, ErrorCode.NONE, high_watermark,
+                partitions.append(_partition_response(wanted.partition, error, high_watermark,
                                                       log.log_start_offset, records))
             responses.append({"topic": fetch_topic.get("topic"), "topic_id": fetch_topic.get("topic_id"),
                               "partitions": partitions})

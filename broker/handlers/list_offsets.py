@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from broker.handlers.base import answer_each_partition, handles
 from broker.registry import LEADER_EPOCH, Partition
+from log import CorruptLogError
 from protocol import records
 from protocol.errors import ErrorCode
 
@@ -60,7 +61,12 @@ def _answer(partition: Partition | None, wanted) -> dict:
     if partition is None:
         response["error_code"] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
         return response
-    offset, timestamp = _lookup(partition, wanted.timestamp)
+    try:
+        offset, timestamp = _lookup(partition, wanted.timestamp)
+    except CorruptLogError:
+        # The batches searched by timestamp are damaged (the log names the file); as in Fetch.
+        response["error_code"] = ErrorCode.CORRUPT_MESSAGE
+        return response
     response.update(offset=offset, timestamp=timestamp, leader_epoch=LEADER_EPOCH if offset >= 0 else -1)
     # v0 answers with a list of offsets instead of one offset.
     response["old_style_offsets"] = [offset] if offset >= 0 else []
