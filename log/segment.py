@@ -376,7 +376,7 @@ class LogSegment:
         expected, position = self.offset_index.lookup(offset)
         while position < self.size:
             try:
-                batch = self._checked_batch(file, position)
+                batch = self._batch_at(file, position, check_crc=position < self._unchecked_end)
                 _check_follows(batch.base_offset, expected)
             except InvalidRecordBatchError as error:
                 after = self._valid_batch_after(file, position, expected)
@@ -389,10 +389,10 @@ class LogSegment:
             position, expected = batch.position + batch.size, batch.last_offset + 1
         raise self._report(position, expected, f"the file ends before offset {offset}", resume_offset=self.next_offset)
 
-    def _checked_batch(self, file: SegmentFile, position: int) -> BatchInfo:
-        """The batch at `position`; its CRC-32C is verified unless this process wrote or recovered it."""
+    def _batch_at(self, file: SegmentFile, position: int, *, check_crc: bool) -> BatchInfo:
+        """The batch at `position`, read whole to verify its CRC-32C with `check_crc`."""
         batch = read_batch_info(file.pread(HEADER_SIZE, position), self.size - position, self.base_offset, position)
-        if position < self._unchecked_end:
+        if check_crc:
             data = memoryview(file.pread(batch.size, position))
             _, batch_length, _, _, crc, *_ = parse_header(data, 0, len(data))
             verify_crc(data, 0, batch_length, crc)
@@ -408,9 +408,7 @@ class LogSegment:
         if not position < after < self.size:
             return None
         try:
-            batch = read_batch_info(file.pread(HEADER_SIZE, after), self.size - after, self.base_offset, after)
-            data = memoryview(file.pread(batch.size, after))
-            verify_crc(data, 0, batch.size - LOG_OVERHEAD, parse_header(data, 0, len(data))[4])
+            batch = self._batch_at(file, after, check_crc=True)
         except InvalidRecordBatchError:
             return None
         return batch if batch.base_offset > expected_offset else None
