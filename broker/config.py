@@ -30,6 +30,11 @@ class BrokerConfig:
     max_message_bytes: int = 1048588
     message_timestamp_type: str = "CreateTime"
     connections_max_idle_ms: int = 10 * 60 * 1000
+    # None: half the open-file limit (see broker.connection.default_max_connections).
+    max_connections: int | None = None
+    max_connections_per_ip: int = 2**31 - 1
+    queued_max_request_bytes: int = 100 * 1024 * 1024
+    request_read_timeout_ms: int = 30_000
     segment_bytes: int = 1024 * 1024 * 1024
     segment_ms: int = 7 * DAY_MS
     retention_bytes: int = -1
@@ -96,6 +101,16 @@ _FLAGS: list[tuple[str, object, str]] = [
     ("--message-timestamp-type", str, "CreateTime or LogAppendTime (message.timestamp.type)"),
     ("--connections-max-idle-ms", _positive_int,
      "close connections idle this long (connections.max.idle.ms)"),
+    ("--max-connections", _positive_int,
+     "connections open at once; new ones over it are closed at once (max.connections; "
+     "default: half the open-file limit, leaving the rest for log files)"),
+    ("--max-connections-per-ip", _positive_int,
+     "connections open at once from one address; new ones over it are closed (max.connections.per.ip)"),
+    ("--queued-max-request-bytes", _positive_int,
+     "bytes of large requests (over 16 KiB) being read or answered at once; a connection whose next "
+     "request does not fit waits (queued.max.request.bytes; at least --max-request-bytes)"),
+    ("--request-read-timeout-ms", _positive_int,
+     "a request frame begun must arrive whole within this long, else its connection is closed"),
     ("--segment-bytes", _positive_int, "roll to a new segment at this size (segment.bytes)"),
     ("--segment-ms", _positive_int, "roll to a new segment after this age (segment.ms)"),
     ("--retention-bytes", _retention, "delete old segments beyond this size, -1 = unlimited (retention.bytes)"),
@@ -178,6 +193,9 @@ def parse_config(argv: list[str] | None = None, environ: dict[str, str] | None =
         # Kafka's rule for advertised.listeners: clients cannot connect to the wildcard address.
         parser.error(f"the advertised host cannot be the nonroutable meta-address {config.advertised_host or config.host}: "
                      f"pass --advertised-host with a routable address when listening on {config.host}")
+    if config.max_request_bytes > config.queued_max_request_bytes:
+        parser.error("--max-request-bytes must not be over --queued-max-request-bytes: "
+                     "a request that large could never be read")
     problem = topic_name_problem(config.topic)
     if problem:
         parser.error(f"--topic: {problem}")

@@ -14,7 +14,8 @@ from broker import handlers
 from broker.handlers.base import CloseConnection, UnsupportedRequest
 from broker.config import BrokerConfig
 from broker.data_dir_lock import DataDirLock
-from broker.connection import Connection, ConnectionClosed, FrameTooLarge, ReadInterrupted
+from broker.connection import (Connection, ConnectionClosed, ConnectionLimits, FrameTooLarge, ReadInterrupted,
+                               RequestBudget, default_max_connections)
 from broker.groups import GroupCoordinator
 from broker.loop_monitor import LoopMonitor
 from broker.metadata import ProducerIdAllocator, load_cluster_id
@@ -31,6 +32,10 @@ SHUTDOWN_GRACE_SECONDS = 30
 # Idle connections are looked for this many times per connections.max.idle.ms, so one is closed
 # at most a tenth of that period late.
 IDLE_CHECKS_PER_PERIOD = 10
+# After a failed accept (out of descriptors, most often) the listener waits this long, doubling
+# up to the maximum while accepting keeps failing, instead of spinning on a ready listener.
+ACCEPT_BACKOFF_SECONDS = 0.1
+ACCEPT_BACKOFF_MAX_SECONDS = 1.0
 
 
 class ShutdownIncomplete(Exception):
@@ -60,6 +65,11 @@ class Broker:
         self.stopping = trio.Event()
         self.stopped = trio.Event()
         self._connections: set[Connection] = set()
+        self.connection_limits = ConnectionLimits(config.max_connections or default_max_connections(),
+                                                  config.max_connections_per_ip)
+        self.request_budget = RequestBudget(config.queued_max_request_bytes)
+        # What stopped the last connection from being accepted, logged once until one is again.
+        self._accept_trouble: str | None = None
         self._flush_wanted = trio.Event()
         self._data_arrived = trio.Event()
 
@@ -136,9 +146,41 @@ class Broker:
                 return
 
     async def _accept(self, listener: trio.SocketListener, connections: trio.Nursery) -> None:
+        """Accept connections until the broker stops, whatever accept() or the clients do: a
+        connection over max.connections or max.connections.per.ip is closed at once (Kafka waits
+        for a slot before accepting more; closing frees the descriptor at once and the client
+        retries), and a failing accept (EMFILE, ENFILE, ENOBUFS, ENOMEM...) is retried after a
+        back-off."""
+        backoff = 0.0
         while True:
-            stream = await listener.accept()
-            connections.start_soon(self._serve_connection, stream)
+            try:
+                stream = await listener.accept()
+            except OSError as exc:
+                self._note_accept_trouble(f"accepting connections failed ({exc.strerror}); "
+                                          f"retrying every {ACCEPT_BACKOFF_MAX_SECONDS:g} s at most")
+                backoff = min(max(2 * backoff, ACCEPT_BACKOFF_SECONDS), ACCEPT_BACKOFF_MAX_SECONDS)
+                await trio.sleep(backoff)
+                continue
+            backoff = 0.0
+            try:
+                ip = stream.socket.getpeername()[0]
+            except OSError:  # the client has already gone
+                stream.socket.close()
+                continue
+            refusal = self.connection_limits.admit(ip)
+            if refusal is not None:
+                self._note_accept_trouble(f"{refusal}: closing new connections over it")
+                stream.socket.close()
+                continue
+            self._accept_trouble = None
+            connection = Connection(stream.socket, self.config.max_request_bytes, self.request_budget)
+            self._connections.add(connection)
+            connections.start_soon(self._serve_connection, stream, connection, ip)
+
+    def _note_accept_trouble(self, trouble: str) -> None:
+        if trouble != self._accept_trouble:
+            logger.warning("%s", trouble)
+            self._accept_trouble = trouble
 
     async def _maintenance(self) -> None:
         """Retention and producer-state snapshots, on Kafka's retention check interval."""
@@ -170,23 +212,25 @@ class Broker:
                     await partition.flush_to(partition.log.log_end_offset)
 
     async def _close_idle_connections(self) -> None:
-        """Kafka's connections.max.idle.ms: stop waiting on connections quiet for that long."""
+        """Kafka's connections.max.idle.ms: stop waiting on connections quiet for that long; and
+        the request read timeout: stop waiting on a frame begun that long ago (a client sending
+        a byte now and then is never idle, and would otherwise hold its connection forever)."""
         idle_seconds = self.config.connections_max_idle_ms / 1000
+        frame_seconds = self.config.request_read_timeout_ms / 1000
         while True:
-            await trio.sleep(idle_seconds / IDLE_CHECKS_PER_PERIOD)
+            await trio.sleep(min(idle_seconds, frame_seconds) / IDLE_CHECKS_PER_PERIOD)
             now = trio.current_time()
             for connection in self._connections:
-                if connection.idle_since is not None and now - connection.idle_since >= idle_seconds:
+                if (connection.frame_since is not None and now - connection.frame_since >= frame_seconds
+                        or connection.idle_since is not None and now - connection.idle_since >= idle_seconds):
                     connection.interrupt_read()
 
-    async def _serve_connection(self, stream: trio.SocketStream) -> None:
+    async def _serve_connection(self, stream: trio.SocketStream, connection: Connection, ip: str) -> None:
         """Answer the connection's requests in order until it closes, goes idle or the broker stops.
 
         Only waiting for a request is interrupted at shutdown: a request being handled runs to
         its end and gets its response."""
         peer = _peer_name(stream)
-        connection = Connection(stream.socket, self.config.max_request_bytes)
-        self._connections.add(connection)
         try:
             while not self.stopping.is_set():
                 frame = await connection.read_frame()
@@ -201,6 +245,10 @@ class Broker:
                     return
                 if response is not None:
                     await connection.send(response)
+                # Answered: its bytes go back to the budget, and are not kept while the next
+                # request is awaited.
+                frame = response = None
+                connection.release_request()
         except (ConnectionClosed, ReadInterrupted):
             pass
         except (FrameTooLarge, ProtocolError, CloseConnection) as exc:
@@ -208,7 +256,9 @@ class Broker:
         except OSError as exc:
             logger.debug("%s: connection error: %s", peer, exc)
         finally:
+            connection.release_request()
             self._connections.discard(connection)
+            self.connection_limits.closed(ip)
             with trio.move_on_after(1) as cleanup:
                 cleanup.shield = True
                 await stream.aclose()

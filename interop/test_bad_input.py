@@ -3,10 +3,12 @@
 import socket
 import struct
 import threading
+import time
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+from interop.broker_process import BrokerProcess
 from protocol import headers
 from protocol.errors import ErrorCode
 
@@ -119,3 +121,134 @@ def test_well_behaved_client_keeps_working_during_bad_input(broker):
     consumer.close()
     assert values == [b"good-%d" % i for i in range(300)]
     assert "closing connection" in broker.log_text()
+
+
+MIB = 1 << 20
+HALF_FRAMES = 30
+
+
+def peak_resident_bytes(pid: int) -> int:
+    """The process's peak resident set size so far (VmHWM)."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmHWM")
+
+
+def closed_within(sock: socket.socket, seconds: float) -> bool:
+    """Whether the broker closes `sock` within `seconds` (what it sends meanwhile is ignored)."""
+    deadline = time.monotonic() + seconds
+    while (remaining := deadline - time.monotonic()) > 0:
+        sock.settimeout(remaining)
+        try:
+            if sock.recv(65536) == b"":
+                return True
+        except ConnectionResetError:
+            return True
+        except TimeoutError:
+            return False
+    return False
+
+
+def api_versions_request(correlation_id: int, size: int | None = None) -> bytes:
+    """An ApiVersions request, padded through its client name to a frame of `size` bytes if given."""
+    body = {"client_software_name": "t", "client_software_version": "1"}
+    if size is not None:
+        unpadded = len(headers.encode_request(API_VERSIONS, 3, correlation_id, "bad-input-test", body))
+        # The compact string's length varint grows by two bytes past 127 and 16383 characters.
+        body["client_software_name"] = "t" * (size - unpadded + 1 - 2)
+    frame_bytes = request(API_VERSIONS, 3, body, correlation_id)
+    assert size is None or len(frame_bytes) == 4 + size
+    return frame_bytes
+
+
+def read_answer(sock: socket.socket, timeout: float = 10):
+    sock.settimeout(timeout)
+    size = struct.unpack(">i", recv_exactly(sock, 4))[0]
+    return headers.decode_response(recv_exactly(sock, size), API_VERSIONS, 3)
+
+
+def test_half_sent_huge_frames_cost_what_was_sent_and_are_closed_after_the_read_timeout(tmp_path):
+    with BrokerProcess(tmp_path / "data", "--request-read-timeout-ms", "1000") as broker:
+        before = peak_resident_bytes(broker.process.pid)
+        attackers = [socket.create_connection(("127.0.0.1", broker.port), timeout=10) for _ in range(HALF_FRAMES)]
+        try:
+            for sock in attackers:
+                # Claims 100 MiB (the largest request allowed), sends 1 KiB of it and stops.
+                sock.sendall(struct.pack(">i", 100 * MIB) + b"\x00" * 1024)
+            # Small requests never wait behind the large ones holding or waiting for the budget.
+            assert send_and_read_one(broker.port, api_versions_request(7)).error_code == ErrorCode.NONE
+            assert all(closed_within(sock, 20) for sock in attackers)
+        finally:
+            for sock in attackers:
+                sock.close()
+        grown = peak_resident_bytes(broker.process.pid) - before
+        assert grown < 30 * MIB, f"peak resident memory grew by {grown / MIB:.0f} MiB"
+        assert broker.process.poll() is None
+
+
+def test_the_request_read_timeout_closes_frames_begun_but_not_idle_connections(tmp_path):
+    with BrokerProcess(tmp_path / "data", "--request-read-timeout-ms", "1000") as broker:
+        idle = socket.create_connection(("127.0.0.1", broker.port), timeout=10)
+        half_prefix = socket.create_connection(("127.0.0.1", broker.port), timeout=10)
+        half_body = socket.create_connection(("127.0.0.1", broker.port), timeout=10)
+        dribbler = socket.create_connection(("127.0.0.1", broker.port), timeout=10)
+        stop = threading.Event()
+
+        def dribble() -> None:
+            # A byte every 0.2 s: never idle, but the frame never completes.
+            try:
+                for byte in api_versions_request(3):
+                    if stop.wait(0.2):
+                        return
+                    dribbler.sendall(bytes([byte]))
+            except OSError:
+                return  # closed by the broker, as wanted
+
+        sender = threading.Thread(target=dribble)
+        try:
+            half_prefix.sendall(b"\x00\x00")
+            half_body.sendall(api_versions_request(2)[:10])
+            sender.start()
+            assert closed_within(half_prefix, 10)
+            assert closed_within(half_body, 10)
+            assert closed_within(dribbler, 10)
+            # A connection with nothing begun is subject to connections.max.idle.ms only.
+            idle.sendall(api_versions_request(5))
+            assert read_answer(idle)[0].correlation_id == 5
+        finally:
+            stop.set()
+            if sender.is_alive():
+                sender.join(10)
+            for sock in (idle, half_prefix, half_body, dribbler):
+                sock.close()
+
+
+def test_a_large_request_waits_for_the_request_budget_then_proceeds(tmp_path):
+    size = 200_000
+    with BrokerProcess(tmp_path / "data", "--queued-max-request-bytes", "300000",
+                       "--max-request-bytes", "250000") as broker:
+        first = socket.create_connection(("127.0.0.1", broker.port), timeout=10)
+        second = socket.create_connection(("127.0.0.1", broker.port), timeout=10)
+        try:
+            large = api_versions_request(2, size)
+            # The answer to request 1 comes once the broker has read this send, and so has claimed
+            # the budget for the large frame that follows it.
+            first.sendall(api_versions_request(1) + large[:1000])
+            assert read_answer(first)[0].correlation_id == 1
+            # 200,000 more bytes do not fit in the 100,000 left: the second connection waits...
+            second.sendall(api_versions_request(3, size))
+            second.settimeout(1)
+            with pytest.raises(TimeoutError):
+                second.recv(1)
+            # ... while small requests are still answered...
+            assert send_and_read_one(broker.port, api_versions_request(4)).error_code == ErrorCode.NONE
+            # ... until the first large request has been answered and its bytes released.
+            first.sendall(large[1000:])
+            assert read_answer(first)[0].correlation_id == 2
+            assert read_answer(second)[0].correlation_id == 3
+        finally:
+            first.close()
+            second.close()
+        assert broker.process.poll() is None
