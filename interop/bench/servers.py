@@ -44,7 +44,7 @@ def resident_bytes(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for process {pid}")
 
 
-def _exchange(connection: socket.socket, api_key: int, api_version: int, correlation_id: int, body: dict):
+def exchange(connection: socket.socket, api_key: int, api_version: int, correlation_id: int, body: dict):
     frame = headers.encode_request(api_key, api_version, correlation_id, "comlog-bench", body)
     connection.sendall(_SIZE.pack(len(frame)) + frame)
     with connection.makefile("rb") as reader:
@@ -60,9 +60,9 @@ def metadata_answered(port: int) -> bool:
     first on a new connection) with brokers listed; False while it does not accept connections."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=START_TIMEOUT_SECONDS) as connection:
-            _exchange(connection, _API_VERSIONS, _API_VERSIONS_VERSION, 1,
+            exchange(connection, _API_VERSIONS, _API_VERSIONS_VERSION, 1,
                       {"client_software_name": "comlog-bench", "client_software_version": "1"})
-            metadata = _exchange(connection, _METADATA, _METADATA_VERSION, 2,
+            metadata = exchange(connection, _METADATA, _METADATA_VERSION, 2,
                                  {"topics": None, "allow_auto_topic_creation": False})
     except (ConnectionError, struct.error, ProtocolError):
         return False
