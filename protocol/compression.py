@@ -120,12 +120,14 @@ def _decompress_bounded(codec_module, data, max_size: int) -> memoryview:
         try:
             written = codec_module.decompress_into(data, out)
         except cramjam.DecompressionError as exc:
+            # Freed now, not when the exception is: before a larger buffer is allocated (a bomb
+            # costs one buffer, not two), and whatever keeps the exception.
+            del out
             if _BUFFER_TOO_SMALL not in str(exc):
                 raise CorruptRecordError(f"cannot decompress records: {exc}") from None
             if size == limit:
                 raise CorruptRecordError(f"decompressed records exceed {max_size} bytes") from None
             size = min(limit, size * _GROWTH)
-            del out  # before the larger buffer is allocated: a bomb costs one buffer, not two
             continue
         if written > max_size:
             raise CorruptRecordError(f"decompressed records exceed {max_size} bytes")

@@ -313,7 +313,7 @@ def _walk_records(body: memoryview, count: int, fields: list | None) -> None:
     """
     decode = fields is not None
     end = len(body)
-    pos = 0
+    pos = record_end = 0
     index = -1
     try:
         for index in range(count):
@@ -381,9 +381,12 @@ def _walk_records(body: memoryview, count: int, fields: list | None) -> None:
                 fields.append((_zigzag(timestamp_delta), _zigzag(offset_delta), key_start,
                                _zigzag(key_length), value_start, _zigzag(value_length), headers))
     except IndexError:
+        if pos == record_end:  # at a record's start: the batch holds fewer records than declared
+            raise InvalidRecordError(
+                f"Incorrect declared batch size, premature EOF reached: {count} records declared, "
+                f"{index} present") from None
         raise InvalidRecordError(
-            f"Incorrect declared batch size, premature EOF reached: {count} records declared, "
-            f"record {index} ends beyond the batch", index) from None
+            f"Found invalid record structure: record {index} runs past the batch", index) from None
     if pos != end:
         raise InvalidRecordError(
             f"Incorrect declared batch size, records still remaining in file: {end - pos} bytes "

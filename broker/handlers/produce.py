@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
-
 import time
+
+import trio
 
 from broker.handlers.base import CloseConnection, handles
 from broker.handlers.topics import auto_create
@@ -12,7 +13,8 @@ from broker.producer_state import NO_PRODUCER_ID
 from broker.registry import Partition
 from log import InvalidRecordBatchError, LogStorageError, RecordBatchTooLargeError
 from protocol import legacy, records
-from protocol.errors import ErrorCode, ProtocolError
+from protocol.compression import Compression
+from protocol.errors import CorruptRecordError, ErrorCode, ProtocolError
 
 logger = logging.getLogger(__name__)
 
@@ -20,12 +22,21 @@ PRODUCE = 0
 # Produce v3 introduced magic 2 record batches; earlier versions carry legacy message sets.
 FIRST_MAGIC_2_VERSION = 3
 _VALID_ACKS = (-1, 0, 1)
+# The records of a compressed batch are decompressed and walked in a worker thread, one batch at
+# a time broker-wide: clients sending compression bombs at once then hold one decompression
+# buffer (at most records.DEFAULT_MAX_DECOMPRESSED_SIZE) between them, not one each.
+_RECORDS_WORKER = trio.CapacityLimiter(1)
+# An uncompressed batch is walked on the event loop (about half a microsecond a record) unless
+# it holds more records than this: a 1 MiB batch of the smallest records would hold the loop
+# for some 100 ms.
+_MAX_RECORDS_ON_LOOP = 20_000
 
 
 class Rejected(Exception):
-    def __init__(self, error: ErrorCode, message: str) -> None:
+    def __init__(self, error: ErrorCode, message: str, batch_index: int | None = None) -> None:
         super().__init__(message)
         self.error = error
+        self.batch_index = batch_index
 
 
 def _one_batch(partition: Partition, record_set, api_version: int):
@@ -71,7 +82,33 @@ def _verify_crc(batch) -> None:
         raise Rejected(ErrorCode.CORRUPT_MESSAGE, str(exc)) from exc
 
 
-def _produce_to(broker, partition: Partition, record_set, api_version: int) -> tuple[int, int]:
+def _records_fault(batch) -> tuple[ErrorCode, str, int | None] | None:
+    """Why the batch's records are refused (code, message, record at fault), or None. Plain values,
+    not the exception: its traceback holds the decompressed records (up to 64 MiB), which a
+    reference cycle in the thread hand-off would keep alive until the next garbage collection."""
+    try:
+        records.validate_records(batch)
+    except records.InvalidRecordError as exc:
+        return exc.error_code, str(exc), exc.batch_index
+    except CorruptRecordError as exc:
+        return exc.error_code, str(exc), None
+    return None
+
+
+async def _validate_records(header: records.BatchHeader, batch) -> None:
+    """Reject a batch whose records do not parse as its header says, as Kafka's LogValidator does."""
+    if header.compression == Compression.NONE and header.records_count <= _MAX_RECORDS_ON_LOOP:
+        fault = _records_fault(batch)
+    else:
+        fault = await trio.to_thread.run_sync(_records_fault, batch, limiter=_RECORDS_WORKER)
+    if fault is not None:
+        # The walk reads bytes the CRC has not vouched for yet (the log checks it on append): a
+        # batch damaged in transit is reported as such, whatever its records look like.
+        _verify_crc(batch)
+        raise Rejected(*fault)
+
+
+async def _produce_to(broker, partition: Partition, record_set, api_version: int) -> tuple[int, int]:
     """Append one partition's batch; its base offset and log append time (-1 for CreateTime)."""
     header, batch = _one_batch(partition, record_set, api_version)
     log_append_time = partition.topic.config.message_timestamp_type == "LogAppendTime"
@@ -79,6 +116,7 @@ def _produce_to(broker, partition: Partition, record_set, api_version: int) -> t
         # The log verifies the CRC of what it appends, but de-duplication and a new timestamp (which
         # recomputes the CRC) come first: as Kafka does, reject a corrupt batch before either.
         _verify_crc(batch)
+    await _validate_records(header, batch)
     check = partition.producers.check(header.producer_id, header.producer_epoch,
                                       header.base_sequence, header.last_offset_delta)
     if check.duplicate is not None:
@@ -138,16 +176,20 @@ async def produce(broker, header, request) -> dict | None:
                     raise Rejected(ErrorCode.NOT_ENOUGH_REPLICAS,
                                    f"min.insync.replicas is {partition.topic.config.min_insync_replicas}, "
                                    f"but this broker is the only replica")
-                base_offset, log_append_time_ms = _produce_to(broker, partition, partition_data.records,
-                                                              header.request_api_version)
+                base_offset, log_append_time_ms = await _produce_to(broker, partition, partition_data.records,
+                                                                    header.request_api_version)
                 partition_responses.append({
                     "index": partition_data.index, "error_code": ErrorCode.NONE, "base_offset": base_offset,
                     "log_append_time_ms": log_append_time_ms, "log_start_offset": partition.log.log_start_offset})
                 written.append(partition)
             except Rejected as exc:
                 failed = True
-                partition_responses.append({"index": partition_data.index, "error_code": exc.error,
-                                            "base_offset": -1, "error_message": str(exc)})
+                response = {"index": partition_data.index, "error_code": exc.error, "base_offset": -1,
+                            "error_message": str(exc)}
+                if exc.batch_index is not None:
+                    response["record_errors"] = [{"batch_index": exc.batch_index,
+                                                  "batch_index_error_message": str(exc)}]
+                partition_responses.append(response)
         responses.append({"name": topic_data.name, "partition_responses": partition_responses})
     if acks == 0:
         if failed:
