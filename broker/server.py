@@ -111,7 +111,6 @@ class Broker:
                 connections.cancel_scope.deadline = trio.current_time() + SHUTDOWN_GRACE_SECONDS
         finally:
             trio.lowlevel.remove_instrument(monitor)
-            monitor.close()
             durable = await self._close_storage()
             self._lock.release()
             self.stopped.set()
