@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import trio
+
 from broker.handlers.base import handles
 from broker.registry import Topic
 from broker.topic_config import TOPIC_CONFIGS, InvalidConfig, validate_overrides
@@ -35,7 +37,7 @@ def check_new_topic_name(broker, name: str) -> None:
         raise TopicRefused(ErrorCode.INVALID_TOPIC_EXCEPTION, f"'{name}' is reserved for internal use")
     # Kafka's metric names replace '.' with '_', so two such topics would collide.
     normalised = name.replace(".", "_")
-    for existing in broker.registry.topics:
+    for existing in broker.registry.names_in_use():
         if existing.replace(".", "_") == normalised:
             raise TopicRefused(ErrorCode.INVALID_TOPIC_EXCEPTION,
                                f"Topic '{name}' collides with existing topic: {existing}")
@@ -93,11 +95,12 @@ def _creatable_configs(topic: Topic) -> list[dict]:
 
 @handles(CREATE_TOPICS)
 async def create_topics(broker, header, request) -> dict:
-    results = []
     names = [t.name for t in request.topics]
-    for wanted in request.topics:
-        result = {"name": wanted.name, "error_code": ErrorCode.NONE, "error_message": None,
-                  "num_partitions": -1, "replication_factor": -1, "configs": None}
+    results = [{"name": wanted.name, "error_code": ErrorCode.NONE, "error_message": None,
+                "num_partitions": -1, "replication_factor": -1, "configs": None} for wanted in request.topics]
+
+    async def create(wanted, result: dict) -> None:
+        # Checked and claimed before the first await, so concurrent creations see each other.
         try:
             if names.count(wanted.name) > 1:
                 raise TopicRefused(ErrorCode.INVALID_REQUEST, f"Create topics request from client contains "
@@ -117,7 +120,11 @@ async def create_topics(broker, header, request) -> dict:
             result.update(num_partitions=count, replication_factor=1)
         except TopicRefused as exc:
             result.update(error_code=exc.error, error_message=str(exc))
-        results.append(result)
+
+    # The topics' files are made concurrently: their fsyncs share the file system's commits.
+    async with trio.open_nursery() as nursery:
+        for wanted, result in zip(request.topics, results):
+            nursery.start_soon(create, wanted, result)
     return {"throttle_time_ms": 0, "topics": results}
 
 
