@@ -10,6 +10,7 @@ import os
 import sys
 from pathlib import Path
 
+from broker.connection import UNLIMITED_CONNECTIONS
 from broker.topic_names import topic_name_problem
 
 DAY_MS = 24 * 60 * 60 * 1000
@@ -32,7 +33,7 @@ class BrokerConfig:
     connections_max_idle_ms: int = 10 * 60 * 1000
     # None: half the open-file limit (see broker.connection.default_max_connections).
     max_connections: int | None = None
-    max_connections_per_ip: int = 2**31 - 1
+    max_connections_per_ip: int = UNLIMITED_CONNECTIONS
     queued_max_request_bytes: int = 100 * 1024 * 1024
     request_read_timeout_ms: int = 30_000
     segment_bytes: int = 1024 * 1024 * 1024

@@ -10,11 +10,11 @@ pass through the scheduler on every call, which cost a one-record request about 
 time. A connection whose client keeps it busy still lets other tasks run: a request that needed
 no wait yields to the scheduler once.
 
-No client can make the broker hold more than it sent: a large frame's buffer grows with the bytes
-that arrive, and frames larger than the read-ahead first claim their size from the broker-wide
-RequestBudget (Kafka's queued.max.request.bytes), waiting while it has no room. Smaller frames
-come out of the connection's own read-ahead buffer, whose memory ConnectionLimits bound, and so
-never wait behind large ones.
+No client can make the broker hold much more than it sent: a large frame's buffer starts at no
+more than 1 MiB and grows with the bytes that arrive, and frames larger than the read-ahead first
+claim their size from the broker-wide RequestBudget (Kafka's queued.max.request.bytes), waiting
+while it has no room. Smaller frames come out of the connection's own read-ahead buffer, whose
+memory ConnectionLimits bound, and so never wait behind large ones.
 """
 
 from __future__ import annotations
@@ -99,7 +99,6 @@ class RequestBudget:
     so a large frame is not passed over forever by smaller ones."""
 
     def __init__(self, limit: int) -> None:
-        self.limit = limit
         self.available = limit
         self._waiting: collections.deque[tuple[int, trio.Event]] = collections.deque()
 
