@@ -3,7 +3,10 @@ order, and a wait given up (its connection closed) never leaks or blocks the bud
 
 import trio
 
+from broker.config import BrokerConfig
 from broker.connection import RequestBudget
+from broker.server import Broker
+from wire_client import WireClient
 
 
 async def test_claims_that_do_not_fit_wait_in_arrival_order(nursery):
@@ -52,3 +55,20 @@ async def test_a_cancelled_wait_gives_way_to_the_claims_behind_it(nursery):
     await trio.testing.wait_all_tasks_blocked()
     assert granted == [30]
     assert budget.available == 10
+
+
+async def test_stop_does_not_wait_for_a_connection_waiting_for_the_budget(tmp_path, nursery):
+    broker = Broker(BrokerConfig(port=0, data_dir=tmp_path / "data", max_request_bytes=250_000,
+                                 queued_max_request_bytes=300_000))
+    await nursery.start(broker.serve)
+    holding = await WireClient.connect(broker.port)
+    waiting = await WireClient.connect(broker.port)
+    await holding.send_raw((200_000).to_bytes(4, "big") + b"\x00" * 100)
+    await trio.testing.wait_all_tasks_blocked()
+    await waiting.send_raw((200_000).to_bytes(4, "big"))
+    await trio.testing.wait_all_tasks_blocked()
+    assert broker.request_budget.available == 100_000  # the second frame is waiting for room
+    broker.stop()
+    with trio.fail_after(5):
+        await broker.stopped.wait()
+    assert await holding.receive_frame() is None and await waiting.receive_frame() is None
