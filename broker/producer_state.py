@@ -114,9 +114,6 @@ class ProducerStateTable:
                           for pid, e in self.producers.items()},
         })
 
-    def write_snapshot(self, path: Path, log_end_offset: int) -> None:
-        write_snapshot_text(path, self.snapshot(log_end_offset))
-
     @classmethod
     def read_snapshot(cls, path: Path) -> tuple[ProducerStateTable, int] | None:
         """The table and the log end offset it was taken at, or None if absent or unreadable."""

@@ -1,4 +1,4 @@
-from broker.producer_state import ProducerStateTable
+from broker.producer_state import ProducerStateTable, write_snapshot_text
 from protocol.errors import ErrorCode
 
 PID = 7
@@ -73,7 +73,7 @@ def test_snapshot_round_trip(tmp_path):
     record(table, 2, 0, 4, 10)
     record(table, 2, 4, 1, 14)
     path = tmp_path / "producer-state.snapshot"
-    table.write_snapshot(path, 15)
+    write_snapshot_text(path, table.snapshot(15))
     restored, log_end_offset = ProducerStateTable.read_snapshot(path)
     assert log_end_offset == 15
     assert restored.check(PID, 2, 4, 0).duplicate.base_offset == 14

@@ -1,0 +1,44 @@
+"""The loop monitor names a task whose step holds the event loop too long, and only that."""
+
+import logging
+import time
+
+import trio
+
+from broker.loop_monitor import LoopMonitor
+
+THRESHOLD = 0.05
+
+
+async def sleeps_on_the_loop() -> None:
+    time.sleep(THRESHOLD * 3)  # a blocking call: what the monitor is there to catch
+
+
+async def yields_often() -> None:
+    for _ in range(20):
+        await trio.sleep(THRESHOLD / 10)
+
+
+async def test_a_blocking_step_is_reported_with_its_task(caplog):
+    monitor = LoopMonitor(THRESHOLD)
+    trio.lowlevel.add_instrument(monitor)
+    try:
+        with caplog.at_level(logging.WARNING, logger="broker.loop_monitor"):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(yields_often)
+                nursery.start_soon(sleeps_on_the_loop)
+    finally:
+        trio.lowlevel.remove_instrument(monitor)
+    reported = [record.getMessage() for record in caplog.records]
+    assert len(reported) == 1 and "sleeps_on_the_loop" in reported[0], reported
+
+
+async def test_steps_that_yield_are_not_reported(caplog):
+    monitor = LoopMonitor(THRESHOLD)
+    trio.lowlevel.add_instrument(monitor)
+    try:
+        with caplog.at_level(logging.WARNING, logger="broker.loop_monitor"):
+            await yields_often()
+    finally:
+        trio.lowlevel.remove_instrument(monitor)
+    assert caplog.records == []
