@@ -320,8 +320,8 @@ def _walk_records(body: memoryview, count: int, fields: list | None) -> None:
             raw = body[pos]
             if raw < 0x80:
                 pos += 1
-            elif body[pos + 1] < 0x80:
-                raw = (raw & 0x7F) | (body[pos + 1] << 7)
+            elif (second := body[pos + 1]) < 0x80:
+                raw = (raw & 0x7F) | (second << 7)
                 pos += 2
             else:
                 raw, pos = _read_raw_varint(body, pos, _VARINT_BYTES)
@@ -338,8 +338,8 @@ def _walk_records(body: memoryview, count: int, fields: list | None) -> None:
             offset_delta = body[pos]
             if offset_delta < 0x80:
                 pos += 1
-            elif body[pos + 1] < 0x80:
-                offset_delta = (offset_delta & 0x7F) | (body[pos + 1] << 7)
+            elif (second := body[pos + 1]) < 0x80:
+                offset_delta = (offset_delta & 0x7F) | (second << 7)
                 pos += 2
             else:
                 offset_delta, pos = _read_raw_varint(body, pos, _VARINT_BYTES)
@@ -354,8 +354,8 @@ def _walk_records(body: memoryview, count: int, fields: list | None) -> None:
             value_length = body[pos]
             if value_length < 0x80:
                 pos += 1
-            elif body[pos + 1] < 0x80:
-                value_length = (value_length & 0x7F) | (body[pos + 1] << 7)
+            elif (second := body[pos + 1]) < 0x80:
+                value_length = (value_length & 0x7F) | (second << 7)
                 pos += 2
             else:
                 value_length, pos = _read_raw_varint(body, pos, _VARINT_BYTES)
@@ -366,20 +366,20 @@ def _walk_records(body: memoryview, count: int, fields: list | None) -> None:
                 raise InvalidRecordError(
                     f"Found invalid record structure: key length {_zigzag(key_length)}, value length "
                     f"{_zigzag(value_length)}", index)
-            if body[pos] or decode:
+            if pos + 1 != record_end or body[pos] or decode:  # not just "no headers", then the end
                 headers, pos = _walk_headers(body, pos, record_end, decode, index)
+                if pos != record_end:
+                    raise InvalidRecordError(
+                        f"Invalid record size: expected to read {raw >> 1} bytes in record payload, "
+                        f"but instead read {pos - record_end + (raw >> 1)}", index)
             else:
-                pos += 1  # no headers
-            if pos != record_end:
-                raise InvalidRecordError(
-                    f"Invalid record size: expected to read {raw >> 1} bytes in record payload, "
-                    f"but instead read {pos - record_end + (raw >> 1)}", index)
-            if offset_delta != index << 1 and not decode:
-                raise InvalidRecordError(
-                    f"record {index} has offset delta {_zigzag(offset_delta)}, not {index}", index)
+                pos = record_end
             if decode:
                 fields.append((_zigzag(timestamp_delta), _zigzag(offset_delta), key_start,
                                _zigzag(key_length), value_start, _zigzag(value_length), headers))
+            elif offset_delta != index << 1:
+                raise InvalidRecordError(
+                    f"record {index} has offset delta {_zigzag(offset_delta)}, not {index}", index)
     except IndexError:
         if pos == record_end:  # at a record's start: the batch holds fewer records than declared
             raise InvalidRecordError(
