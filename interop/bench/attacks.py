@@ -98,12 +98,30 @@ class Outcome:
         return self.stayed_up and self.peak_rss < RSS_TARGET_BYTES and self.percentile(0.99) < P99_TARGET_SECONDS
 
 
-def peak_resident_bytes(pid: int) -> int:
-    """The process's peak resident set size so far (VmHWM in /proc/PID/status)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError(f"no VmHWM for process {pid}")
+class PeakWatcher(threading.Thread):
+    """Keeps the process's peak resident set size (VmHWM in /proc/PID/status), read every 50 ms
+    until stopped or the process is gone, so a broker that dies still has a figure."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.status = Path(f"/proc/{pid}/status")
+        self.peak = 0
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while True:
+            try:
+                lines = self.status.read_text().splitlines()
+            except OSError:  # the process has exited
+                return
+            self.peak = max([self.peak] + [int(line.split()[1]) * 1024 for line in lines if line.startswith("VmHWM:")])
+            if self.done.wait(0.05):
+                return
+
+    def stop(self) -> int:
+        self.done.set()
+        self.join(TIMEOUT_SECONDS)
+        return self.peak
 
 
 class GoodClient:
@@ -356,6 +374,8 @@ def run_scenario(scenario: Scenario, scale: Scale, directory: Path) -> Outcome:
         command = ("prlimit", f"--nofile={scenario.open_files}:", *command)
     broker = BrokerProcess(directory / f"data-{uuid.uuid4()}", port=free_port(), command=command)
     broker.start()
+    memory = PeakWatcher(broker.process.pid)
+    memory.start()
     try:
         good = GoodClient(broker.bootstrap)
         good.start()
@@ -378,12 +398,14 @@ def run_scenario(scenario: Scenario, scale: Scale, directory: Path) -> Outcome:
         ended = time.perf_counter()
         consumed_all = good.finish()
         outcome.latencies = good.latencies_between(started, ended)
-        outcome.peak_rss = peak_resident_bytes(broker.process.pid)
         outcome.stayed_up = broker.process.poll() is None and metadata_answered(broker.port) and consumed_all
         outcome.note = "; ".join(notes + good.errors) if notes or good.errors else "attack still running"
         if not consumed_all and not good.errors:
             outcome.note += f"; {good.consumed} of {good.acknowledged} acknowledged records consumed"
+        if broker.process.poll() is not None:
+            outcome.note += f"; the broker exited with {broker.process.returncode}"
     finally:
+        outcome.peak_rss = memory.stop()
         broker.kill()
     return outcome
 
