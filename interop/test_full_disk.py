@@ -20,7 +20,7 @@ from protocol import records
 from protocol.errors import ErrorCode
 from tests.broker.wire_client import WireClient
 
-PRODUCE, LIST_OFFSETS, METADATA, OFFSET_COMMIT, OFFSET_FETCH, CREATE_TOPICS = 0, 2, 3, 8, 9, 19
+PRODUCE, LIST_OFFSETS, METADATA, OFFSET_COMMIT, OFFSET_FETCH, CREATE_TOPICS, CREATE_PARTITIONS = 0, 2, 3, 8, 9, 19, 37
 DISK_SIZE = "4m"
 LATEST = -1
 COMMIT_RETRIES = 20
@@ -86,11 +86,15 @@ async def create_topic(client: WireClient, name: str, partitions: int):
     return result
 
 
-async def topic_error(client: WireClient, name: str) -> ErrorCode:
+async def topic_metadata(client: WireClient, name: str):
     response = await client.request(METADATA, 12, {
         "topics": [{"name": name, "topic_id": uuid.UUID(int=0)}], "allow_auto_topic_creation": False,
         "include_topic_authorized_operations": False})
-    return response.topics[0].error_code
+    return response.topics[0]
+
+
+async def topic_error(client: WireClient, name: str) -> ErrorCode:
+    return (await topic_metadata(client, name)).error_code
 
 
 async def commit(client: WireClient, offset: int, metadata: str = "") -> ErrorCode:
@@ -148,6 +152,27 @@ async def test_create_topics_on_a_full_disk_answers_storage_error_and_leaves_not
     assert len(partition_directories(broker.data_dir, "no-room")) == 8
     await client.aclose()
     stop_cleanly(broker)
+
+
+async def test_create_partitions_on_a_full_disk_answers_storage_error_and_keeps_the_topic_as_it_was(
+        small_disk, disk_broker):
+    client = await WireClient.connect(disk_broker.port)
+    assert (await create_topic(client, "grows", 2)).error_code == ErrorCode.NONE
+    filler = fill(small_disk)
+    response = await client.request(CREATE_PARTITIONS, 3, {
+        "topics": [{"name": "grows", "count": 6, "assignments": None}], "timeout_ms": 30_000, "validate_only": False})
+    assert response.results[0].error_code == ErrorCode.KAFKA_STORAGE_ERROR
+    assert len((await topic_metadata(client, "grows")).partitions) == 2
+    assert partition_directories(disk_broker.data_dir, "grows") == ["grows-0", "grows-1"]
+    await client.aclose()
+    stop_cleanly(disk_broker)
+
+    filler.unlink()
+    disk_broker.start()
+    client = await WireClient.connect(disk_broker.port)
+    assert len((await topic_metadata(client, "grows")).partitions) == 2
+    await client.aclose()
+    stop_cleanly(disk_broker)
 
 
 async def test_offset_commit_on_a_full_disk_answers_not_coordinator_with_one_warning(small_disk, disk_broker):
