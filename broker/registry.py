@@ -374,6 +374,9 @@ class TopicRegistry:
         outcome = CloseOutcome()
         await trio.to_thread.run_sync(_in_threads, lambda partition: partition.close(outcome),
                                       list(self.all_partitions()))
+        # Stopped: what _out_of_collections kept is the collector's again (an embedding process
+        # may start another broker).
+        gc.unfreeze()
         return outcome
 
 
