@@ -155,8 +155,8 @@ class Broker:
             try:
                 stream = await listener.accept()
             except OSError as exc:
-                self._note_accept_trouble(f"accepting connections failed ({exc.strerror}); "
-                                          f"retrying every {ACCEPT_BACKOFF_MAX_SECONDS:g} s at most")
+                self._note_accept_trouble(f"accepting connections failed ({exc.strerror or exc}); "
+                                          f"retrying with a back-off of up to {ACCEPT_BACKOFF_MAX_SECONDS:g} s")
                 backoff = min(max(2 * backoff, ACCEPT_BACKOFF_SECONDS), ACCEPT_BACKOFF_MAX_SECONDS)
                 await trio.sleep(backoff)
                 continue
