@@ -296,10 +296,17 @@ class TopicRegistry:
         return opened
 
     async def alter_config(self, topic: Topic, overrides: dict[str, str]) -> None:
-        """Replace the topic's overrides, persist them, and apply them to its open logs."""
+        """Replace the topic's overrides, persist them, and apply them to its open logs.
+
+        Raises LogStorageError, the topic unchanged, when the metadata file cannot be written."""
         async with self._change(topic.name):
+            if self.topics.get(topic.name) is not topic:
+                return  # deleted while this waited: no metadata file may bring it back
             config = TopicConfig(self.broker_config, dict(overrides))
-            await write_durably(self._metadata_path(topic.name), topic.to_json(len(topic.partitions), config))
+            try:
+                await write_durably(self._metadata_path(topic.name), topic.to_json(len(topic.partitions), config))
+            except OSError as exc:
+                raise LogStorageError(self._metadata_path(topic.name), exc.strerror or str(exc)) from exc
             topic.config = config
         log_config = config.log_config()
         for partition in topic.partitions:

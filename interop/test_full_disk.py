@@ -20,7 +20,8 @@ from protocol import records
 from protocol.errors import ErrorCode
 from tests.broker.wire_client import WireClient
 
-PRODUCE, LIST_OFFSETS, METADATA, OFFSET_COMMIT, OFFSET_FETCH, CREATE_TOPICS, CREATE_PARTITIONS = 0, 2, 3, 8, 9, 19, 37
+PRODUCE, LIST_OFFSETS, METADATA, OFFSET_COMMIT, OFFSET_FETCH, CREATE_TOPICS = 0, 2, 3, 8, 9, 19
+ALTER_CONFIGS, CREATE_PARTITIONS, TOPIC_RESOURCE = 33, 37, 2
 DISK_SIZE = "4m"
 LATEST = -1
 COMMIT_RETRIES = 20
@@ -154,7 +155,7 @@ async def test_create_topics_on_a_full_disk_answers_storage_error_and_leaves_not
     stop_cleanly(broker)
 
 
-async def test_create_partitions_on_a_full_disk_answers_storage_error_and_keeps_the_topic_as_it_was(
+async def test_create_partitions_and_alter_configs_on_a_full_disk_answer_storage_error_and_change_nothing(
         small_disk, disk_broker):
     client = await WireClient.connect(disk_broker.port)
     assert (await create_topic(client, "grows", 2)).error_code == ErrorCode.NONE
@@ -164,6 +165,10 @@ async def test_create_partitions_on_a_full_disk_answers_storage_error_and_keeps_
     assert response.results[0].error_code == ErrorCode.KAFKA_STORAGE_ERROR
     assert len((await topic_metadata(client, "grows")).partitions) == 2
     assert partition_directories(disk_broker.data_dir, "grows") == ["grows-0", "grows-1"]
+    altered = await client.request(ALTER_CONFIGS, 1, {"validate_only": False, "resources": [
+        {"resource_type": TOPIC_RESOURCE, "resource_name": "grows",
+         "configs": [{"name": "retention.ms", "value": "60000"}]}]})
+    assert altered.responses[0].error_code == ErrorCode.KAFKA_STORAGE_ERROR
     await client.aclose()
     stop_cleanly(disk_broker)
 

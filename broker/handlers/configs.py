@@ -7,6 +7,7 @@ import enum
 from broker.config import BrokerConfig
 from broker.handlers.base import handles
 from broker.topic_config import TOPIC_CONFIGS, ConfigSource, ConfigType, InvalidConfig, TopicConfig, validate_overrides
+from log import LogError
 from protocol.errors import ErrorCode
 
 DESCRIBE_CONFIGS = 32
@@ -174,7 +175,10 @@ async def _alter(broker, request, new_overrides) -> dict:
                     response.update(error_code=ErrorCode.INVALID_CONFIG, error_message=str(exc))
                 else:
                     if not request.validate_only:
-                        await broker.registry.alter_config(topic, overrides)
+                        try:
+                            await broker.registry.alter_config(topic, overrides)
+                        except LogError as exc:
+                            response.update(error_code=ErrorCode.KAFKA_STORAGE_ERROR, error_message=str(exc))
         elif resource.resource_type == ResourceType.BROKER:
             response.update(error_code=ErrorCode.INVALID_REQUEST,
                             error_message="broker configs are static here: set them on the command line")
