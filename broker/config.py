@@ -111,7 +111,8 @@ _FLAGS: list[tuple[str, object, str]] = [
      "bytes of large requests (over 16 KiB) being read or answered at once; a connection whose next "
      "request does not fit waits (queued.max.request.bytes; at least --max-request-bytes)"),
     ("--request-read-timeout-ms", _positive_int,
-     "a request frame begun must arrive whole within this long, else its connection is closed"),
+     "a request frame begun must arrive whole within this long, waiting for request budget included, "
+     "else its connection is closed"),
     ("--segment-bytes", _positive_int, "roll to a new segment at this size (segment.bytes)"),
     ("--segment-ms", _positive_int, "roll to a new segment after this age (segment.ms)"),
     ("--retention-bytes", _retention, "delete old segments beyond this size, -1 = unlimited (retention.bytes)"),
