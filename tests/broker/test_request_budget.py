@@ -1,9 +1,10 @@
 """The broker-wide budget of request bytes (queued.max.request.bytes): claims wait in arrival
 order, and a wait given up (its connection closed) never leaks or blocks the budget."""
 
+import pytest
 import trio
 
-from broker.config import BrokerConfig
+from broker.config import BrokerConfig, parse_config
 from broker.connection import RequestBudget
 from broker.server import Broker
 from wire_client import WireClient
@@ -72,3 +73,12 @@ async def test_stop_does_not_wait_for_a_connection_waiting_for_the_budget(tmp_pa
     with trio.fail_after(5):
         await broker.stopped.wait()
     assert await holding.receive_frame() is None and await waiting.receive_frame() is None
+
+
+def test_a_request_limit_over_the_budget_is_refused_at_start_up(capsys):
+    # Such a request could never fit: its connection would wait until the read timeout.
+    with pytest.raises(SystemExit):
+        parse_config(["--max-request-bytes", "2000000", "--queued-max-request-bytes", "1000000"], environ={})
+    assert "--max-request-bytes must not be over --queued-max-request-bytes" in capsys.readouterr().err
+    assert parse_config(["--max-request-bytes", "1000000", "--queued-max-request-bytes", "1000000"],
+                        environ={}).queued_max_request_bytes == 1000000
