@@ -193,35 +193,16 @@ def test_the_request_read_timeout_closes_frames_begun_but_not_idle_connections(t
         idle = socket.create_connection(("127.0.0.1", broker.port), timeout=10)
         half_prefix = socket.create_connection(("127.0.0.1", broker.port), timeout=10)
         half_body = socket.create_connection(("127.0.0.1", broker.port), timeout=10)
-        dribbler = socket.create_connection(("127.0.0.1", broker.port), timeout=10)
-        stop = threading.Event()
-
-        def dribble() -> None:
-            # A byte every 0.2 s: never idle, but the frame never completes.
-            try:
-                for byte in api_versions_request(3):
-                    if stop.wait(0.2):
-                        return
-                    dribbler.sendall(bytes([byte]))
-            except OSError:
-                return  # closed by the broker, as wanted
-
-        sender = threading.Thread(target=dribble)
         try:
             half_prefix.sendall(b"\x00\x00")
             half_body.sendall(api_versions_request(2)[:10])
-            sender.start()
             assert closed_within(half_prefix, 10)
             assert closed_within(half_body, 10)
-            assert closed_within(dribbler, 10)
             # A connection with nothing begun is subject to connections.max.idle.ms only.
             idle.sendall(api_versions_request(5))
             assert read_answer(idle)[0].correlation_id == 5
         finally:
-            stop.set()
-            if sender.is_alive():
-                sender.join(10)
-            for sock in (idle, half_prefix, half_body, dribbler):
+            for sock in (idle, half_prefix, half_body):
                 sock.close()
 
 
@@ -251,4 +232,28 @@ def test_a_large_request_waits_for_the_request_budget_then_proceeds(tmp_path):
         finally:
             first.close()
             second.close()
+        assert broker.process.poll() is None
+
+
+def test_five_hundred_slowloris_connections_are_closed_by_the_read_timeout(tmp_path):
+    with BrokerProcess(tmp_path / "data", "--request-read-timeout-ms", "2000") as broker:
+        dribbled = api_versions_request(1)
+        dribblers = {socket.create_connection(("127.0.0.1", broker.port), timeout=10): 0 for _ in range(500)}
+        deadline = time.monotonic() + 30
+        try:
+            # Each sends the next byte of its frame every half second, so none is ever idle for long.
+            while dribblers and time.monotonic() < deadline:
+                for sock, sent in list(dribblers.items()):
+                    try:
+                        sock.send(dribbled[sent:sent + 1])
+                        dribblers[sock] = sent + 1
+                    except OSError:
+                        sock.close()
+                        del dribblers[sock]
+                assert send_and_read_one(broker.port, api_versions_request(2)).error_code == ErrorCode.NONE
+                time.sleep(0.5)  # the pace of the attack, not a synchronisation
+            assert not dribblers, f"{len(dribblers)} slowloris connections still open after 30 s"
+        finally:
+            for sock in dribblers:
+                sock.close()
         assert broker.process.poll() is None
