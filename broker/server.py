@@ -6,6 +6,7 @@ import logging
 import math
 import signal
 import struct
+import sys
 import time
 
 import trio
@@ -36,6 +37,12 @@ IDLE_CHECKS_PER_PERIOD = 10
 # up to the maximum while accepting keeps failing, instead of spinning on a ready listener.
 ACCEPT_BACKOFF_SECONDS = 0.1
 ACCEPT_BACKOFF_MAX_SECONDS = 1.0
+
+
+# While worker threads run Python (opening thousands of partitions), the loop waits at most this
+# long for the GIL after each system call, instead of Python's default 5 ms: a step making
+# twenty system calls could otherwise wait 100 ms.
+GIL_SWITCH_INTERVAL_SECONDS = 0.001
 
 
 class ShutdownIncomplete(Exception):
@@ -88,6 +95,8 @@ class Broker:
         self.port = listeners[0].socket.getsockname()[1]
         monitor = LoopMonitor()
         trio.lowlevel.add_instrument(monitor)
+        switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(GIL_SWITCH_INTERVAL_SECONDS)
         try:
             async with trio.open_nursery() as connections:
                 async with trio.open_nursery() as services:
@@ -111,6 +120,7 @@ class Broker:
                 connections.cancel_scope.deadline = trio.current_time() + SHUTDOWN_GRACE_SECONDS
         finally:
             trio.lowlevel.remove_instrument(monitor)
+            sys.setswitchinterval(switch_interval)
             durable = await self._close_storage()
             self._lock.release()
             self.stopped.set()
