@@ -18,6 +18,7 @@ import trio
 from log.checkpoint import fsync_directory
 
 PRODUCER_ID_BLOCK_SIZE = 1000
+PARTITION_METADATA = "partition.metadata"
 
 
 def kafka_uuid_string(value: uuid.UUID) -> str:
@@ -89,7 +90,7 @@ def load_cluster_id(data_dir: Path, node_id: int) -> str:
 
 
 def read_topic_id(partition_dir: Path) -> uuid.UUID:
-    path = partition_dir / "partition.metadata"
+    path = partition_dir / PARTITION_METADATA
     try:
         return parse_kafka_uuid(read_properties(path)["topic_id"])
     except (OSError, KeyError, ValueError) as exc:
@@ -97,7 +98,7 @@ def read_topic_id(partition_dir: Path) -> uuid.UUID:
 
 
 def write_topic_id(partition_dir: Path, topic_id: uuid.UUID) -> None:
-    write_atomically(partition_dir / "partition.metadata", f"version: 0\ntopic_id: {kafka_uuid_string(topic_id)}\n")
+    write_atomically(partition_dir / PARTITION_METADATA, f"version: 0\ntopic_id: {kafka_uuid_string(topic_id)}\n")
 
 
 class ProducerIdAllocator:

@@ -17,6 +17,7 @@ import dataclasses
 import gc
 import json
 import logging
+import re
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -26,7 +27,7 @@ from pathlib import Path
 
 import trio
 
-from broker.metadata import MetadataError, write_atomically, write_durably, write_topic_id
+from broker.metadata import PARTITION_METADATA, MetadataError, write_atomically, write_durably, write_topic_id
 from broker.producer_state import ProducerStateTable, write_snapshot_text
 from broker.topic_config import TopicConfig
 from log import Log, LogError, LogStorageError
@@ -40,6 +41,7 @@ _PRODUCER_SNAPSHOT = "producer-state.snapshot"
 _TOPICS_DIRECTORY = "topics"
 _DELETED_SUFFIX = "-delete"
 _MAX_FILE_NAME = 255
+_PARTITION_DIRECTORY = re.compile(r".+-\d+")
 # Creating or closing many partitions is mostly fsyncs: several threads at once let the file
 # system batch them into far fewer journal commits. One pool, shared by concurrent requests.
 _FILE_THREADS = 4
@@ -193,7 +195,8 @@ class TopicRegistry:
         return Partition(topic, index, log, *_load_producer_state(log, directory))
 
     def load(self) -> None:
-        """Open every topic recorded in the data directory, and finish interrupted deletions."""
+        """Open every topic recorded in the data directory, and finish interrupted creations and
+        deletions."""
         self._topics_dir.mkdir(parents=True, exist_ok=True)
         for leftover in self.data_dir.glob(f"*{_DELETED_SUFFIX}"):
             shutil.rmtree(leftover, ignore_errors=True)
@@ -207,7 +210,22 @@ class TopicRegistry:
                 raise MetadataError(f"{path}: unreadable topic metadata ({exc})") from exc
             topic.partitions = [self._open_partition(topic, i) for i in range(count)]
             self._add(topic)
+        self._remove_unfinished_partitions()
         _out_of_collections()
+
+    def _remove_unfinished_partitions(self) -> None:
+        """Remove the partition directories that no topic's metadata counts: what a creation (whose
+        metadata file is written last) or a deletion (whose metadata file goes first) left behind
+        when the broker stopped half-way. A directory without partition.metadata that is not
+        empty is not one of ours, and stays."""
+        live = {partition.directory.name for partition in self.all_partitions()}
+        for directory in self.data_dir.iterdir():
+            if directory.name in live or not _PARTITION_DIRECTORY.fullmatch(directory.name) or not directory.is_dir():
+                continue
+            if (directory / PARTITION_METADATA).exists() or not any(directory.iterdir()):
+                logger.info("removing %s: no topic has this partition (its creation or deletion was interrupted)",
+                            directory)
+                shutil.rmtree(directory, ignore_errors=True)
 
     def names_in_use(self) -> list[str]:
         """Every topic's name, with those of topics being created."""
