@@ -9,13 +9,17 @@
 from __future__ import annotations
 
 import base64
+import logging
 import os
 import uuid
 from pathlib import Path
 
 import trio
 
+from broker.storage_failures import RepeatedFailure
 from log.checkpoint import fsync_directory
+
+logger = logging.getLogger(__name__)
 
 PRODUCER_ID_BLOCK_SIZE = 1000
 PARTITION_METADATA = "partition.metadata"
@@ -112,13 +116,21 @@ class ProducerIdAllocator:
             raise MetadataError(f"{self._path}: unreadable ({exc})") from exc
         self._block_end = self._next
         self._reserving = trio.Lock()
+        # Producers retry within milliseconds: a full disk is reported once per interval.
+        self._failures = RepeatedFailure(logger, "cannot reserve producer ids")
 
     async def allocate(self) -> int:
+        """A new producer id; raises OSError when the next block cannot be reserved on disk."""
         async with self._reserving:
             if self._next >= self._block_end:
                 # Reserve the next block on disk before using any id of it.
                 block_end = self._next + PRODUCER_ID_BLOCK_SIZE
-                await write_durably(self._path, str(block_end))
+                try:
+                    await write_durably(self._path, str(block_end))
+                except OSError as exc:
+                    self._failures.failed(exc)
+                    raise
+                self._failures.succeeded()
                 self._block_end = block_end
             producer_id = self._next
             self._next += 1

@@ -21,7 +21,7 @@ from protocol.errors import ErrorCode
 from tests.broker.wire_client import WireClient
 
 PRODUCE, LIST_OFFSETS, METADATA, OFFSET_COMMIT, OFFSET_FETCH, CREATE_TOPICS = 0, 2, 3, 8, 9, 19
-ALTER_CONFIGS, CREATE_PARTITIONS, TOPIC_RESOURCE = 33, 37, 2
+INIT_PRODUCER_ID, ALTER_CONFIGS, CREATE_PARTITIONS, TOPIC_RESOURCE = 22, 33, 37, 2
 DISK_SIZE = "4m"
 LATEST = -1
 COMMIT_RETRIES = 20
@@ -195,6 +195,23 @@ async def test_offset_commit_on_a_full_disk_answers_not_coordinator_with_one_war
     filler.unlink()
     assert await commit(client, 3) == ErrorCode.NONE
     assert await committed(client) == 3
+    await client.aclose()
+    stop_cleanly(disk_broker)
+
+
+async def test_init_producer_id_on_a_full_disk_answers_coordinator_load_in_progress_with_one_warning(
+        small_disk, disk_broker):
+    client = await WireClient.connect(disk_broker.port)
+    filler = fill(small_disk)
+    request = {"transactional_id": None, "transaction_timeout_ms": 60_000, "producer_id": -1, "producer_epoch": -1}
+    for _ in range(COMMIT_RETRIES):
+        refused = await client.request(INIT_PRODUCER_ID, 4, request)
+        assert (refused.error_code, refused.producer_id) == (ErrorCode.COORDINATOR_LOAD_IN_PROGRESS, -1)
+    assert len([line for line in disk_broker.output if "cannot reserve producer ids" in line]) == 1
+
+    filler.unlink()
+    granted = await client.request(INIT_PRODUCER_ID, 4, request)
+    assert granted.error_code == ErrorCode.NONE and granted.producer_id >= 0
     await client.aclose()
     stop_cleanly(disk_broker)
 

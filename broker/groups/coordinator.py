@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
-import time
 import uuid
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from broker.groups.group import (
 from broker.groups.offsets import OffsetAndMetadata, OffsetStore, TopicPartition, fits_in_key
 from broker.groups.timers import DeadlineQueue
 from broker.registry import CloseOutcome
+from broker.storage_failures import RepeatedFailure
 from log import LogError, LogStorageError, RecordBatchTooLargeError
 from protocol.errors import ErrorCode
 
@@ -43,8 +43,6 @@ NEW_MEMBER_JOIN_TIMEOUT_MS = 5 * 60 * 1000
 # Kafka's offsets.retention.check.interval.ms: how often empty groups without offsets are dropped.
 EMPTY_GROUP_CLEANUP_INTERVAL_MS = 10 * 60 * 1000
 CLASSIC_GROUP_TYPE = "classic"
-# A full offsets log is reported at most this often while clients keep retrying their commits.
-STORAGE_WARNING_INTERVAL_SECONDS = 60
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,10 +98,8 @@ class GroupCoordinator:
         self.groups: dict[str, Group] = {group_id: Group(group_id) for group_id in offsets.group_ids()}
         self._timers = DeadlineQueue()
         self._active = True
-        # Clients retry a refused commit within milliseconds: a full disk is reported at most
-        # once per interval, with the count of the failures in between.
-        self._storage_warned_at: float | None = None
-        self._unreported_storage_failures = 0
+        # Clients retry a refused commit within milliseconds: reported once per interval.
+        self._commit_failures = RepeatedFailure(logger, "cannot write committed offsets, answering NOT_COORDINATOR")
 
     @classmethod
     def open(cls, data_dir: Path, *, initial_rebalance_delay_ms: int = 0,
@@ -576,33 +572,15 @@ class GroupCoordinator:
             except LogStorageError as exc:
                 # Kafka's GroupMetadataManager answers a KAFKA_STORAGE_ERROR of the offsets
                 # log's append with NOT_COORDINATOR: the client finds the coordinator and retries.
-                self._report_storage_failure(group_id, exc)
+                self._commit_failures.failed(f"group {group_id}: {exc}")
                 outcome = ErrorCode.NOT_COORDINATOR
             except LogError:
                 logger.exception("group %s: cannot write committed offsets", group_id)
                 outcome = ErrorCode.COORDINATOR_NOT_AVAILABLE
             else:
-                self._report_storage_recovery()
+                self._commit_failures.succeeded()
             results.update(dict.fromkeys(accepted, outcome))
         return results
-
-    def _report_storage_failure(self, group_id: str, exc: LogStorageError) -> None:
-        self._unreported_storage_failures += 1
-        now = time.monotonic()
-        if self._storage_warned_at is not None and now - self._storage_warned_at < STORAGE_WARNING_INTERVAL_SECONDS:
-            return
-        earlier = self._unreported_storage_failures - 1
-        logger.warning("group %s: cannot write committed offsets, answering NOT_COORDINATOR: %s%s", group_id, exc,
-                       f" ({earlier} more refused since the last report)" if earlier else "")
-        self._storage_warned_at = now
-        self._unreported_storage_failures = 0
-
-    def _report_storage_recovery(self) -> None:
-        if self._storage_warned_at is not None:
-            logger.info("the offsets log takes commits again (%d more refused since the last report)",
-                        self._unreported_storage_failures)
-            self._storage_warned_at = None
-            self._unreported_storage_failures = 0
 
     def _offset_commit_error(self, group: Group, generation_id: int, member_id: str,
                              group_instance_id: str | None) -> ErrorCode | None:
