@@ -334,25 +334,34 @@ class TopicRegistry:
         """Forget the topic at once; remove its data in a worker thread.
 
         Its logs are not closed (that would fsync data about to be removed): dropping them
-        releases their files, and a request still holding one writes or reads an unlinked file."""
+        releases their files, and a request still holding one writes or reads an unlinked file.
+        Raises LogStorageError, the topic kept, when its metadata file cannot be removed."""
         async with self._change(topic.name):
             if self.topics.get(topic.name) is not topic:
                 return  # deleted while this waited
+            path = self._metadata_path(topic.name)
+            try:
+                await trio.to_thread.run_sync(lambda: path.unlink(missing_ok=True))
+            except OSError as exc:
+                raise LogStorageError(path, exc.strerror or str(exc)) from exc
             del self.topics[topic.name]
             del self.topics_by_id[topic.topic_id]
-            await trio.to_thread.run_sync(self._remove_topic_files, topic)
+            await trio.to_thread.run_sync(self._remove_partition_directories, topic)
         # Without the cycle topic <-> partitions, reference counting frees them, collector or not.
         topic.partitions = []
         logger.info("deleted topic %s", topic.name)
 
-    def _remove_topic_files(self, topic: Topic) -> None:
-        self._metadata_path(topic.name).unlink(missing_ok=True)
+    def _remove_partition_directories(self, topic: Topic) -> None:
         doomed = []
-        for partition in topic.partitions:
-            target = partition.directory.with_name(_deleted_name(partition.directory.name, topic.topic_id))
-            partition.directory.rename(target)
-            doomed.append(target)
-        fsync_directory(self.data_dir)
+        try:
+            for partition in topic.partitions:
+                target = partition.directory.with_name(_deleted_name(partition.directory.name, topic.topic_id))
+                partition.directory.rename(target)
+                doomed.append(target)
+            fsync_directory(self.data_dir)
+        except OSError as exc:
+            # The topic is gone with its metadata file: the next start removes what is left.
+            logger.warning("topic %s: cannot rename its partition directories for removal: %s", topic.name, exc)
         for target in doomed:
             shutil.rmtree(target, ignore_errors=True)
 

@@ -21,7 +21,7 @@ from protocol.errors import ErrorCode
 from tests.broker.wire_client import WireClient
 
 PRODUCE, LIST_OFFSETS, METADATA, OFFSET_COMMIT, OFFSET_FETCH, CREATE_TOPICS = 0, 2, 3, 8, 9, 19
-INIT_PRODUCER_ID, ALTER_CONFIGS, CREATE_PARTITIONS, TOPIC_RESOURCE = 22, 33, 37, 2
+DELETE_TOPICS, INIT_PRODUCER_ID, ALTER_CONFIGS, CREATE_PARTITIONS, TOPIC_RESOURCE = 20, 22, 33, 37, 2
 DISK_SIZE = "4m"
 LATEST = -1
 COMMIT_RETRIES = 20
@@ -155,7 +155,7 @@ async def test_create_topics_on_a_full_disk_answers_storage_error_and_leaves_not
     stop_cleanly(broker)
 
 
-async def test_create_partitions_and_alter_configs_on_a_full_disk_answer_storage_error_and_change_nothing(
+async def test_create_partitions_and_alter_configs_on_a_full_disk_answer_storage_error_and_delete_topics_works(
         small_disk, disk_broker):
     client = await WireClient.connect(disk_broker.port)
     assert (await create_topic(client, "grows", 2)).error_code == ErrorCode.NONE
@@ -169,13 +169,17 @@ async def test_create_partitions_and_alter_configs_on_a_full_disk_answer_storage
         {"resource_type": TOPIC_RESOURCE, "resource_name": "grows",
          "configs": [{"name": "retention.ms", "value": "60000"}]}]})
     assert altered.responses[0].error_code == ErrorCode.KAFKA_STORAGE_ERROR
+    # Deleting needs no room: the topic goes, and its directories with it.
+    deleted = await client.request(DELETE_TOPICS, 4, {"topic_names": ["grows"], "timeout_ms": 30_000})
+    assert deleted.responses[0].error_code == ErrorCode.NONE
+    assert partition_directories(disk_broker.data_dir, "grows") == []
     await client.aclose()
     stop_cleanly(disk_broker)
 
     filler.unlink()
     disk_broker.start()
     client = await WireClient.connect(disk_broker.port)
-    assert len((await topic_metadata(client, "grows")).partitions) == 2
+    assert await topic_error(client, "grows") == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
     await client.aclose()
     stop_cleanly(disk_broker)
 

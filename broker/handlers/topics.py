@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import trio
 
 from broker.handlers.base import handles
@@ -10,6 +12,8 @@ from broker.topic_config import TOPIC_CONFIGS, InvalidConfig, validate_overrides
 from broker.topic_names import topic_name_problem
 from log import LogError
 from protocol.errors import ErrorCode
+
+logger = logging.getLogger(__name__)
 
 CREATE_TOPICS = 19
 DELETE_TOPICS = 20
@@ -128,6 +132,14 @@ async def create_topics(broker, header, request) -> dict:
     return {"throttle_time_ms": 0, "topics": results}
 
 
+async def _forget_committed_offsets(broker, topic_name: str) -> None:
+    try:
+        await broker.coordinator.offsets.delete_topic(topic_name)
+    except LogError as exc:
+        # The topic is deleted all the same, as in Kafka, where its offsets are removed later.
+        logger.warning("topic %s deleted, but its committed offsets stay: %s", topic_name, exc)
+
+
 @handles(DELETE_TOPICS)
 async def delete_topics(broker, header, request) -> dict:
     registry = broker.registry
@@ -142,8 +154,12 @@ async def delete_topics(broker, header, request) -> dict:
                 else ErrorCode.UNKNOWN_TOPIC_ID
         else:
             response.update(name=topic.name, topic_id=topic.topic_id)
-            await registry.delete_topic(topic)
-            await broker.coordinator.offsets.delete_topic(topic.name)
+            try:
+                await registry.delete_topic(topic)
+            except LogError as exc:
+                response.update(error_code=ErrorCode.KAFKA_STORAGE_ERROR, error_message=str(exc))
+            else:
+                await _forget_committed_offsets(broker, topic.name)
         responses.append(response)
     return {"throttle_time_ms": 0, "responses": responses}
 
