@@ -100,7 +100,9 @@ class Broker:
         try:
             async with trio.open_nursery() as connections:
                 async with trio.open_nursery() as services:
-                    services.start_soon(self._watch_signals)
+                    # Started (handlers installed) before the ready line, so a SIGTERM sent as soon
+                    # as the broker says it is ready stops it cleanly instead of killing it.
+                    await services.start(self._watch_signals)
                     services.start_soon(self._maintenance)
                     services.start_soon(self._flush_policy)
                     services.start_soon(self.coordinator.run)
@@ -147,8 +149,9 @@ class Broker:
         self.stopping.set()
         self._data_arrived.set()
 
-    async def _watch_signals(self) -> None:
+    async def _watch_signals(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            task_status.started()
             async for signum in signals:
                 logger.info("received %s", signal.Signals(signum).name)
                 self.stop()

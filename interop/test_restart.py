@@ -92,3 +92,15 @@ def test_sigkill_during_production_loses_no_acknowledged_record(tmp_path):
             assert stored[offset] == value
     finally:
         broker.kill()
+
+
+def test_sigterm_right_after_the_ready_line_stops_cleanly(tmp_path):
+    # The ready line is the signal that the broker can be stopped: its signal handling is in place
+    # by then, so SIGTERM at once is a clean stop (exit 0), not death by the signal (-15).
+    for attempt in range(5):
+        broker = BrokerProcess(tmp_path / f"data-{attempt}").start()
+        try:
+            assert broker.stop() == 0, broker.log_text()
+        finally:
+            broker.kill()
+        assert "stopped" in broker.log_text()
