@@ -70,7 +70,16 @@ class Partition:
         The fsync runs in a worker thread so the event loop keeps serving; callers that arrive
         while one runs share the next one (group commit) instead of queueing an fsync each.
         """
-        while self.log.flushed_offset < offset and not self.log.closed:
+        await self._flush_until(lambda: self.log.flushed_offset >= offset)
+
+    async def delete_records(self, before_offset: int) -> int:
+        """Kafka's DeleteRecords: the new log start offset, made durable (fsynced off the loop) first."""
+        log_start_offset = self.log.delete_records(before_offset)
+        await self._flush_until(lambda: self.log.durable_log_start_offset >= log_start_offset)
+        return log_start_offset
+
+    async def _flush_until(self, done) -> None:
+        while not done() and not self.log.closed:
             if self._flush_running:
                 await self._flush_done.wait()
                 continue

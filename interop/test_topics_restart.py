@@ -71,10 +71,15 @@ def test_topics_come_back_exactly_after_restarts(broker):
     assert partition_directories(broker, "restart-gone") == []
     assert partition_directories(broker, "restart-c") == [f"restart-c-{i}" for i in range(7)]
 
-    # An override changed just before an unclean stop is there too: it was on disk when acknowledged.
+    # An override changed and records deleted just before an unclean stop are there too: they were
+    # on disk when acknowledged.
     with kafka_python_admin(broker) as admin:
         admin.alter_configs([ConfigResource("TOPIC", "restart-b", {"retention.ms": "60000"})])
         admin.create_topics({"restart-d": {"num_partitions": 2}})
+        admin.delete_records({TopicPartition("restart-a", 2): 2})
+    placements[TopicPartition("restart-a", 2)] = 1
+    records[TopicPartition("restart-a", 2)] = records[TopicPartition("restart-a", 2)][1:]
+    assert read_partitions(broker, placements) == records
     after_changes = topic_state(broker)
     assert after_changes["restart-b"][2]["retention.ms"] == ("60000", "DYNAMIC_TOPIC_CONFIG")
     broker.kill()

@@ -99,6 +99,10 @@ class Log:
         now = self._clock()
         self._clean_shutdown = (self.directory / CLEAN_SHUTDOWN_MARKER).exists()
         self._log_start_offset = read_checkpoint(self.directory / LOG_START_OFFSET_CHECKPOINT) or 0
+        # What the log start offset checkpoint holds: a DeleteRecords beyond it is made durable by
+        # the next flush, off the caller's thread, with the directory entries changed since.
+        self._checkpointed_log_start_offset = self._log_start_offset
+        self._directory_changed = False
         self._recovery_point = read_checkpoint(self.directory / RECOVERY_POINT_CHECKPOINT) or 0
         if not base_offsets:  # a new log: its first, empty segment goes through recovery below
             base_offsets = [self._log_start_offset]
@@ -199,6 +203,11 @@ class Log:
         return self._flushed_offset
 
     @property
+    def durable_log_start_offset(self) -> int:
+        """The log start offset a crash now would reopen at, at least (flush() persists a newer one)."""
+        return self._checkpointed_log_start_offset
+
+    @property
     def unflushed_messages(self) -> int:
         """Offsets appended since the last flush (Kafka's flush.messages counts these)."""
         return self.log_end_offset - self._flushed_offset
@@ -277,12 +286,11 @@ class Log:
         return new
 
     def _forget_clean_shutdown(self) -> None:
-        """Remove the marker before the first change, durably, so a crash from now on is recovered."""
+        """Remove the marker before the first change, so a crash from now on is recovered. The
+        removal is made durable by the next flush, which the appended data needs as well: on the
+        appending (event loop) thread, only the unlink."""
         self._remove(CLEAN_SHUTDOWN_MARKER)
-        try:
-            fsync_directory(self.directory)
-        except OSError as error:
-            raise LogStorageError(self.directory, error) from error
+        self._directory_changed = True
         self._clean_shutdown = False
 
     @property
@@ -393,12 +401,12 @@ class Log:
 
     def delete_records(self, before_offset: int) -> int:
         """Make `before_offset` the log start offset (Kafka's DeleteRecords) if that moves it forward,
-        persisting it, and delete the segments wholly below it. Returns the log start offset."""
+        and delete the segments wholly below it. Returns the log start offset. It is durable once
+        the log is flushed (or closed), as appended batches are: flush() runs in a worker thread."""
         self._check_open()
         if before_offset > self.log_end_offset:
             raise OffsetOutOfRangeError(before_offset, self._log_start_offset, self.log_end_offset)
         if before_offset > self._log_start_offset:
-            write_checkpoint(self.directory / LOG_START_OFFSET_CHECKPOINT, before_offset)
             self._log_start_offset = before_offset
             self._delete_oldest(
                 sum(1 for segment in self._segments[:-1] if segment.next_offset <= before_offset)
@@ -451,9 +459,28 @@ class Log:
             if first < len(segments) - 1:
                 write_checkpoint(self.directory / RECOVERY_POINT_CHECKPOINT, end_offset)
                 self._recovery_point = end_offset
+            self._sync_metadata()
             self._flushed_offset = max(self._flushed_offset, end_offset)
             self._last_flush_ms = self._clock()
             return self._flushed_offset
+
+    def _sync_metadata(self) -> None:
+        """Persist a moved log start offset, and changed directory entries (under the flush lock)."""
+        directory_changed, self._directory_changed = self._directory_changed, False
+        log_start_offset = self._log_start_offset
+        try:
+            if log_start_offset > self._checkpointed_log_start_offset:
+                # Writing a checkpoint syncs the directory as well.
+                write_checkpoint(self.directory / LOG_START_OFFSET_CHECKPOINT, log_start_offset)
+                self._checkpointed_log_start_offset = log_start_offset
+            elif directory_changed:
+                try:
+                    fsync_directory(self.directory)
+                except OSError as error:
+                    raise LogStorageError(self.directory, error) from error
+        except LogStorageError:
+            self._directory_changed |= directory_changed
+            raise
 
     # -- closing ---------------------------------------------------------------------------------
 

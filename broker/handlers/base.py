@@ -62,12 +62,13 @@ def handles(api_key: int, min_version: int | None = None, max_version: int | Non
     return register
 
 
-def answer_each_partition(broker, request_topics, answer, *, topic_field: str = "name",
-                          partition_field: str = "partition_index") -> list[dict]:
+async def answer_each_partition(broker, request_topics, answer, *, topic_field: str = "name",
+                                partition_field: str = "partition_index") -> list[dict]:
     """The topics -> partitions answer of requests that name partitions (ListOffsets, DeleteRecords,
-    OffsetForLeaderEpoch): `answer(partition, wanted)` gives each one's fields, with None for a
-    partition this broker does not host."""
+    OffsetForLeaderEpoch): `await answer(partition, wanted)` gives each one's fields, with None for
+    a partition this broker does not host."""
     return [{topic_field: topic[topic_field],
-             "partitions": [answer(broker.registry.partition(topic[topic_field], wanted[partition_field]), wanted)
+             "partitions": [await answer(broker.registry.partition(topic[topic_field], wanted[partition_field]),
+                                         wanted)
                             for wanted in topic.partitions]}
             for topic in request_topics]

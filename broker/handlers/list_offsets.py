@@ -55,7 +55,7 @@ def _lookup(partition: Partition, timestamp: int) -> tuple[int, int]:
     return _first_record_at_or_after(partition, timestamp)
 
 
-def _answer(partition: Partition | None, wanted) -> dict:
+async def _answer(partition: Partition | None, wanted) -> dict:
     response = {"partition_index": wanted.partition_index, "error_code": ErrorCode.NONE,
                 "old_style_offsets": [], "timestamp": -1, "offset": -1, "leader_epoch": -1}
     if partition is None:
@@ -75,4 +75,4 @@ def _answer(partition: Partition | None, wanted) -> dict:
 
 @handles(LIST_OFFSETS)
 async def list_offsets(broker, header, request) -> dict:
-    return {"throttle_time_ms": 0, "topics": answer_each_partition(broker, request.topics, _answer)}
+    return {"throttle_time_ms": 0, "topics": await answer_each_partition(broker, request.topics, _answer)}

@@ -25,7 +25,7 @@ def _end_offset(partition, current_leader_epoch: int, leader_epoch: int) -> dict
     return {"leader_epoch": LEADER_EPOCH, "end_offset": partition.log.log_end_offset}
 
 
-def _answer(partition: Partition | None, wanted) -> dict:
+async def _answer(partition: Partition | None, wanted) -> dict:
     result = {"error_code": ErrorCode.NONE, "partition": wanted.partition,
               "leader_epoch": UNDEFINED_EPOCH, "end_offset": UNDEFINED_OFFSET}
     if partition is None:
@@ -37,5 +37,5 @@ def _answer(partition: Partition | None, wanted) -> dict:
 
 @handles(OFFSET_FOR_LEADER_EPOCH)
 async def offset_for_leader_epoch(broker, header, request) -> dict:
-    topics = answer_each_partition(broker, request.topics, _answer, topic_field="topic", partition_field="partition")
+    topics = await answer_each_partition(broker, request.topics, _answer, topic_field="topic", partition_field="partition")
     return {"throttle_time_ms": 0, "topics": topics}

@@ -145,6 +145,18 @@ def test_delete_records_up_to_the_log_end_offset_empties_the_log(tmp_path):
     assert log.append(build_batch()).base_offset == end
 
 
+def test_the_log_start_offset_is_durable_once_flushed(tmp_path):
+    log = segmented_log(tmp_path)
+    first_segment_end = log.segments[0].next_offset
+    log.delete_records(first_segment_end + 1)
+    log = open_log(tmp_path)  # not flushed: a crash keeps the segments deletion left, no more
+    assert log.log_start_offset == first_segment_end
+    log.delete_records(first_segment_end + 1)
+    log.flush()
+    log = open_log(tmp_path)
+    assert log.log_start_offset == first_segment_end + 1
+
+
 def test_the_log_start_offset_survives_reopening(tmp_path):
     log = segmented_log(tmp_path)
     log.delete_records(7)
@@ -162,8 +174,9 @@ def test_a_log_start_offset_beyond_what_survived_a_crash_starts_the_log_there(tm
     log.flush()
     log.append(build_batch(3))
     log.delete_records(6)
+    log.flush()  # the log start offset is durable from here on
     segment = tmp_path / "00000000000000000000.log"
-    with open(segment, "r+b") as file:  # the crash loses the unflushed second batch
+    with open(segment, "r+b") as file:  # a crash that lost the second batch all the same
         file.truncate(segment.stat().st_size // 2)
     log = open_log(tmp_path)
     assert (log.log_start_offset, log.log_end_offset) == (6, 6)

@@ -107,6 +107,9 @@ class LogMachine(RuleBasedStateMachine):
     def delete_records(self, data: st.DataObject) -> None:
         offset = data.draw(st.integers(self.log_start_offset, self.log_end_offset), label="before_offset")
         assert self.log.delete_records(offset) == offset
+        # Durable once flushed, as the broker flushes before answering DeleteRecords.
+        assert self.log.flush() == self.log_end_offset
+        self.flushed_offset = self.log_end_offset
         self.log_start_offset = offset
         self.forget_below_log_start()
 
