@@ -76,7 +76,16 @@ class Partition:
         """Kafka's DeleteRecords: the new log start offset, made durable (fsynced off the loop) first."""
         log_start_offset = self.log.delete_records(before_offset)
         await self._flush_until(lambda: self.log.durable_log_start_offset >= log_start_offset)
+        await self.remove_deleted_files()
         return log_start_offset
+
+    async def remove_deleted_files(self) -> None:
+        """Unlink the files of the segments retention or DeleteRecords took out, in a worker thread
+        (unlinking a file still being written back can block)."""
+        try:
+            await trio.to_thread.run_sync(self.log.remove_deleted_files)
+        except LogStorageError as exc:
+            logger.warning("%s: cannot remove deleted segment files, retried later: %s", self.directory, exc)
 
     async def _flush_until(self, done) -> None:
         while not done() and not self.log.closed:
@@ -394,17 +403,21 @@ class TopicRegistry:
         Retention changes a log's segment list, which appends change too, so it runs on the event
         loop, one partition per step (a few unlinks); the snapshots are written in a worker thread."""
         snapshots = []
+        trimmed = []
         for partition in list(self.all_partitions()):
             await trio.lowlevel.checkpoint()
             if partition.log.closed:
                 continue
             try:
-                partition.log.apply_retention(now_ms)
+                if partition.log.apply_retention(now_ms):
+                    trimmed.append(partition)
             except LogError as exc:
                 logger.warning("%s: retention failed: %s", partition.directory, exc)
             taken = partition.take_producer_snapshot()
             if taken is not None:
                 snapshots.append((partition, *taken))
+        for partition in trimmed:
+            await partition.remove_deleted_files()
         failed = await trio.to_thread.run_sync(_write_snapshots, snapshots)
         for partition, _ in failed:
             partition.snapshot_not_written()

@@ -157,6 +157,10 @@ def test_retention_altered_live_trims_the_log(tmp_path):
         assert 0 < start < 12
         kept = read_partitions(broker, {KafkaPythonTopicPartition("ck-retained", 1): 12 - start})
         assert [r.offset for r in kept[KafkaPythonTopicPartition("ck-retained", 1)]] == list(range(start, 12))
+        # The deleted segments' files leave the disk too (renamed first, removed in a worker thread).
+        directory = broker.data_dir / "ck-retained-1"
+        eventually(lambda: not list(directory.glob("*.deleted")), "the deleted segments' files to be removed")
+        assert min(int(path.stem) for path in directory.glob("*.log")) <= start
 
 
 def test_describe_configs_of_the_broker_and_of_unknown_topics(admin):

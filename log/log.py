@@ -27,13 +27,14 @@ from log.errors import (
     RecordBatchTooLargeError,
 )
 from log.file_records import FileRecords
-from log.segment import LogSegment, segment_file_name
+from log.segment import DELETED_SUFFIX, LogSegment, segment_file_name
 
 LOG_START_OFFSET_CHECKPOINT = "log-start-offset.checkpoint"
 RECOVERY_POINT_CHECKPOINT = "recovery-point.checkpoint"
 CLEAN_SHUTDOWN_MARKER = "clean-shutdown"
 _CHECKPOINT_LEFTOVERS = {checkpoint_temporary(name) for name in (LOG_START_OFFSET_CHECKPOINT, RECOVERY_POINT_CHECKPOINT)}
 _SEGMENT_FILE = re.compile(r"(\d{20})\.(log|index|timeindex)")
+_DELETED_FILE = re.compile(rf"\d{{20}}\.(log|index|timeindex){re.escape(DELETED_SUFFIX)}")
 # Sealed segments whose file stays open and indexes mapped between reads (one descriptor and two
 # mappings each), so that reads of the same old segment share them.
 LOADED_SEALED_SEGMENTS = 4
@@ -86,6 +87,8 @@ class Log:
         self._max_batch_size = min(self.config.max_message_bytes, self.config.segment_bytes)
         self._flush_lock = threading.Lock()
         self._loaded: dict[LogSegment, None] = {}  # sealed segments with mapped indexes, oldest use first
+        # Files of segments that retention or DeleteRecords took out of the log, not yet removed.
+        self._deleted_files: list[Path] = []
         self._closed = False
         self._segments: list[LogSegment] = []
         self._base_offsets: list[int] = []
@@ -155,8 +158,8 @@ class Log:
             match = _SEGMENT_FILE.fullmatch(name)
             if match:
                 found.setdefault(int(match[1]), set()).add(match[2])
-            elif name in _CHECKPOINT_LEFTOVERS:
-                self._remove(name)  # a checkpoint write that a crash interrupted
+            elif name in _CHECKPOINT_LEFTOVERS or _DELETED_FILE.fullmatch(name):
+                self._remove(name)  # a checkpoint write or a deletion that a crash interrupted
         for base_offset, kinds in found.items():
             if "log" not in kinds:
                 for kind in kinds:  # indexes of a segment whose deletion a crash interrupted
@@ -413,6 +416,17 @@ class Log:
             )
         return self._log_start_offset
 
+    def remove_deleted_files(self) -> None:
+        """Unlink the files of the segments taken out of the log since the last call. Safe to run
+        in a worker thread while this log's own thread appends, reads and takes out more."""
+        deleted, self._deleted_files = self._deleted_files, []
+        for number, path in enumerate(deleted):
+            try:
+                path.unlink(missing_ok=True)
+            except OSError as error:
+                self._deleted_files += deleted[number:]  # tried again next time; an open removes them too
+                raise LogStorageError(path, error) from error
+
     def _delete_oldest(self, count: int) -> list[SegmentInfo]:
         deleted = self._segments[:count]
         if not deleted:
@@ -421,7 +435,7 @@ class Log:
         self._log_start_offset = max(self._log_start_offset, self._segments[0].base_offset)
         for segment in deleted:
             self._loaded.pop(segment, None)
-            segment.delete()
+            self._deleted_files += segment.mark_deleted()
         return [SegmentInfo(s.base_offset, s.next_offset, s.size) for s in deleted]
 
     # -- flushing --------------------------------------------------------------------------------
@@ -501,6 +515,10 @@ class Log:
         for segment in self._loaded:
             segment.unload()
         self._loaded.clear()
+        try:
+            self.remove_deleted_files()
+        except LogStorageError:
+            pass  # out of the log already: the next open removes them
 
     def _check_open(self) -> None:
         if self._closed:

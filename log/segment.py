@@ -36,6 +36,10 @@ _CHECKED_READ_BYTES = 1024 * 1024
 logger = logging.getLogger(__name__)
 
 
+# Files of segments removed from the log, waiting for Log.remove_deleted_files.
+DELETED_SUFFIX = ".deleted"
+
+
 def segment_file_name(base_offset: int, suffix: str) -> str:
     return f"{base_offset:020d}{suffix}"
 
@@ -550,6 +554,23 @@ class LogSegment:
                 path.unlink(missing_ok=True)
             except OSError as error:
                 raise LogStorageError(path, error) from error
+
+    def mark_deleted(self) -> list[Path]:
+        """Rename the segment's files `<name>.deleted`, out of the log, and return their new paths
+        for removal later. As Kafka does: unlinking a large file whose pages are still being written
+        back can block for hundreds of milliseconds, a rename does not."""
+        self.unload()
+        marked = []
+        for path in (self.log_path, self.index_path, self.time_index_path):
+            target = path.with_name(path.name + DELETED_SUFFIX)
+            try:
+                path.rename(target)
+            except FileNotFoundError:
+                continue
+            except OSError as error:
+                raise LogStorageError(path, error) from error
+            marked.append(target)
+        return marked
 
 
 def _fsync_path(path: Path) -> None:

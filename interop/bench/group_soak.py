@@ -153,6 +153,7 @@ def soak(members: int, seconds: float, client: str) -> str:
     lines += [f"members evicted for missing heartbeats: {len(EVICTED.findall(log))}",
               f"rebalances: {len(REBALANCE.findall(log))}",
               f"event-loop steps over 100 ms logged: {len(SLOW_STEP.findall(log))}"]
+    lines += [f"  {line.split(': ', 1)[-1]}" for line in log.splitlines() if SLOW_STEP.search(line)]
     return "\n".join(lines)
 
 

@@ -100,6 +100,27 @@ def test_retention_by_size_deletes_the_oldest_segments(tmp_path):
     assert len(segment_files(tmp_path, ".log")) == 1 and len(segment_files(tmp_path, ".index")) == 0
 
 
+def test_deleted_segments_files_are_renamed_then_removed_apart(tmp_path):
+    log = segmented_log(tmp_path, retention_bytes=1)
+    log.apply_retention()
+    # Out of the log at once, unlinked later (in a worker thread, by the broker).
+    assert len(segment_files(tmp_path, ".deleted")) == 15
+    log.remove_deleted_files()
+    assert segment_files(tmp_path, ".deleted") == []
+    assert [p.name for p in segment_files(tmp_path, ".log")] == ["00000000000000000010.log"]
+
+
+def test_deleted_files_left_by_a_crash_or_a_close_are_removed(tmp_path):
+    log = segmented_log(tmp_path, retention_bytes=1)
+    log.delete_records(5)
+    assert len(segment_files(tmp_path, ".deleted")) == 6
+    log = open_log(tmp_path)  # a crash before they were removed
+    assert segment_files(tmp_path, ".deleted") == []
+    log.delete_records(log.segments[1].base_offset)
+    log.close()
+    assert segment_files(tmp_path, ".deleted") == []
+
+
 def test_retention_by_size_keeps_at_least_retention_bytes(tmp_path):
     log = segmented_log(tmp_path)
     segment = log.segments[0].size_in_bytes
