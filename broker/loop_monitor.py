@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import os
 import time
 
 import trio
+
+from protocol import messages
 
 logger = logging.getLogger(__name__)
 
@@ -15,6 +18,10 @@ BLOCKED_WARNING_SECONDS = 0.1
 # How often the threads' run-queue waits are sampled (reads of /proc), between steps.
 _SAMPLE_INTERVAL_SECONDS = 0.01
 _THREADS = "/proc/self/task"
+# The (API key, version) of the request a connection task handles, or handled last: named in the
+# warning, so that a slow step points at a request, not only at a connection.
+CURRENT_REQUEST: contextvars.ContextVar[tuple[int, int] | None] = contextvars.ContextVar("current_request",
+                                                                                         default=None)
 
 
 class LoopMonitor(trio.abc.Instrument):
@@ -47,8 +54,17 @@ class LoopMonitor(trio.abc.Instrument):
                                  default=0.0)
             self._waited, self._sampled_at = waited, now
             if held > self.threshold:
-                logger.warning("event loop blocked for %.0f ms by one step of task %s (%.0f ms more waiting "
-                               "for a CPU)", held * 1000, task.name, (elapsed - held) * 1000)
+                logger.warning("event loop blocked for %.0f ms by one step of task %s%s (%.0f ms more waiting "
+                               "for a CPU)", held * 1000, task.name, _request_of(task), (elapsed - held) * 1000)
+
+
+def _request_of(task: trio.lowlevel.Task) -> str:
+    request = task.context.get(CURRENT_REQUEST)
+    if request is None:
+        return ""
+    api_key, version = request
+    codec = messages.REQUESTS.get(api_key)
+    return f", request {codec.name if codec else api_key} v{version}"
 
 
 def _run_queue_waits() -> dict[str, float]:

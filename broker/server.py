@@ -18,7 +18,7 @@ from broker.data_dir_lock import DataDirLock
 from broker.connection import (Connection, ConnectionClosed, ConnectionLimits, FrameTooLarge, ReadInterrupted,
                                RequestBudget, default_max_connections)
 from broker.groups import GroupCoordinator
-from broker.loop_monitor import LoopMonitor
+from broker.loop_monitor import CURRENT_REQUEST, LoopMonitor
 from broker.metadata import ProducerIdAllocator, load_cluster_id
 from broker.registry import TopicRegistry
 from log import UNLIMITED
@@ -278,6 +278,7 @@ class Broker:
     async def handle_frame(self, frame: bytes | bytearray) -> list | None:
         """Decode one request, run its handler, and encode the response frame as chunks (None: no response)."""
         header, body_offset = headers.decode_request_header(frame)
+        CURRENT_REQUEST.set((header.request_api_key, header.request_api_version))
         handler = handlers.HANDLERS.get(header.request_api_key)
         if handler is None:
             raise UnsupportedRequest(f"unknown API key {header.request_api_key}")

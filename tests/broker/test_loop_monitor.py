@@ -5,7 +5,7 @@ import time
 
 import trio
 
-from broker.loop_monitor import LoopMonitor
+from broker.loop_monitor import CURRENT_REQUEST, LoopMonitor
 
 THRESHOLD = 0.05
 
@@ -31,6 +31,24 @@ async def test_a_blocking_step_is_reported_with_its_task(caplog):
         trio.lowlevel.remove_instrument(monitor)
     reported = [record.getMessage() for record in caplog.records]
     assert len(reported) == 1 and "sleeps_on_the_loop" in reported[0], reported
+
+
+async def handles_a_slow_produce() -> None:
+    CURRENT_REQUEST.set((0, 9))
+    time.sleep(THRESHOLD * 3)
+
+
+async def test_the_report_names_the_request_the_task_handles(caplog):
+    monitor = LoopMonitor(THRESHOLD)
+    trio.lowlevel.add_instrument(monitor)
+    try:
+        with caplog.at_level(logging.WARNING, logger="broker.loop_monitor"):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(handles_a_slow_produce)
+    finally:
+        trio.lowlevel.remove_instrument(monitor)
+    (reported,) = [record.getMessage() for record in caplog.records]
+    assert "handles_a_slow_produce, request ProduceRequest v9 " in reported
 
 
 async def test_steps_that_yield_are_not_reported(caplog):
