@@ -8,6 +8,7 @@ import time
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+from interop.bench.servers import peak_resident_bytes
 from interop.broker_process import BrokerProcess
 from protocol import headers
 from protocol.errors import ErrorCode
@@ -125,15 +126,6 @@ def test_well_behaved_client_keeps_working_during_bad_input(broker):
 
 MIB = 1 << 20
 HALF_FRAMES = 30
-
-
-def peak_resident_bytes(pid: int) -> int:
-    """The process's peak resident set size so far (VmHWM)."""
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    raise AssertionError("no VmHWM")
 
 
 def closed_within(sock: socket.socket, seconds: float) -> bool:

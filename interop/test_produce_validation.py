@@ -14,7 +14,8 @@ from confluent_kafka import Producer
 from crc32c import crc32c
 
 from interop.clients import TIMEOUT_MS, TIMEOUT_SECONDS, TOPIC, assert_broker_healthy, consume, log_end_offset
-from interop.test_bad_input import MIB, peak_resident_bytes
+from interop.bench.attacks import RSS_TARGET_BYTES
+from interop.bench.servers import peak_resident_bytes
 from protocol import records
 from protocol.compression import Compression, compress
 from protocol.errors import ErrorCode
@@ -162,6 +163,6 @@ def test_thirty_clients_sending_gzip_bombs_at_once_leave_memory_bounded(broker):
         thread.join(bomb_timeout)
     assert not failures
     assert answers == [ErrorCode.CORRUPT_MESSAGE] * senders
-    assert peak_resident_bytes(broker.process.pid) < 300 * MIB
+    assert peak_resident_bytes(broker.process.pid) < RSS_TARGET_BYTES
     assert log_end_offset(broker) == 21
     assert_broker_healthy(broker)

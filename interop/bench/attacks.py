@@ -44,7 +44,7 @@ from pathlib import Path
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from interop.bench.servers import free_port, metadata_answered
+from interop.bench.servers import free_port, metadata_answered, peak_resident_bytes
 from interop.broker_process import BrokerProcess
 from protocol import headers, records
 
@@ -104,17 +104,16 @@ class PeakWatcher(threading.Thread):
 
     def __init__(self, pid: int) -> None:
         super().__init__(daemon=True)
-        self.status = Path(f"/proc/{pid}/status")
+        self.pid = pid
         self.peak = 0
         self.done = threading.Event()
 
     def run(self) -> None:
         while True:
             try:
-                lines = self.status.read_text().splitlines()
+                self.peak = max(self.peak, peak_resident_bytes(self.pid))
             except OSError:  # the process has exited
                 return
-            self.peak = max([self.peak] + [int(line.split()[1]) * 1024 for line in lines if line.startswith("VmHWM:")])
             if self.done.wait(0.05):
                 return
 

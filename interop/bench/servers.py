@@ -36,12 +36,22 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def resident_bytes(pid: int) -> int:
-    """The process's resident set size (VmRSS in /proc/PID/status)."""
+def _status_bytes(pid: int, field: str) -> int:
+    """A size field of /proc/PID/status, in bytes; OSError once the process is gone."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) * 1024
-    raise RuntimeError(f"no VmRSS for process {pid}")
+    raise RuntimeError(f"no {field} for process {pid}")
+
+
+def resident_bytes(pid: int) -> int:
+    """The process's resident set size (VmRSS)."""
+    return _status_bytes(pid, "VmRSS")
+
+
+def peak_resident_bytes(pid: int) -> int:
+    """The process's peak resident set size so far (VmHWM)."""
+    return _status_bytes(pid, "VmHWM")
 
 
 def exchange(connection: socket.socket, api_key: int, api_version: int, correlation_id: int, body: dict):
