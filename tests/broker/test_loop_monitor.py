@@ -19,44 +19,34 @@ async def yields_often() -> None:
         await trio.sleep(THRESHOLD / 10)
 
 
-async def test_a_blocking_step_is_reported_with_its_task(caplog):
-    monitor = LoopMonitor(THRESHOLD)
-    trio.lowlevel.add_instrument(monitor)
-    try:
-        with caplog.at_level(logging.WARNING, logger="broker.loop_monitor"):
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(yields_often)
-                nursery.start_soon(sleeps_on_the_loop)
-    finally:
-        trio.lowlevel.remove_instrument(monitor)
-    reported = [record.getMessage() for record in caplog.records]
-    assert len(reported) == 1 and "sleeps_on_the_loop" in reported[0], reported
-
-
 async def handles_a_slow_produce() -> None:
     CURRENT_REQUEST.set((0, 9))
     time.sleep(THRESHOLD * 3)
 
 
-async def test_the_report_names_the_request_the_task_handles(caplog):
+async def reported_while_running(caplog, *tasks) -> list[str]:
+    """What the monitor warned of while `tasks` ran side by side, each in a task of its own."""
     monitor = LoopMonitor(THRESHOLD)
     trio.lowlevel.add_instrument(monitor)
     try:
         with caplog.at_level(logging.WARNING, logger="broker.loop_monitor"):
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(handles_a_slow_produce)
+                for task in tasks:
+                    nursery.start_soon(task)
     finally:
         trio.lowlevel.remove_instrument(monitor)
-    (reported,) = [record.getMessage() for record in caplog.records]
+    return [record.getMessage() for record in caplog.records]
+
+
+async def test_a_blocking_step_is_reported_with_its_task(caplog):
+    reported = await reported_while_running(caplog, yields_often, sleeps_on_the_loop)
+    assert len(reported) == 1 and "sleeps_on_the_loop" in reported[0], reported
+
+
+async def test_the_report_names_the_request_the_task_handles(caplog):
+    (reported,) = await reported_while_running(caplog, handles_a_slow_produce)
     assert "handles_a_slow_produce, request ProduceRequest v9 " in reported
 
 
 async def test_steps_that_yield_are_not_reported(caplog):
-    monitor = LoopMonitor(THRESHOLD)
-    trio.lowlevel.add_instrument(monitor)
-    try:
-        with caplog.at_level(logging.WARNING, logger="broker.loop_monitor"):
-            await yields_often()
-    finally:
-        trio.lowlevel.remove_instrument(monitor)
-    assert caplog.records == []
+    assert await reported_while_running(caplog, yields_often) == []
