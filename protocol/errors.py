@@ -6,6 +6,9 @@ Public API:
 - ``CorruptRecordError(ProtocolError)``: a record batch, record or legacy message that fails
   its CRC, its length checks or decompression; ``error_code`` is CORRUPT_MESSAGE, the code a
   Kafka broker answers to such a produce.
+- ``ApiError``: a request, or one partition, topic or group of it, fails with a Kafka error code
+  (``code``) and a message for the client; domain code raises it, and each response shape turns
+  it into its error fields in one place.
 - ``ErrorCode``: IntEnum of every Kafka error code, named as Kafka's ``Errors`` enum names them
   (through Kafka 4.0 and the codes added since, up to 133), each with ``.retriable`` true when
   Kafka's exception for it is a ``RetriableException`` (a client may retry the request as is).
@@ -16,6 +19,17 @@ from enum import IntEnum
 
 class ProtocolError(Exception):
     """Anything malformed: raised by every decoder in this package, never IndexError & co."""
+
+
+class ApiError(Exception):
+    """Fails a request, or the part of it being answered, with ``code`` (an ErrorCode) and a
+    message for the client (Kafka's ApiException); ``message`` is None when there is nothing to
+    say beyond the code's name."""
+
+    def __init__(self, code: "ErrorCode", message: str | None = None) -> None:
+        super().__init__(message or code.name)
+        self.code = code
+        self.message = message
 
 
 class ErrorCode(IntEnum):

@@ -148,6 +148,80 @@ def collect_tags(obj: Mapping[str, Any], specs: Sequence[tuple[int, str, Any]]) 
     return tags
 
 
+class Message(Container):
+    """A struct as its declaration's constructor builds it: every field of every version, each
+    defaulted as declared. Assigning a name that no version declares raises, where a plain
+    mapping would carry a misspelled field to the encoder, which would send its default."""
+
+    names: frozenset[str] = frozenset()
+    path = ""
+    index = -1
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        if name not in self.names:
+            raise KeyError(f"{self.path}: no version declares a field {name!r}")
+        dict.__setitem__(self, name, value)
+
+
+DECLARED: list[type[Message]] = []
+"""Every struct class, by ``index``: how compiled encoders find theirs."""
+
+
+def _message_class(name: str, path: str, names: frozenset[str]) -> type[Message]:
+    cls = type(name, (Message,),
+               {"names": names | {UNKNOWN_TAGS}, "path": path, "index": len(DECLARED)})
+    DECLARED.append(cls)
+    return cls
+
+
+def check_declared(value: Mapping[str, Any], declared: type[Message]) -> None:
+    """Refuses to encode a mapping holding a name that no version of its struct declares."""
+    if value.__class__ is not declared:
+        undeclared = value.keys() - declared.names
+        if undeclared:
+            raise ProtocolError(f"{declared.path}: no version declares {', '.join(sorted(undeclared))}")
+
+
+_FRESH: Any = object()
+
+
+def _constructor_default(f: Field, types: Mapping[int, type[Message]]) -> tuple[Any, str | None]:
+    """A field's constructor default: a value shared by every call, or the code making a fresh one."""
+    if f.default is not NO_DEFAULT:
+        return f.default, None
+    if f.is_array:
+        return _FRESH, "[]"
+    if f.fields:
+        return _FRESH, f"types[{id(f.fields)}]()"
+    return _TYPE_DEFAULTS.get(f.type, 0), None
+
+
+def _declare_struct(name: str, path: str, fields: tuple[Field, ...],
+                    types: dict[int, type[Message]]) -> type[Message]:
+    """The struct class of ``fields`` (and, first, of the structs nested in them), its ``__init__``
+    taking every declared field by keyword, so that a misspelled one is a TypeError."""
+    for f in fields:
+        if f.fields:
+            _declare_struct(f.type.removeprefix("[]"), f"{path}.{f.name}" + ("[]" if f.is_array else ""),
+                            f.fields, types)
+    cls = _message_class(name, path, frozenset(f.name for f in fields))
+    namespace: dict[str, Any] = {"types": types, "FRESH": _FRESH, "dict_init": dict.__init__}
+    params, fresh = [], []
+    for i, f in enumerate(fields):
+        namespace[f"default_{i}"], factory = _constructor_default(f, types)
+        params.append(f"{f.name}=default_{i}")
+        if factory:
+            fresh.append(f"    if {f.name} is FRESH:\n        {f.name} = {factory}\n")
+    arguments = ", ".join(f"{f.name}={f.name}" for f in fields)
+    source = (f"def __init__(self, *, {', '.join(params)}):\n" + "".join(fresh)
+              + f"    dict_init(self, {arguments})\n")
+    exec(source, namespace)  # noqa: S102 -- the declaration is ours; its names are identifiers
+    cls.__init__ = namespace["__init__"]
+    cls.__init__.__qualname__ = f"{name}.__init__"
+    types[id(fields)] = cls
+    return cls
+
+
 class StructField(NamedTuple):
     name: str
     kind: KafkaType
@@ -165,10 +239,12 @@ class KafkaStruct(KafkaType):
     ``struct.Struct`` and nothing but the fields is built per value.
     """
 
-    def __init__(self, fields: Sequence[StructField], flexible: bool, path: str) -> None:
+    def __init__(self, fields: Sequence[StructField], flexible: bool, path: str, declared: type[Message]) -> None:
         super().__init__(path)
         self.fields = tuple(fields)
         self.flexible = flexible
+        # What a value may hold: a struct its constructor built, or a mapping of declared names.
+        self.declared = declared
         self.positional = [f for f in self.fields if f.tag is None]
         self.tagged = [f for f in self.fields if f.tag is not None]
         self.section = TaggedFields({f.tag: f.kind for f in self.tagged}, f"{path}(tagged fields)")
@@ -189,6 +265,7 @@ class KafkaStruct(KafkaType):
         return result
 
     def write(self, io: Any, value: Mapping[str, Any]) -> None:
+        check_declared(value, self.declared)
         for f in self.positional:
             f.kind._build(value.get(f.name, f.default), io, None, f.kind.path)
         if self.flexible:
@@ -244,9 +321,13 @@ class KafkaStruct(KafkaType):
 
     def emit_write(self, code: Any, value: str) -> str:
         emit_helpers_import(code)
-        code.append(f"from {__name__} import collect_tags")
+        code.append(f"from {__name__} import collect_tags, check_declared, DECLARED")
         name = f"write_struct_{code.allocateId()}"
-        body = ["get = obj.get"]
+        declared = f"declared_{code.allocateId()}"
+        code.append(f"{declared} = DECLARED[{self.declared.index}]")
+        body = [f"if obj.__class__ is not {declared}:",
+                f"    check_declared(obj, {declared})",
+                "get = obj.get"]
         for group in self._groups():
             if isinstance(group[0].kind, FixedWidth):
                 values = ", ".join(f"get({f.name!r}, {f.default!r})" for f in group)
@@ -276,9 +357,11 @@ def _leaf(type_name: str, compact: bool, nullable: bool, path: str) -> KafkaType
     return kind(compact, nullable, path)
 
 
-def build_struct(fields: Sequence[Field], version: int, flexible: bool, root: str, prefix: str = "") -> KafkaStruct:
+def build_struct(fields: Sequence[Field], version: int, flexible: bool, root: str,
+                 types: Mapping[int, type[Message]], prefix: str = "") -> KafkaStruct:
     """The struct of ``fields`` as they are in ``version``; ``root`` names the message and
-    version, ``prefix`` the struct's place in it (``"topics[]."``), for error messages."""
+    version, ``prefix`` the struct's place in it (``"topics[]."``), for error messages;
+    ``types`` holds the declaration's struct classes (by ``id`` of their fields)."""
     members = []
     for f in fields:
         if version not in f.versions:
@@ -288,17 +371,17 @@ def build_struct(fields: Sequence[Field], version: int, flexible: bool, root: st
         nullable = f.nullable is not None and version in f.nullable
         if f.is_array:
             if f.fields:
-                element: KafkaType = build_struct(f.fields, version, flexible, root, f"{field_path}[].")
+                element: KafkaType = build_struct(f.fields, version, flexible, root, types, f"{field_path}[].")
             else:
                 element = _leaf(f.type[2:], compact, False, f"{root}: {field_path}[]")
             kind: KafkaType = KafkaArray(element, compact, nullable, f"{root}: {field_path}")
         elif f.fields:
-            kind = build_struct(f.fields, version, flexible, root, f"{field_path}.")
+            kind = build_struct(f.fields, version, flexible, root, types, f"{field_path}.")
         else:
             kind = _leaf(f.type, compact, nullable, f"{root}: {field_path}")
         tag = f.tag if flexible and f.tagged is not None and version in f.tagged else None
         members.append(StructField(f.name, kind, f.default_value(version), tag))
-    return KafkaStruct(members, flexible, f"{root}: {prefix}")
+    return KafkaStruct(members, flexible, f"{root}: {prefix}", types[id(fields)])
 
 
 class MessageCodec:
@@ -317,8 +400,22 @@ class MessageCodec:
         self.valid_versions = Versions.parse(valid)
         self.flexible_versions = Versions.parse(flexible)
         self.fields = tuple(fields)
+        self._types: dict[int, type[Message]] = {}
+        self._message = _declare_struct(name, name, self.fields, self._types)
+        self._by_type_name = _struct_types(name, self.fields, self._types)
         self._structs: dict[int, KafkaStruct] = {}
         self._compiled: dict[int, Compiled] = {}
+
+    def __call__(self, **fields: Any) -> Message:
+        """The message with ``fields`` and every other field at its declared default."""
+        return self._message(**fields)
+
+    def __getattr__(self, type_name: str) -> type[Message]:
+        """A nested struct's class by its declared type name: ``PRODUCE_RESPONSE.PartitionProduceResponse``."""
+        try:
+            return self.__dict__["_by_type_name"][type_name]
+        except KeyError:
+            raise AttributeError(f"{self.__dict__.get('name')} declares no struct {type_name!r}") from None
 
     def __repr__(self) -> str:
         return f"<{self.name} v{self.valid_versions}>"
@@ -334,7 +431,7 @@ class MessageCodec:
             if version not in self.valid_versions:
                 raise ProtocolError(f"{self.name}: version {version} is not supported "
                                     f"(valid {self.valid_versions})")
-            built = build_struct(self.fields, version, self.is_flexible(version), f"{self.name} v{version}")
+            built = build_struct(self.fields, version, self.is_flexible(version), f"{self.name} v{version}", self._types)
             self._structs[version] = built
         return built
 
@@ -383,6 +480,22 @@ class MessageCodec:
         return io.chunks()
 
 
+def _struct_types(message: str, fields: Sequence[Field], types: Mapping[int, type[Message]]) -> dict[str, type[Message]]:
+    """The declaration's struct classes by type name ("[]TopicProduceData" declares TopicProduceData)."""
+    found: dict[str, type[Message]] = {}
+    for f in fields:
+        if f.fields:
+            type_name = f.type.removeprefix("[]")
+            if type_name in found:
+                raise ValueError(f"{message}: struct type {type_name} is declared twice")
+            found[type_name] = types[id(f.fields)]
+            nested = _struct_types(message, f.fields, types)
+            if found.keys() & nested.keys():
+                raise ValueError(f"{message}: struct types {sorted(found.keys() & nested.keys())} are declared twice")
+            found.update(nested)
+    return found
+
+
 def request(api_key: int, name: str, valid: str, flexible: str, *fields: Field) -> MessageCodec:
     return MessageCodec("request", api_key, name, valid, flexible, fields)
 
@@ -393,3 +506,8 @@ def response(api_key: int, name: str, valid: str, flexible: str, *fields: Field)
 
 def header(name: str, valid: str, flexible: str, *fields: Field) -> MessageCodec:
     return MessageCodec("header", None, name, valid, flexible, fields)
+
+
+def data(name: str, valid: str, flexible: str, *fields: Field) -> MessageCodec:
+    """A record the broker keeps rather than sends (Kafka's "data" messages: committed offsets, group metadata)."""
+    return MessageCodec("data", None, name, valid, flexible, fields)

@@ -31,7 +31,20 @@ objects with:
 Anything malformed, an unsupported version, or a value that cannot be encoded raises
 :class:`~protocol.errors.ProtocolError` naming the message, version and field.
 Field names are the snake_case of Kafka's names (ThrottleTimeMs is ``throttle_time_ms``).
+
+Messages are built with their declarations' constructors, never as plain dicts: calling a codec
+gives the message (``PRODUCE_RESPONSE(responses=[...])``), and its nested structs are classes by
+their declared type names (``PRODUCE_RESPONSE.PartitionProduceResponse(index=0, error_code=3)``).
+Each takes the fields of every version by keyword, defaulting the rest as declared; a name that
+no version declares is a TypeError, and encoding a plain mapping holding one is a ProtocolError.
+
+``ApiKey`` is the IntEnum of the API keys, named after the requests (``ApiKey.PRODUCE == 0``,
+``ApiKey.OFFSET_FOR_LEADER_EPOCH == 23``).
 """
+
+import re
+from enum import IntEnum
+
 
 from ..schema import MessageCodec
 from . import admin, fetch, groups, metadata, produce, sasl
@@ -41,3 +54,11 @@ MESSAGES: tuple[MessageCodec, ...] = (
 )
 REQUESTS: dict[int, MessageCodec] = {m.api_key: m for m in MESSAGES if m.kind == "request"}
 RESPONSES: dict[int, MessageCodec] = {m.api_key: m for m in MESSAGES if m.kind == "response"}
+
+
+def _constant(request_name: str) -> str:
+    """ "OffsetForLeaderEpochRequest" -> "OFFSET_FOR_LEADER_EPOCH"."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", request_name.removesuffix("Request")).upper()
+
+
+ApiKey = IntEnum("ApiKey", {_constant(codec.name): key for key, codec in sorted(REQUESTS.items())})

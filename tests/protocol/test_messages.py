@@ -246,3 +246,46 @@ def test_version_ranges():
     assert produce.flexible_versions == Versions(9, 0x7FFF)
     assert [produce.is_flexible(v) for v in (8, 9, 11, 20)] == [False, True, True, True]
     assert REQUESTS[17].flexible_versions is None and not REQUESTS[17].is_flexible(1)
+
+
+def test_constructors_default_every_field_as_declared():
+    from protocol.messages.produce import PRODUCE_RESPONSE
+    partition = PRODUCE_RESPONSE.PartitionProduceResponse(index=2, error_code=3)
+    assert partition.log_append_time_ms == -1 and partition.error_message is None
+    assert partition.record_errors == [] and partition.current_leader.leader_id == -1
+    # Fresh mutable defaults for each value, not one list shared by all.
+    assert PRODUCE_RESPONSE.PartitionProduceResponse().record_errors is not partition.record_errors
+    message = PRODUCE_RESPONSE(responses=[PRODUCE_RESPONSE.TopicProduceResponse(name="t", partition_responses=[partition])])
+    assert message.throttle_time_ms == 0
+    assert PRODUCE_RESPONSE.decode(9, PRODUCE_RESPONSE.encode(9, message)).responses[0].partition_responses[0].error_code == 3
+
+
+def test_a_misspelled_field_is_refused_wherever_it_is_written():
+    from protocol.messages.produce import PRODUCE_RESPONSE
+    with pytest.raises(TypeError, match="error_cod"):
+        PRODUCE_RESPONSE.PartitionProduceResponse(error_cod=3)
+    partition = PRODUCE_RESPONSE.PartitionProduceResponse()
+    with pytest.raises(KeyError, match="no version declares a field 'error_cod'"):
+        partition["error_cod"] = 3
+    with pytest.raises(AttributeError):
+        partition.error_cod = 3
+    # A plain mapping that would go out with error 0 is refused by the encoder, compiled or not.
+    plain = {"responses": [{"name": "t", "partition_responses": [{"index": 0, "error_cod": 3}]}]}
+    with pytest.raises(ProtocolError, match=r"partition_responses\[\]: no version declares error_cod"):
+        PRODUCE_RESPONSE.encode(9, plain)
+    with pytest.raises(ProtocolError, match="error_cod"):
+        PRODUCE_RESPONSE.struct(9).build(plain)
+
+
+def test_nested_struct_classes_are_found_by_their_declared_type_names():
+    from protocol.messages.produce import PRODUCE_RESPONSE
+    assert PRODUCE_RESPONSE.LeaderIdAndEpoch().leader_epoch == -1
+    with pytest.raises(AttributeError, match="declares no struct 'Partition'"):
+        PRODUCE_RESPONSE.Partition  # noqa: B018
+
+
+def test_api_keys_are_named_after_their_requests():
+    from protocol.messages import ApiKey
+    assert {key: codec.name for key, codec in REQUESTS.items()} == {
+        key: "".join(word.capitalize() for word in key.name.split("_")) + "Request" for key in ApiKey}
+    assert ApiKey.OFFSET_FOR_LEADER_EPOCH == 23 and ApiKey.PRODUCE == 0
