@@ -406,6 +406,11 @@ class MessageCodec:
         self._structs: dict[int, KafkaStruct] = {}
         self._compiled: dict[int, Compiled] = {}
 
+    @property
+    def names(self) -> frozenset[str]:
+        """The top-level field names of every version."""
+        return self._message.names
+
     def __call__(self, **fields: Any) -> Message:
         """The message with ``fields`` and every other field at its declared default."""
         return self._message(**fields)

@@ -6,7 +6,9 @@ import dataclasses
 from typing import Awaitable, Callable
 
 from protocol import headers, messages
+from protocol.errors import ApiError
 from protocol.primitives import open_frame
+from protocol.schema import Message, MessageCodec
 
 
 class CloseConnection(Exception):
@@ -41,11 +43,31 @@ class Api:
         # Like Kafka, ignore bytes after the message: librdkafka 2.x sends 3 of them after some
         # Metadata v12 requests, and a real broker answers those.
         request = self.request.read(header.request_api_version, open_frame(frame, body_offset))
-        response = await self.handle(broker, header, request)
+        try:
+            response = await self.handle(broker, header, request)
+        except ApiError as exc:
+            response = error_response(self.response, exc)
         if response is None:
             return None
         return [headers.encode_response_header(header.request_api_key, header.request_api_version, header.correlation_id),
                 *self.response.encode_chunks(header.request_api_version, response)]
+
+
+def error_fields(codec_or_struct, exc: ApiError) -> dict:
+    """The fields that carry `exc` in a struct declaring `error_code` (and maybe `error_message`)."""
+    names = codec_or_struct.names
+    fields = {"error_code": exc.code}
+    if "error_message" in names:
+        fields["error_message"] = exc.message
+    return fields
+
+
+def error_response(codec: MessageCodec, exc: ApiError) -> Message:
+    """The whole request failed: its response with the error at the top, the rest defaulted. A
+    response without a top-level error code cannot say it: a handler raising there is a bug."""
+    if "error_code" not in codec.names:
+        raise TypeError(f"{codec.name} has no top-level error_code for {exc.code.name}") from exc
+    return codec(**error_fields(codec, exc))
 
 
 HANDLERS: dict[int, Api] = {}
