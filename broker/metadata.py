@@ -30,10 +30,6 @@ def kafka_uuid_string(value: uuid.UUID) -> str:
     return base64.urlsafe_b64encode(value.bytes).decode().rstrip("=")
 
 
-def parse_kafka_uuid(text: str) -> uuid.UUID:
-    return uuid.UUID(bytes=base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
-
-
 def write_atomically(path: Path, text: str) -> None:
     """Durably replace `path` with `text`: a crash leaves the old content or the new, and a
     failure leaves no temporary file behind. Blocks on fsync: from the event loop, await
@@ -91,14 +87,6 @@ def load_cluster_id(data_dir: Path, node_id: int) -> str:
     if stored_node != node_id:
         raise MetadataError(f"{path}: data directory belongs to node {stored_node}, not --node-id {node_id}")
     return cluster_id
-
-
-def read_topic_id(partition_dir: Path) -> uuid.UUID:
-    path = partition_dir / PARTITION_METADATA
-    try:
-        return parse_kafka_uuid(read_properties(path)["topic_id"])
-    except (OSError, KeyError, ValueError) as exc:
-        raise MetadataError(f"{path}: unreadable ({exc})") from exc
 
 
 def write_topic_id(partition_dir: Path, topic_id: uuid.UUID) -> None:
