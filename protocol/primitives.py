@@ -1,9 +1,10 @@
 """Kafka's primitive wire types as construct types.
 
 The type names follow Kafka's protocol guide: INT8/16/32/64, UINT16, UINT32, FLOAT64, BOOLEAN,
-UNSIGNED_VARINT, VARINT, VARLONG, UUID, STRING / NULLABLE_STRING (INT16 length), BYTES /
-NULLABLE_BYTES (INT32 length), RECORDS, ARRAY (INT32 count, -1 = null), and the COMPACT_*
-variants of flexible versions (unsigned varint of N+1, 0 = null), plus TAGGED_FIELDS.
+UUID, STRING / NULLABLE_STRING (INT16 length), BYTES / NULLABLE_BYTES (INT32 length), RECORDS,
+ARRAY (INT32 count, -1 = null), and the COMPACT_* variants of flexible versions (unsigned
+varint of N+1, 0 = null), plus TAGGED_FIELDS. No message field is a varint (those are inside
+record batches, which protocol.records reads).
 
 Values: integers are ``int``, FLOAT64 is ``float``, BOOLEAN is ``bool`` (any non-zero byte reads
 as true), strings are ``str`` (UTF-8), bytes are ``bytes``, UUID is ``uuid.UUID`` (always; the
@@ -152,8 +153,8 @@ def unpack_exact(fmt: struct.Struct, io: Any, path: str) -> tuple:
     return fmt.unpack(data)
 
 
-def read_uvarint(io: Any, path: str, bits: int = 32) -> int:
-    """Unsigned LEB128 varint holding at most ``bits`` bits (5 bytes for 32, 10 for 64)."""
+def read_uvarint(io: Any, path: str) -> int:
+    """Kafka's UNSIGNED_VARINT: unsigned LEB128 of at most 32 bits, so at most 5 bytes."""
     data = io.read(1)
     if data and data[0] < 0x80:
         return data[0]
@@ -161,13 +162,13 @@ def read_uvarint(io: Any, path: str, bits: int = 32) -> int:
     while data:
         byte = data[0]
         value |= (byte & 0x7F) << shift
-        if value >> bits:
-            raise ProtocolError(f"{path}: varint exceeds {bits} bits")
+        if value >> 32:
+            raise ProtocolError(f"{path}: varint exceeds 32 bits")
         if byte < 0x80:
             return value
         shift += 7
-        if shift >= 7 * ((bits + 6) // 7):
-            raise ProtocolError(f"{path}: varint longer than {(bits + 6) // 7} bytes")
+        if shift >= 35:
+            raise ProtocolError(f"{path}: varint longer than 5 bytes")
         data = io.read(1)
     raise ProtocolError(f"{path}: truncated varint")
 
@@ -183,14 +184,6 @@ def encode_uvarint(value: int) -> bytes:
         value >>= 7
     out.append(value)
     return bytes(out)
-
-
-def _zigzag_decode(value: int) -> int:
-    return (value >> 1) ^ -(value & 1)
-
-
-def _zigzag_encode(value: int, bits: int) -> int:
-    return ((value << 1) ^ (value >> (bits - 1))) & ((1 << bits) - 1)
 
 
 def read_prefix(io: Any, compact: bool, wide: bool, path: str) -> int:
@@ -375,8 +368,7 @@ def write_tagged_fields(io: Any, tags: Mapping[int, Any], writers: Mapping[int, 
 
 _HELPERS = (
     "short_read, read_exact, unpack_exact, read_string, read_bytes, read_records, write_string, write_bytes, "
-    "write_records, read_array_count, write_array_count, read_tagged_fields, write_tagged_fields, read_varint, "
-    "write_varint"
+    "write_records, read_array_count, write_array_count, read_tagged_fields, write_tagged_fields"
 )
 
 
@@ -497,42 +489,6 @@ class Uuid(KafkaType):
 
     def _sizeof(self, context: Any, path: str) -> int:
         return 16
-
-
-def read_varint(io: Any, zigzag: bool, bits: int, path: str) -> int:
-    value = read_uvarint(io, path, bits)
-    return _zigzag_decode(value) if zigzag else value
-
-
-def write_varint(io: Any, value: int, zigzag: bool, bits: int, path: str) -> None:
-    if zigzag:
-        if not -(1 << (bits - 1)) <= value < 1 << (bits - 1):
-            raise ProtocolError(f"{path}: varint cannot hold {value} in {bits} bits")
-        value = _zigzag_encode(value, bits)
-    elif not 0 <= value < 1 << bits:
-        raise ProtocolError(f"{path}: unsigned varint cannot hold {value} in {bits} bits")
-    io.write(encode_uvarint(value))
-
-
-class Varint(KafkaType):
-    """UNSIGNED_VARINT (32 bits), and the zigzag VARINT (32 bits) / VARLONG (64 bits)."""
-
-    def __init__(self, bits: int, zigzag: bool, path: str) -> None:
-        super().__init__(path)
-        self.bits = bits
-        self.zigzag = zigzag
-
-    def read(self, io: Any) -> int:
-        return read_varint(io, self.zigzag, self.bits, self.path)
-
-    def write(self, io: Any, value: int) -> None:
-        write_varint(io, value, self.zigzag, self.bits, self.path)
-
-    def emit_read(self, code: Any) -> str:
-        return f"read_varint(io, {self.zigzag}, {self.bits}, {self.path!r})"
-
-    def emit_write(self, code: Any, value: str) -> str:
-        return f"write_varint(io, {value}, {self.zigzag}, {self.bits}, {self.path!r})"
 
 
 class _LengthPrefixed(KafkaType):
@@ -679,9 +635,6 @@ UINT32 = FixedWidth("I", "UINT32")
 FLOAT64 = FixedWidth("d", "FLOAT64")
 BOOLEAN = FixedWidth("?", "BOOLEAN")
 UUID = Uuid("UUID")
-UNSIGNED_VARINT = Varint(32, False, "UNSIGNED_VARINT")
-VARINT = Varint(32, True, "VARINT")
-VARLONG = Varint(64, True, "VARLONG")
 STRING = KafkaString(False, False, "STRING")
 NULLABLE_STRING = KafkaString(False, True, "NULLABLE_STRING")
 COMPACT_STRING = KafkaString(True, False, "COMPACT_STRING")

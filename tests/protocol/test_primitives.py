@@ -12,7 +12,7 @@ from protocol.errors import ProtocolError
 from protocol.primitives import (
     ARRAY, BOOLEAN, BYTES, COMPACT_ARRAY, COMPACT_BYTES, COMPACT_NULLABLE_BYTES, COMPACT_NULLABLE_STRING,
     COMPACT_RECORDS, COMPACT_STRING, FLOAT64, INT8, INT16, INT32, INT64, NULLABLE_BYTES, NULLABLE_STRING, RECORDS,
-    STRING, TAGGED_FIELDS, UINT16, UINT32, UNSIGNED_VARINT, UUID, VARINT, VARLONG, ZERO_UUID, ChunkWriter,
+    STRING, TAGGED_FIELDS, UINT16, UINT32, UUID, ZERO_UUID, ChunkWriter,
     FrameReader, TaggedFields,
 )
 
@@ -27,13 +27,6 @@ WIRE_CASES = [
     (BOOLEAN, True, b"\x01"),
     (BOOLEAN, False, b"\x00"),
     (UUID, uuid.UUID(int=0x0102), bytes(14) + b"\x01\x02"),
-    (UNSIGNED_VARINT, 0, b"\x00"),
-    (UNSIGNED_VARINT, 300, b"\xac\x02"),
-    (UNSIGNED_VARINT, 0xFFFFFFFF, b"\xff\xff\xff\xff\x0f"),
-    (VARINT, -1, b"\x01"),
-    (VARINT, 1, b"\x02"),
-    (VARINT, -(1 << 31), b"\xff\xff\xff\xff\x0f"),
-    (VARLONG, (1 << 63) - 1, b"\xfe" + b"\xff" * 8 + b"\x01"),
     (STRING, "héllo", b"\x00\x06h\xc3\xa9llo"),
     (STRING, "", b"\x00\x00"),
     (NULLABLE_STRING, None, b"\xff\xff"),
@@ -125,10 +118,10 @@ def test_chunk_writer_keeps_opaque_records_apart():
 @pytest.mark.parametrize("kind, wire, message", [
     (INT32, b"\x00\x01", "needs 4 bytes, only 2 left"),
     (UUID, bytes(15), "needs 16 bytes"),
-    (UNSIGNED_VARINT, b"\x80\x80", "truncated varint"),
-    (UNSIGNED_VARINT, b"\xff\xff\xff\xff\xff\x01", "varint exceeds 32 bits"),
-    (UNSIGNED_VARINT, b"\x80\x80\x80\x80\x80\x00", "varint longer than 5 bytes"),
-    (VARLONG, b"\xff" * 10 + b"\x01", "varint"),
+    # Compact lengths and tagged-field headers are unsigned varints of at most 32 bits.
+    (COMPACT_BYTES, b"\x80\x80", "truncated varint"),
+    (COMPACT_BYTES, b"\xff\xff\xff\xff\xff\x01", "varint exceeds 32 bits"),
+    (TAGGED_FIELDS, b"\x80\x80\x80\x80\x80\x00", "varint longer than 5 bytes"),
     (STRING, b"\x00\x05abc", "length 5 exceeds the 3 bytes left"),
     (STRING, b"\xff\xff", "invalid length -1"),
     (STRING, b"\xff\xfe", "invalid length -2"),
@@ -154,8 +147,6 @@ def test_malformed_input_raises_protocol_error_naming_the_field(kind, wire, mess
 
 @pytest.mark.parametrize("kind, value, message", [
     (INT8, 128, "INT8: cannot encode 128"),
-    (UNSIGNED_VARINT, -1, "cannot hold -1"),
-    (VARINT, 1 << 31, "cannot hold"),
     (STRING, None, "null is not allowed"),
     (STRING, "x" * 40000, "too long"),
     (BYTES, "text", "expected bytes"),
@@ -168,19 +159,9 @@ def test_values_that_do_not_fit_raise_protocol_error(kind, value, message):
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.integers(0, (1 << 32) - 1), st.integers(-(1 << 31), (1 << 31) - 1), st.integers(-(1 << 63), (1 << 63) - 1))
-def test_varints_round_trip(unsigned, signed32, signed64):
-    assert UNSIGNED_VARINT.parse(UNSIGNED_VARINT.build(unsigned)) == unsigned
-    assert VARINT.parse(VARINT.build(signed32)) == signed32
-    assert VARLONG.parse(VARLONG.build(signed64)) == signed64
-    # Zigzag keeps small magnitudes short whatever their sign.
-    assert len(VARLONG.build(-signed32 if signed32 > -(1 << 31) else 0)) <= 5
-
-
-@settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=40))
 def test_random_bytes_raise_only_protocol_error(data):
-    for kind in (UNSIGNED_VARINT, VARLONG, STRING, COMPACT_NULLABLE_STRING, NULLABLE_BYTES, COMPACT_RECORDS,
+    for kind in (STRING, COMPACT_NULLABLE_STRING, NULLABLE_BYTES, COMPACT_RECORDS,
                  ARRAY(COMPACT_STRING), COMPACT_ARRAY(UUID, nullable=True), TAGGED_FIELDS,
                  TaggedFields({0: INT32, 2: COMPACT_ARRAY(INT16)}, "tags")):
         try:
