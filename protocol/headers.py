@@ -1,6 +1,6 @@
 """Request and response headers.
 
-Frames here are what follows the 4-byte size prefix. A request header is v1 (api key, api
+Frames here are what follows the 4-byte size prefix (protocol.framing). A request header is v1 (api key, api
 version, correlation id, client id), or v2 (v1 plus tagged fields) when the request's version is
 flexible; the client id stays an INT16-length string even in v2. A response header is v0
 (correlation id), or v1 (plus tagged fields) when the response's version is flexible, except
@@ -114,11 +114,16 @@ def decode_response_header(frame: bytes | bytearray | memoryview, api_key: int, 
     return response_header, reader.tell()
 
 
+def decode_response_body(frame: bytes | bytearray | memoryview, offset: int, api_key: int,
+                         api_version: int) -> Container:
+    """The body at ``frame[offset:]`` (after the header) of a response to ``api_key`` v``api_version``."""
+    return _codec(RESPONSES, api_key).read_to_end(api_version, open_frame(frame, offset))
+
+
 def decode_response(frame: bytes | bytearray | memoryview, api_key: int, api_version: int) -> tuple[Container, Container]:
     """Header and body of a whole response frame to request ``api_key`` v``api_version``."""
-    reader = open_frame(frame)
-    response_header = RESPONSE_HEADER.read(response_header_version(api_key, api_version), reader)
-    return response_header, _codec(RESPONSES, api_key).read_to_end(api_version, reader)
+    response_header, offset = decode_response_header(frame, api_key, api_version)
+    return response_header, decode_response_body(frame, offset, api_key, api_version)
 
 
 def _codec(table: Mapping[int, MessageCodec], api_key: int) -> MessageCodec:
