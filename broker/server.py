@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
-import signal
-import struct
 import sys
-import time
+from collections.abc import Callable
 
 import trio
 
@@ -15,20 +14,21 @@ from broker import handlers
 from broker.handlers.base import CloseConnection, UnsupportedRequest
 from broker.config import BrokerConfig
 from broker.data_dir_lock import DataDirLock
-from broker.connection import (Connection, ConnectionClosed, ConnectionLimits, FrameTooLarge, ReadInterrupted,
-                               RequestBudget, default_max_connections)
+from broker.connection import Connection, ConnectionLimits, RequestBudget, SocketTransport, default_max_connections
 from broker.groups import GroupCoordinator
 from broker.loop_monitor import CURRENT_REQUEST, LoopMonitor
 from broker.metadata import ProducerIdAllocator, load_cluster_id
 from broker.registry import TopicRegistry
+from broker.topics import Topics
 from log import UNLIMITED
+from log.log import current_time_ms
 from protocol import headers
 from protocol.errors import ProtocolError
+from protocol.framing import SIZE_PREFIX
 
 logger = logging.getLogger("broker")
 
-_SIZE = struct.Struct(">i")
-# In-flight requests get this long to finish after SIGTERM before their connections are cut.
+# In-flight requests get this long to finish after stop() before their connections are cut.
 SHUTDOWN_GRACE_SECONDS = 30
 # Idle connections are looked for this many times per connections.max.idle.ms, so one is closed
 # at most a tenth of that period late.
@@ -49,25 +49,24 @@ class ShutdownIncomplete(Exception):
     """The broker stopped, but data it appended may not be on disk (the log says which)."""
 
 
+class _RequestFailed(Exception):
+    """Handling a request failed (the log says why): its connection is closed."""
+
+
 class Broker:
-    def __init__(self, config: BrokerConfig) -> None:
+    """A broker over one data directory, used as `async with Broker(config) as broker:` in any
+    trio run: entering takes the data directory's lock, opens the logs, the group offsets and the
+    listeners; `serve()` serves until `stop()`; leaving closes them all, in one place, and raises
+    ShutdownIncomplete when appended data may not be on disk. `serve()` of a broker not entered
+    enters it for as long as it serves. Signals are the caller's business (broker.__main__)."""
+
+    def __init__(self, config: BrokerConfig, *, clock: Callable[[], int] = current_time_ms) -> None:
         self.config = config
-        # Taken before any other file is touched: a second broker on the directory stops here.
+        # Milliseconds since the epoch: the one clock of the broker's policies (retention, flushes).
+        self.clock = clock
         self._lock = DataDirLock(config.data_dir)
-        self._lock.acquire()
-        try:
-            self.cluster_id = load_cluster_id(config.data_dir, config.node_id)
-            self.producer_ids = ProducerIdAllocator(config.data_dir)
-            self.registry = TopicRegistry(config.data_dir, config)
-            self.registry.load()
-            if config.topic not in self.registry.topics:
-                self.registry.create_topic_before_serving(config.topic, config.num_partitions)
-            self.coordinator = GroupCoordinator.open(
-                config.data_dir, initial_rebalance_delay_ms=config.group_initial_rebalance_delay_ms,
-                fsync_commits=config.flush_on_ack)
-        except BaseException:
-            self._lock.release()
-            raise
+        self._listeners: list[trio.SocketListener] = []
+        self._entered = False
         self.port = config.port
         self.stopping = trio.Event()
         self.stopped = trio.Event()
@@ -80,19 +79,64 @@ class Broker:
         self._flush_wanted = trio.Event()
         self._data_arrived = trio.Event()
 
+    async def __aenter__(self) -> Broker:
+        await trio.to_thread.run_sync(self._open_storage)
+        self._entered = True
+        try:
+            self._listeners = await trio.open_tcp_listeners(self.config.port, host=self.config.host)
+        except BaseException:
+            await self._close()
+            raise
+        self.port = self._listeners[0].socket.getsockname()[1]
+        return self
+
+    async def __aexit__(self, exc_type, exc, traceback) -> None:
+        durable = await self._close()
+        if not durable and exc_type is None:
+            raise ShutdownIncomplete("appended data may not be on disk")
+
+    def _open_storage(self) -> None:
+        """Take the lock, then open the data directory's metadata, logs and group offsets (file
+        work: in a worker thread)."""
+        # Taken before any other file is touched: a second broker on the directory stops here.
+        self._lock.acquire()
+        try:
+            self.cluster_id = load_cluster_id(self.config.data_dir, self.config.node_id)
+            self.producer_ids = ProducerIdAllocator(self.config.data_dir)
+            self.registry = TopicRegistry(self.config.data_dir, self.config)
+            self.registry.load()
+            if self.config.topic not in self.registry.topics:
+                self.registry.create_topic_before_serving(self.config.topic, self.config.num_partitions)
+            self.coordinator = GroupCoordinator.open(
+                self.config.data_dir, initial_rebalance_delay_ms=self.config.group_initial_rebalance_delay_ms,
+                fsync_commits=self.config.flush_on_ack)
+        except BaseException:
+            self._lock.release()
+            raise
+
+    async def _close(self) -> bool:
+        """Close the listeners, the logs and the offsets, and release the lock, even when
+        cancelled; whether everything appended is on disk."""
+        with trio.CancelScope(shield=True):
+            try:
+                for listener in self._listeners:
+                    await listener.aclose()
+                return await self._close_storage()
+            finally:
+                self._lock.release()
+                self._entered = False
+                self.stopped.set()
+
     @property
     def advertised_address(self) -> tuple[str, int]:
         return self.config.advertised_host or self.config.host, self.config.advertised_port or self.port
 
     async def serve(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-        """Serve until SIGINT/SIGTERM or `stop()`, then drain and close the logs cleanly."""
-        try:
-            listeners = await trio.open_tcp_listeners(self.config.port, host=self.config.host)
-        except OSError:
-            await self._close_storage()
-            self._lock.release()
-            raise
-        self.port = listeners[0].socket.getsockname()[1]
+        """Serve until `stop()`, then finish the requests in flight."""
+        if not self._entered:
+            async with self:
+                await self.serve(task_status=task_status)
+            return
         monitor = LoopMonitor()
         trio.lowlevel.add_instrument(monitor)
         switch_interval = sys.getswitchinterval()
@@ -100,14 +144,11 @@ class Broker:
         try:
             async with trio.open_nursery() as connections:
                 async with trio.open_nursery() as services:
-                    # Started (handlers installed) before the ready line, so a SIGTERM sent as soon
-                    # as the broker says it is ready stops it cleanly instead of killing it.
-                    await services.start(self._watch_signals)
                     services.start_soon(self._maintenance)
                     services.start_soon(self._flush_policy)
                     services.start_soon(self.coordinator.run)
                     services.start_soon(self._close_idle_connections)
-                    for listener in listeners:
+                    for listener in self._listeners:
                         services.start_soon(self._accept, listener, connections)
                     logger.info("ready: listening on %s:%d, data dir %s, topic %s",
                                 self.config.host, self.port, self.config.data_dir, self.config.topic)
@@ -123,18 +164,12 @@ class Broker:
         finally:
             trio.lowlevel.remove_instrument(monitor)
             sys.setswitchinterval(switch_interval)
-            durable = await self._close_storage()
-            self._lock.release()
-            self.stopped.set()
-        if not durable:
-            raise ShutdownIncomplete("appended data may not be on disk")
 
     async def _close_storage(self) -> bool:
-        """Close the logs in worker threads, even when cancelled, and log what could not be
-        written; whether everything appended is on disk."""
-        with trio.CancelScope(shield=True):
-            outcome = await self.registry.close()
-            await trio.to_thread.run_sync(self.coordinator.close, outcome)
+        """Close the logs in worker threads and log what could not be written; whether
+        everything appended is on disk."""
+        outcome = await self.registry.close()
+        await trio.to_thread.run_sync(self.coordinator.close, outcome)
         if outcome.unsynced:
             logger.error("stopped: appended data may not be on disk in %d log(s) (%s); the next start "
                          "recovers what is there", len(outcome.unsynced), outcome.unsynced[0])
@@ -148,14 +183,6 @@ class Broker:
     def stop(self) -> None:
         self.stopping.set()
         self._data_arrived.set()
-
-    async def _watch_signals(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            task_status.started()
-            async for signum in signals:
-                logger.info("received %s", signal.Signals(signum).name)
-                self.stop()
-                return
 
     async def _accept(self, listener: trio.SocketListener, connections: trio.Nursery) -> None:
         """Accept connections until the broker stops, whatever accept() or the clients do: a
@@ -185,7 +212,7 @@ class Broker:
                 stream.socket.close()
                 continue
             self._accept_trouble = None
-            connection = Connection(stream.socket, self.config.max_request_bytes, self.request_budget)
+            connection = Connection(SocketTransport(stream), self.config.max_request_bytes, self.request_budget)
             self._connections.add(connection)
             connections.start_soon(self._serve_connection, stream, connection, ip)
 
@@ -198,13 +225,13 @@ class Broker:
         """Retention and producer-state snapshots, on Kafka's retention check interval."""
         while True:
             await trio.sleep(self.config.retention_check_interval_ms / 1000)
-            await self.registry.maintain(int(time.time() * 1000))
+            await self.registry.maintain(self.clock())
 
     def appended(self, partition) -> None:
         """Called after every append: wakes long polls, and the flusher when the flush policy says so."""
         self._data_arrived.set()
         self._data_arrived = trio.Event()
-        if partition.log.needs_flush(int(time.time() * 1000)):
+        if partition.log.needs_flush(self.clock()):
             self._flush_wanted.set()
 
     async def wait_for_appends(self) -> None:
@@ -218,7 +245,7 @@ class Broker:
             with trio.move_on_after(flush_ms / 1000 if flush_ms < UNLIMITED else math.inf):
                 await self._flush_wanted.wait()
             self._flush_wanted = trio.Event()
-            now_ms = int(time.time() * 1000)
+            now_ms = self.clock()
             for partition in list(self.registry.all_partitions()):
                 if partition.log.needs_flush(now_ms):
                     await partition.flush_to(partition.log.log_end_offset)
@@ -244,36 +271,30 @@ class Broker:
         its end and gets its response."""
         peer = _peer_name(stream)
         try:
-            while not self.stopping.is_set():
-                frame = await connection.read_frame()
-                try:
-                    response = await self.handle_frame(frame)
-                except (ProtocolError, CloseConnection):
-                    raise
-                except Exception:
-                    # A bug or a storage failure while handling one request must not take the
-                    # broker down: that connection is closed, and the log says why.
-                    logger.exception("%s: closing connection: the request failed", peer)
-                    return
-                if response is not None:
-                    await connection.send(response)
-                # Answered: its bytes go back to the budget, and are not kept while the next
-                # request is awaited.
-                frame = response = None
-                connection.release_request()
-        except (ConnectionClosed, ReadInterrupted):
+            await connection.serve(functools.partial(self._answer, peer))
+        except _RequestFailed:
             pass
-        except (FrameTooLarge, ProtocolError, CloseConnection) as exc:
+        except (ProtocolError, CloseConnection) as exc:
             logger.warning("%s: closing connection: %s", peer, exc)
         except OSError as exc:
             logger.debug("%s: connection error: %s", peer, exc)
         finally:
-            connection.release_request()
             self._connections.discard(connection)
             self.connection_limits.closed(ip)
             with trio.move_on_after(1) as cleanup:
                 cleanup.shield = True
-                await stream.aclose()
+                await connection.transport.aclose()
+
+    async def _answer(self, peer: str, frame: bytes | bytearray) -> list | None:
+        try:
+            return await self.handle_frame(frame)
+        except (ProtocolError, CloseConnection):
+            raise
+        except Exception as exc:
+            # A bug or a storage failure while handling one request must not take the broker
+            # down: that connection is closed, and the log says why.
+            logger.exception("%s: closing connection: the request failed", peer)
+            raise _RequestFailed() from exc
 
     async def handle_frame(self, frame: bytes | bytearray) -> list | None:
         """Decode one request, run its handler, and encode the response frame as chunks (None: no response)."""
@@ -286,7 +307,7 @@ class Broker:
         if chunks is None:
             return None
         size = sum(len(chunk) for chunk in chunks)
-        return [_SIZE.pack(size), *chunks]
+        return [SIZE_PREFIX.pack(size), *chunks]
 
 
 def _peer_name(stream: trio.SocketStream) -> str:

@@ -135,12 +135,12 @@ def field(name: str, type: str, versions: str, *, nullable: str | None = None,  
                  Versions.parse(tagged) if tagged else None, default, flexible)
 
 
-def collect_tags(obj: Mapping[str, Any], specs: Sequence[tuple[int, str, Any]]) -> dict[int, Any]:
+def collect_tags(obj: Mapping[str, Any], specs: Sequence[tuple[int, str, Any, Any]]) -> dict[int, Any]:
     """Tagged fields to write: known ones that differ from their default, then unknown ones."""
     tags = {}
-    for tag, name, default in specs:
+    for tag, name, default, shared_default in specs:
         value = obj.get(name, default)
-        if value is not default and value != default:
+        if value is not default and value is not shared_default and value != default:
             tags[tag] = value
     unknown = obj.get(UNKNOWN_TAGS)
     if unknown:
@@ -156,15 +156,28 @@ class Message(Container):
     names: frozenset[str] = frozenset()
     path = ""
     index = -1
+    # The value of a nested struct left out of its parent: one instance, shared and unchangeable,
+    # so that constructing a parent builds nothing for it and encoding knows it at a glance.
+    shared_default: Message | None = None
 
     def __setitem__(self, name: str, value: Any) -> None:
         if name not in self.names:
             raise KeyError(f"{self.path}: no version declares a field {name!r}")
+        if self is self.shared_default:
+            raise KeyError(f"{self.path}: the shared default cannot change; assign a new struct instead")
         dict.__setitem__(self, name, value)
+
+    def update(self, other: Mapping[str, Any] | Sequence[tuple[str, Any]] = (), **fields: Any) -> None:
+        for name, value in (other.items() if isinstance(other, Mapping) else other):
+            self[name] = value
+        for name, value in fields.items():
+            self[name] = value
 
 
 DECLARED: list[type[Message]] = []
 """Every struct class, by ``index``: how compiled encoders find theirs."""
+COMPILED_CONSTANTS: list[Any] = []
+"""Values compiled code refers to by index, where a repr would copy them."""
 
 
 def _message_class(name: str, path: str, names: frozenset[str]) -> type[Message]:
@@ -192,7 +205,7 @@ def _constructor_default(f: Field, types: Mapping[int, type[Message]]) -> tuple[
     if f.is_array:
         return _FRESH, "[]"
     if f.fields:
-        return _FRESH, f"types[{id(f.fields)}]()"
+        return types[id(f.fields)].shared_default, None
     return _TYPE_DEFAULTS.get(f.type, 0), None
 
 
@@ -218,6 +231,7 @@ def _declare_struct(name: str, path: str, fields: tuple[Field, ...],
     exec(source, namespace)  # noqa: S102 -- the declaration is ours; its names are identifiers
     cls.__init__ = namespace["__init__"]
     cls.__init__.__qualname__ = f"{name}.__init__"
+    cls.shared_default = cls()
     types[id(fields)] = cls
     return cls
 
@@ -248,7 +262,8 @@ class KafkaStruct(KafkaType):
         self.positional = [f for f in self.fields if f.tag is None]
         self.tagged = [f for f in self.fields if f.tag is not None]
         self.section = TaggedFields({f.tag: f.kind for f in self.tagged}, f"{path}(tagged fields)")
-        self.tag_specs = tuple((f.tag, f.name, f.default) for f in self.tagged)
+        self.tag_specs = tuple((f.tag, f.name, f.default, getattr(f.kind, "declared", Message).shared_default)
+                               for f in self.tagged)
         self.min_size = sum(f.kind.min_size for f in self.positional) + flexible
 
     def read(self, io: Any) -> Container:
@@ -337,7 +352,10 @@ class KafkaStruct(KafkaType):
                 body.append(f.kind.emit_write(code, f"get({f.name!r}, {f.default!r})"))
         if self.tagged:
             specs = f"tag_specs_{code.allocateId()}"
-            code.append(f"{specs} = {self.tag_specs!r}")
+            # By reference, not by repr: the shared defaults are compared by identity.
+            COMPILED_CONSTANTS.append(self.tag_specs)
+            code.append(f"from {__name__} import COMPILED_CONSTANTS")
+            code.append(f"{specs} = COMPILED_CONSTANTS[{len(COMPILED_CONSTANTS) - 1}]")
             body.append(self.section.emit_write(code, f"collect_tags(obj, {specs})"))
         elif self.flexible:
             body += [f"if {UNKNOWN_TAGS!r} in obj:",

@@ -3,12 +3,45 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Awaitable, Callable
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Protocol
+
+import trio
 
 from protocol import headers, messages
-from protocol.errors import ApiError
+from protocol.messages import ApiKey
+from protocol.errors import ApiError, ErrorCode
 from protocol.primitives import open_frame
 from protocol.schema import Message, MessageCodec
+
+if TYPE_CHECKING:
+    from broker.config import BrokerConfig
+    from broker.groups import GroupCoordinator
+    from broker.metadata import ProducerIdAllocator
+    from broker.registry import Partition
+    from broker.topics import Topics
+
+
+class Services(Protocol):
+    """What handlers may use of the broker: the services, the configuration and the clock. The
+    Broker is one; a test can hand a handler any other."""
+
+    config: BrokerConfig
+    topics: Topics
+    coordinator: GroupCoordinator
+    producer_ids: ProducerIdAllocator
+    cluster_id: str
+    advertised_address: tuple[str, int]
+    stopping: trio.Event
+
+    def clock(self) -> int:
+        """Wall-clock milliseconds."""
+
+    def appended(self, partition: Partition) -> None:
+        """Wakes the fetches waiting for data."""
+
+    async def wait_for_appends(self) -> None:
+        """Returns after the next append to any partition."""
 
 
 class CloseConnection(Exception):
@@ -25,6 +58,8 @@ class Api:
     handle: Callable[..., Awaitable[dict | None]]
     min_version: int
     max_version: int
+    # Fields a failed request answers with beside its error, where Kafka's differ from the defaults.
+    failed: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
     def request(self):
@@ -46,7 +81,7 @@ class Api:
         try:
             response = await self.handle(broker, header, request)
         except ApiError as exc:
-            response = error_response(self.response, exc)
+            response = error_response(self.response, exc, self.failed)
         if response is None:
             return None
         return [headers.encode_response_header(header.request_api_key, header.request_api_version, header.correlation_id),
@@ -62,35 +97,49 @@ def error_fields(codec_or_struct, exc: ApiError) -> dict:
     return fields
 
 
-def error_response(codec: MessageCodec, exc: ApiError) -> Message:
+def error_response(codec: MessageCodec, exc: ApiError, failed: Mapping[str, Any] = {}) -> Message:
     """The whole request failed: its response with the error at the top, the rest defaulted. A
     response without a top-level error code cannot say it: a handler raising there is a bug."""
     if "error_code" not in codec.names:
         raise TypeError(f"{codec.name} has no top-level error_code for {exc.code.name}") from exc
-    return codec(**error_fields(codec, exc))
+    return codec(**failed, **error_fields(codec, exc))
 
 
 HANDLERS: dict[int, Api] = {}
 
 
-def handles(api_key: int, min_version: int | None = None, max_version: int | None = None, cls=Api):
-    """Register a handler for `api_key` over the codec's versions, optionally narrowed."""
+def handles(api_key: ApiKey, min_version: int | None = None, max_version: int | None = None, cls=Api,
+            failed: Mapping[str, Any] = {}):
+    """Register a handler for `api_key` over the codec's versions, optionally narrowed; `failed`
+    holds the fields its response carries beside an error the handler raises."""
     def register(handle):
         low, high = messages.REQUESTS[api_key].valid_versions
         HANDLERS[api_key] = cls(api_key, handle,
                                 low if min_version is None else max(low, min_version),
-                                high if max_version is None else min(high, max_version))
+                                high if max_version is None else min(high, max_version), failed)
         return handle
     return register
 
 
-async def answer_each_partition(broker, request_topics, answer, *, topic_field: str = "name",
-                                partition_field: str = "partition_index") -> list[dict]:
+async def answer_each_partition(broker: Services, request_topics, topic_result: type[Message],
+                                partition_result: type[Message], answer, *, failed: Mapping[str, Any] = {},
+                                topic_field: str = "name", partition_field: str = "partition_index") -> list[Message]:
     """The topics -> partitions answer of requests that name partitions (ListOffsets, DeleteRecords,
-    OffsetForLeaderEpoch): `await answer(partition, wanted)` gives each one's fields, with None for
-    a partition this broker does not host."""
-    return [{topic_field: topic[topic_field],
-             "partitions": [await answer(broker.registry.partition(topic[topic_field], wanted[partition_field]),
-                                         wanted)
-                            for wanted in topic.partitions]}
-            for topic in request_topics]
+    OffsetForLeaderEpoch): `await answer(partition, wanted)` gives a partition's result fields, or
+    raises ApiError, which becomes the partition's error, with the `failed` fields beside it."""
+    topics = []
+    for topic in request_topics:
+        name = topic[topic_field]
+        partitions = []
+        for wanted in topic.partitions:
+            index = wanted[partition_field]
+            try:
+                partition = broker.topics.partition(name, index)
+                if partition is None:
+                    raise ApiError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
+                fields = await answer(partition, wanted)
+            except ApiError as exc:
+                fields = {**failed, **error_fields(partition_result, exc)}
+            partitions.append(partition_result(**{partition_field: index}, **fields))
+        topics.append(topic_result(**{topic_field: name}, partitions=partitions))
+    return topics

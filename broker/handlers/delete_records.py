@@ -2,33 +2,33 @@
 
 from __future__ import annotations
 
-from broker.handlers.base import answer_each_partition, handles
+from broker.handlers.base import Services, answer_each_partition, handles
 from broker.registry import Partition
 from log import LogStorageError
-from protocol.errors import ErrorCode
+from protocol.errors import ApiError, ErrorCode
+from protocol.messages import ApiKey
+from protocol.messages.admin import DELETE_RECORDS_RESPONSE
 
-DELETE_RECORDS = 21
 # Kafka's DeleteRecordsRequest.HIGH_WATERMARK: delete everything up to the high watermark.
 HIGH_WATERMARK = -1
+# Kafka's DeleteRecordsResponse.INVALID_LOW_WATERMARK, answered with every error.
+INVALID_LOW_WATERMARK = -1
 
 
-async def _answer(partition: Partition | None, wanted) -> dict:
-    result = {"partition_index": wanted.partition_index, "low_watermark": -1, "error_code": ErrorCode.NONE}
-    if partition is None:
-        result["error_code"] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
-        return result
+async def _answer(partition: Partition, wanted) -> dict:
     log = partition.log
     offset = log.log_end_offset if wanted.offset == HIGH_WATERMARK else wanted.offset
     if not 0 <= offset <= log.log_end_offset:
-        result["error_code"] = ErrorCode.OFFSET_OUT_OF_RANGE
-        return result
+        raise ApiError(ErrorCode.OFFSET_OUT_OF_RANGE)
     try:
-        result["low_watermark"] = await partition.delete_records(offset)
-    except LogStorageError:
-        result["error_code"] = ErrorCode.KAFKA_STORAGE_ERROR
-    return result
+        return {"low_watermark": await partition.delete_records(offset)}
+    except LogStorageError as exc:
+        raise ApiError(ErrorCode.KAFKA_STORAGE_ERROR) from exc
 
 
-@handles(DELETE_RECORDS)
-async def delete_records(broker, header, request) -> dict:
-    return {"throttle_time_ms": 0, "topics": await answer_each_partition(broker, request.topics, _answer)}
+@handles(ApiKey.DELETE_RECORDS)
+async def delete_records(broker: Services, header, request):
+    return DELETE_RECORDS_RESPONSE(topics=await answer_each_partition(
+        broker, request.topics, DELETE_RECORDS_RESPONSE.DeleteRecordsTopicResult,
+        DELETE_RECORDS_RESPONSE.DeleteRecordsPartitionResult, _answer,
+        failed={"low_watermark": INVALID_LOW_WATERMARK}))

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import trio
 
-from broker.handlers.base import handles
+from broker.handlers.base import Services, handles
 from log import CorruptLogError, OffsetOutOfRangeError
-from protocol.errors import ErrorCode
+from protocol.errors import ApiError, ErrorCode
+from protocol.messages import ApiKey
+from protocol.messages.fetch import FETCH_RESPONSE
+from protocol.primitives import ZERO_UUID
 
-FETCH = 1
+_PartitionData = FETCH_RESPONSE.PartitionData
 # Fetch v0-v3 readers expect legacy message sets, which would need down-conversion; like Kafka 4.0,
 # this broker serves only v4+ (magic 2 record batches, which every current client reads).
 FIRST_SUPPORTED_VERSION = 4
@@ -22,36 +25,34 @@ FINAL_EPOCH = -1
 _INT32_MAX = 2**31 - 1
 
 
-def _session_error(request) -> ErrorCode:
+def _check_session(request) -> None:
     if request.get("session_id", NO_SESSION_ID) != NO_SESSION_ID:
-        return ErrorCode.FETCH_SESSION_ID_NOT_FOUND
+        raise ApiError(ErrorCode.FETCH_SESSION_ID_NOT_FOUND)
     if request.get("session_epoch", FINAL_EPOCH) not in (INITIAL_EPOCH, FINAL_EPOCH):
-        return ErrorCode.INVALID_FETCH_SESSION_EPOCH
-    return ErrorCode.NONE
+        raise ApiError(ErrorCode.INVALID_FETCH_SESSION_EPOCH)
 
 
 def _partition_response(index: int, error: ErrorCode, high_watermark: int = -1,
-                        log_start_offset: int = -1, records=b"") -> dict:
-    return {"partition_index": index, "error_code": error, "high_watermark": high_watermark,
-            "last_stable_offset": high_watermark, "log_start_offset": log_start_offset,
-            "aborted_transactions": None, "preferred_read_replica": -1, "records": records}
+                        log_start_offset: int = -1, records=b""):
+    return _PartitionData(partition_index=index, error_code=error, high_watermark=high_watermark,
+                          last_stable_offset=high_watermark, log_start_offset=log_start_offset,
+                          aborted_transactions=None, records=records)
 
 
 class _FetchPlan:
     """One pass over the requested partitions; re-run after appends while a long poll waits."""
 
-    def __init__(self, broker, request, api_version: int) -> None:
+    def __init__(self, broker: Services, request, api_version: int) -> None:
         self.broker = broker
         self.request = request
         self.by_topic_id = api_version >= FIRST_TOPIC_ID_VERSION
 
     def _topic(self, fetch_topic):
-        registry = self.broker.registry
         if self.by_topic_id:
-            return registry.topics_by_id.get(fetch_topic.topic_id)
-        return registry.topics.get(fetch_topic.topic)
+            return self.broker.topics.by_id(fetch_topic.topic_id)
+        return self.broker.topics.get(fetch_topic.topic)
 
-    def read(self) -> tuple[list[dict], int]:
+    def read(self) -> tuple[list, int]:
         """The response's topics and how many record bytes they carry."""
         budget = self.request.get("max_bytes", _INT32_MAX)
         total = 0
@@ -82,16 +83,15 @@ class _FetchPlan:
                 total += len(records)
                 partitions.append(_partition_response(wanted.partition, error, high_watermark,
                                                       log.log_start_offset, records))
-            responses.append({"topic": fetch_topic.get("topic"), "topic_id": fetch_topic.get("topic_id"),
-                              "partitions": partitions})
+            responses.append(FETCH_RESPONSE.FetchableTopicResponse(
+                topic=fetch_topic.get("topic", ""), topic_id=fetch_topic.get("topic_id", ZERO_UUID),
+                partitions=partitions))
         return responses, total
 
 
-@handles(FETCH, min_version=FIRST_SUPPORTED_VERSION)
-async def fetch(broker, header, request) -> dict:
-    error = _session_error(request)
-    if error != ErrorCode.NONE:
-        return {"throttle_time_ms": 0, "error_code": error, "session_id": NO_SESSION_ID, "responses": []}
+@handles(ApiKey.FETCH, min_version=FIRST_SUPPORTED_VERSION)
+async def fetch(broker: Services, header, request):
+    _check_session(request)
     plan = _FetchPlan(broker, request, header.request_api_version)
     responses, size = plan.read()
     if size < request.min_bytes and request.max_wait_ms > 0:
@@ -99,5 +99,4 @@ async def fetch(broker, header, request) -> dict:
             while size < request.min_bytes and not broker.stopping.is_set():
                 await broker.wait_for_appends()
                 responses, size = plan.read()
-    return {"throttle_time_ms": 0, "error_code": ErrorCode.NONE, "session_id": NO_SESSION_ID,
-            "responses": responses}
+    return FETCH_RESPONSE(session_id=NO_SESSION_ID, responses=responses)

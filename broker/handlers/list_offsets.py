@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from broker.handlers.base import answer_each_partition, handles
+from broker.handlers.base import Services, answer_each_partition, handles
 from broker.registry import LEADER_EPOCH, Partition
 from log import CorruptLogError
 from protocol import records
-from protocol.errors import ErrorCode
+from protocol.errors import ApiError, ErrorCode
+from protocol.messages import ApiKey
+from protocol.messages.fetch import LIST_OFFSETS_RESPONSE
 
-LIST_OFFSETS = 2
 LATEST_TIMESTAMP = -1
 EARLIEST_TIMESTAMP = -2
 MAX_TIMESTAMP = -3
@@ -55,24 +56,19 @@ def _lookup(partition: Partition, timestamp: int) -> tuple[int, int]:
     return _first_record_at_or_after(partition, timestamp)
 
 
-async def _answer(partition: Partition | None, wanted) -> dict:
-    response = {"partition_index": wanted.partition_index, "error_code": ErrorCode.NONE,
-                "old_style_offsets": [], "timestamp": -1, "offset": -1, "leader_epoch": -1}
-    if partition is None:
-        response["error_code"] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
-        return response
+async def _answer(partition: Partition, wanted) -> dict:
     try:
         offset, timestamp = _lookup(partition, wanted.timestamp)
-    except CorruptLogError:
+    except CorruptLogError as exc:
         # The batches searched by timestamp are damaged (the log names the file); as in Fetch.
-        response["error_code"] = ErrorCode.CORRUPT_MESSAGE
-        return response
-    response.update(offset=offset, timestamp=timestamp, leader_epoch=LEADER_EPOCH if offset >= 0 else -1)
+        raise ApiError(ErrorCode.CORRUPT_MESSAGE) from exc
     # v0 answers with a list of offsets instead of one offset.
-    response["old_style_offsets"] = [offset] if offset >= 0 else []
-    return response
+    return {"offset": offset, "timestamp": timestamp, "leader_epoch": LEADER_EPOCH if offset >= 0 else -1,
+            "old_style_offsets": [offset] if offset >= 0 else []}
 
 
-@handles(LIST_OFFSETS)
-async def list_offsets(broker, header, request) -> dict:
-    return {"throttle_time_ms": 0, "topics": await answer_each_partition(broker, request.topics, _answer)}
+@handles(ApiKey.LIST_OFFSETS)
+async def list_offsets(broker: Services, header, request):
+    return LIST_OFFSETS_RESPONSE(topics=await answer_each_partition(
+        broker, request.topics, LIST_OFFSETS_RESPONSE.ListOffsetsTopicResponse,
+        LIST_OFFSETS_RESPONSE.ListOffsetsPartitionResponse, _answer))

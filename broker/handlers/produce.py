@@ -3,22 +3,21 @@
 from __future__ import annotations
 
 import logging
-import time
 
 import trio
 
-from broker.handlers.base import CloseConnection, handles
-from broker.handlers.topics import auto_create
+from broker.handlers.base import CloseConnection, Services, error_fields, handles
 from broker.producer_state import NO_PRODUCER_ID
 from broker.registry import Partition
-from log import InvalidRecordBatchError, LogStorageError, RecordBatchTooLargeError
-from protocol import legacy, records
-from protocol.compression import Compression
-from protocol.errors import CorruptRecordError, ErrorCode, ProtocolError
+from log import LogStorageError, RecordBatchTooLargeError, current_time_ms
+from protocol import legacy, record_batch, records
+from protocol.errors import ApiError, CorruptRecordError, ErrorCode, ProtocolError
+from protocol.messages import ApiKey
+from protocol.messages.produce import PRODUCE_RESPONSE
 
 logger = logging.getLogger(__name__)
 
-PRODUCE = 0
+_PartitionProduceResponse = PRODUCE_RESPONSE.PartitionProduceResponse
 # Produce v3 introduced magic 2 record batches; earlier versions carry legacy message sets.
 FIRST_MAGIC_2_VERSION = 3
 _VALID_ACKS = (-1, 0, 1)
@@ -32,16 +31,18 @@ _RECORDS_WORKER = trio.CapacityLimiter(1)
 _MAX_RECORDS_ON_LOOP = 20_000
 
 
-class Rejected(Exception):
-    def __init__(self, error: ErrorCode, message: str, batch_index: int | None = None) -> None:
-        super().__init__(message)
-        self.error = error
+class Rejected(ApiError):
+    """A partition's batch refused, and the record at fault when there is one (Kafka's
+    RecordValidationException, whose record errors ProduceResponse v8+ reports)."""
+
+    def __init__(self, code: ErrorCode, message: str, batch_index: int | None = None) -> None:
+        super().__init__(code, message)
         self.batch_index = batch_index
 
 
 def _one_batch(partition: Partition, record_set, api_version: int):
-    """The partition's single magic-2 record batch, checked the way Kafka's LogValidator does;
-    its CRC is left to the log, or to _verify_crc where something happens before the append."""
+    """The partition's single magic-2 record batch and its header, checked the way Kafka's
+    LogValidator does; not its CRC yet (_verify_crc)."""
     if record_set is None or len(record_set) == 0:
         raise Rejected(ErrorCode.INVALID_RECORD, "the record set is empty")
     if api_version < FIRST_MAGIC_2_VERSION:
@@ -50,14 +51,11 @@ def _one_batch(partition: Partition, record_set, api_version: int):
         except ProtocolError as exc:
             raise Rejected(ErrorCode.CORRUPT_MESSAGE, f"invalid legacy message set: {exc}") from exc
     try:
-        magic = records.magic_of(record_set)
-        if magic != records.MAGIC:
-            raise Rejected(ErrorCode.INVALID_RECORD,
-                           f"Produce v{api_version} must carry magic 2 record batches, not magic {magic}")
-        header = records.read_batch_header(record_set)
+        header = record_batch.parse_header(record_set)
         records.compression_of(header.attributes)  # an unknown codec id makes the batch corrupt
-    except ProtocolError as exc:
-        raise Rejected(ErrorCode.CORRUPT_MESSAGE, str(exc)) from exc
+    except CorruptRecordError as exc:
+        # CORRUPT_MESSAGE, but INVALID_RECORD for another magic: Produce v3+ carry magic 2 only.
+        raise Rejected(exc.error_code, str(exc)) from exc
     if header.size != len(record_set):
         raise Rejected(ErrorCode.INVALID_RECORD, "a partition must carry exactly one record batch")
     if len(record_set) > partition.topic.config.max_message_bytes:
@@ -75,19 +73,19 @@ def _one_batch(partition: Partition, record_set, api_version: int):
     return header, record_set
 
 
-def _verify_crc(batch) -> None:
+def _verify_crc(header: record_batch.BatchHeader, batch) -> None:
     try:
-        records.validate_batch(batch)
-    except ProtocolError as exc:
+        record_batch.verify_crc(batch, header)
+    except CorruptRecordError as exc:
         raise Rejected(ErrorCode.CORRUPT_MESSAGE, str(exc)) from exc
 
 
-def _records_fault(batch) -> tuple[ErrorCode, str, int | None] | None:
+def _records_fault(header: record_batch.BatchHeader, batch) -> tuple[ErrorCode, str, int | None] | None:
     """Why the batch's records are refused (code, message, record at fault), or None. Plain values,
     not the exception: its traceback holds the decompressed records (up to 64 MiB), which a
     reference cycle in the thread hand-off would keep alive until the next garbage collection."""
     try:
-        records.validate_records(batch)
+        records.validate_records(header, batch)
     except records.InvalidRecordError as exc:
         return exc.error_code, str(exc), exc.batch_index
     except CorruptRecordError as exc:
@@ -95,27 +93,23 @@ def _records_fault(batch) -> tuple[ErrorCode, str, int | None] | None:
     return None
 
 
-async def _validate_records(header: records.BatchHeader, batch) -> None:
+async def _validate_records(header: record_batch.BatchHeader, batch) -> None:
     """Reject a batch whose records do not parse as its header says, as Kafka's LogValidator does."""
-    if header.compression == Compression.NONE and header.records_count <= _MAX_RECORDS_ON_LOOP:
-        fault = _records_fault(batch)
+    if not header.is_compressed and header.records_count <= _MAX_RECORDS_ON_LOOP:
+        fault = _records_fault(header, batch)
     else:
-        fault = await trio.to_thread.run_sync(_records_fault, batch, limiter=_RECORDS_WORKER)
+        fault = await trio.to_thread.run_sync(_records_fault, header, batch, limiter=_RECORDS_WORKER)
     if fault is not None:
-        # The walk reads bytes the CRC has not vouched for yet (the log checks it on append): a
-        # batch damaged in transit is reported as such, whatever its records look like.
-        _verify_crc(batch)
         raise Rejected(*fault)
 
 
 async def _produce_to(broker, partition: Partition, record_set, api_version: int) -> tuple[int, int]:
     """Append one partition's batch; its base offset and log append time (-1 for CreateTime)."""
     header, batch = _one_batch(partition, record_set, api_version)
-    log_append_time = partition.topic.config.message_timestamp_type == "LogAppendTime"
-    if header.producer_id != NO_PRODUCER_ID or log_append_time:
-        # The log verifies the CRC of what it appends, but de-duplication and a new timestamp (which
-        # recomputes the CRC) come first: as Kafka does, reject a corrupt batch before either.
-        _verify_crc(batch)
+    # Verified once, before the record walk (which reads bytes only the CRC vouches for, so that a
+    # batch damaged in transit is reported as such), de-duplication and a new timestamp (which
+    # recomputes the CRC), as Kafka does; the log trusts it.
+    _verify_crc(header, batch)
     await _validate_records(header, batch)
     check = partition.producers.check(header.producer_id, header.producer_epoch,
                                       header.base_sequence, header.last_offset_delta)
@@ -125,14 +119,12 @@ async def _produce_to(broker, partition: Partition, record_set, api_version: int
         raise Rejected(check.error, f"producer {header.producer_id} epoch {header.producer_epoch} "
                                     f"sequence {header.base_sequence} rejected")
     append_time_ms = -1
-    if log_append_time:
-        append_time_ms = int(time.time() * 1000)
+    if partition.topic.config.message_timestamp_type == "LogAppendTime":
+        append_time_ms = current_time_ms()
         batch = bytearray(batch)
-        records.set_log_append_time(batch, append_time_ms)
+        header = record_batch.set_log_append_time(batch, header, append_time_ms)
     try:
-        appended = partition.log.append(batch)
-    except InvalidRecordBatchError as exc:
-        raise Rejected(ErrorCode.CORRUPT_MESSAGE, str(exc)) from exc
+        appended = partition.log.append(batch, verified_header=header)
     except RecordBatchTooLargeError as exc:
         raise Rejected(ErrorCode.RECORD_LIST_TOO_LARGE, str(exc)) from exc
     except LogStorageError as exc:
@@ -145,17 +137,17 @@ async def _produce_to(broker, partition: Partition, record_set, api_version: int
     return appended.base_offset, append_time_ms
 
 
-async def _partition(broker, topic_name: str, index: int) -> Partition | None:
-    """The partition produced to; an unknown topic is auto-created when the broker allows it."""
-    partition = broker.registry.partition(topic_name, index)
-    if partition is None and broker.config.auto_create_topics and topic_name not in broker.registry.topics:
-        await auto_create(broker, topic_name)
-        partition = broker.registry.partition(topic_name, index)
-    return partition
+def _failed(index: int, exc: ApiError):
+    """A partition's answer to a failed produce: the one place its errors become fields."""
+    response = _PartitionProduceResponse(index=index, base_offset=-1, **error_fields(_PartitionProduceResponse, exc))
+    if isinstance(exc, Rejected) and exc.batch_index is not None:
+        response.record_errors = [PRODUCE_RESPONSE.BatchIndexAndErrorMessage(
+            batch_index=exc.batch_index, batch_index_error_message=exc.message)]
+    return response
 
 
-@handles(PRODUCE)
-async def produce(broker, header, request) -> dict | None:
+@handles(ApiKey.PRODUCE)
+async def produce(broker: Services, header, request):
     acks = request.acks
     responses = []
     written: list[Partition] = []
@@ -163,34 +155,27 @@ async def produce(broker, header, request) -> dict | None:
     for topic_data in request.topic_data:
         partition_responses = []
         for partition_data in topic_data.partition_data:
-            partition = await _partition(broker, topic_data.name, partition_data.index)
-            # Fields left out take their defaults: no log append time, no log start offset, no errors.
             try:
                 if acks not in _VALID_ACKS:
-                    raise Rejected(ErrorCode.INVALID_REQUIRED_ACKS, f"acks must be -1, 0 or 1, not {acks}")
-                if partition is None:
-                    raise Rejected(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
-                                   f"unknown topic-partition {topic_data.name}-{partition_data.index}")
+                    raise ApiError(ErrorCode.INVALID_REQUIRED_ACKS, f"acks must be -1, 0 or 1, not {acks}")
+                partition = await broker.topics.producible_partition(topic_data.name, partition_data.index)
                 if acks == -1 and partition.topic.config.min_insync_replicas > 1:
                     # One broker is one in-sync replica: acks=all cannot meet a higher minimum.
-                    raise Rejected(ErrorCode.NOT_ENOUGH_REPLICAS,
+                    raise ApiError(ErrorCode.NOT_ENOUGH_REPLICAS,
                                    f"min.insync.replicas is {partition.topic.config.min_insync_replicas}, "
                                    f"but this broker is the only replica")
                 base_offset, log_append_time_ms = await _produce_to(broker, partition, partition_data.records,
                                                                     header.request_api_version)
-                partition_responses.append({
-                    "index": partition_data.index, "error_code": ErrorCode.NONE, "base_offset": base_offset,
-                    "log_append_time_ms": log_append_time_ms, "log_start_offset": partition.log.log_start_offset})
-                written.append(partition)
-            except Rejected as exc:
+            except ApiError as exc:
                 failed = True
-                response = {"index": partition_data.index, "error_code": exc.error, "base_offset": -1,
-                            "error_message": str(exc)}
-                if exc.batch_index is not None:
-                    response["record_errors"] = [{"batch_index": exc.batch_index,
-                                                  "batch_index_error_message": str(exc)}]
-                partition_responses.append(response)
-        responses.append({"name": topic_data.name, "partition_responses": partition_responses})
+                partition_responses.append(_failed(partition_data.index, exc))
+                continue
+            partition_responses.append(_PartitionProduceResponse(
+                index=partition_data.index, base_offset=base_offset, log_append_time_ms=log_append_time_ms,
+                log_start_offset=partition.log.log_start_offset))
+            written.append(partition)
+        responses.append(PRODUCE_RESPONSE.TopicProduceResponse(name=topic_data.name,
+                                                               partition_responses=partition_responses))
     if acks == 0:
         if failed:
             # acks=0 gets no response; as in Kafka, closing the connection is how the producer learns.
@@ -199,4 +184,4 @@ async def produce(broker, header, request) -> dict | None:
     if acks == -1 and broker.config.flush_on_ack:
         for partition in written:
             await partition.flush_to(partition.log.log_end_offset)
-    return {"responses": responses, "throttle_time_ms": 0}
+    return PRODUCE_RESPONSE(responses=responses)

@@ -289,3 +289,17 @@ def test_api_keys_are_named_after_their_requests():
     assert {key: codec.name for key, codec in REQUESTS.items()} == {
         key: "".join(word.capitalize() for word in key.name.split("_")) + "Request" for key in ApiKey}
     assert ApiKey.OFFSET_FOR_LEADER_EPOCH == 23 and ApiKey.PRODUCE == 0
+
+
+def test_a_nested_struct_left_out_is_one_shared_default_that_cannot_change():
+    from protocol.messages.produce import PRODUCE_RESPONSE
+    first, second = PRODUCE_RESPONSE.PartitionProduceResponse(), PRODUCE_RESPONSE.PartitionProduceResponse()
+    assert first.current_leader is second.current_leader
+    with pytest.raises(KeyError, match="shared default cannot change"):
+        first.current_leader.leader_id = 1
+    first.current_leader = PRODUCE_RESPONSE.LeaderIdAndEpoch(leader_id=1, leader_epoch=2)
+    decoded = PRODUCE_RESPONSE.decode(10, PRODUCE_RESPONSE.encode(
+        10, PRODUCE_RESPONSE(responses=[PRODUCE_RESPONSE.TopicProduceResponse(name="t", partition_responses=[first, second])])))
+    assert [p.current_leader.leader_id for p in decoded.responses[0].partition_responses] == [1, -1]
+    first.update({"error_code": 5}, base_offset=7)
+    assert (first.error_code, first.base_offset) == (5, 7)
