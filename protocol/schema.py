@@ -167,6 +167,12 @@ class Message(Container):
             raise KeyError(f"{self.path}: the shared default cannot change; assign a new struct instead")
         dict.__setitem__(self, name, value)
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        try:
+            self[name] = value
+        except KeyError as exc:
+            raise AttributeError(exc.args[0]) from None
+
     def update(self, other: Mapping[str, Any] | Sequence[tuple[str, Any]] = (), **fields: Any) -> None:
         for name, value in (other.items() if isinstance(other, Mapping) else other):
             self[name] = value
