@@ -1,8 +1,12 @@
-"""One handler per Kafka API. Importing this package registers them all in HANDLERS."""
+"""One handler per Kafka API. Importing this package imports every module in it, and so registers
+every handler in HANDLERS: a new API is its declaration, its handler module and its test."""
+
+import importlib
+import pkgutil
 
 from broker.handlers.base import HANDLERS, Api
-from broker.handlers import api_versions, fetch, init_producer_id, list_offsets, metadata, produce
-from broker.handlers import find_coordinator, groups, offsets
-from broker.handlers import configs, delete_records, describe_cluster, offset_for_leader_epoch, topics
+
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
 
 __all__ = ["HANDLERS", "Api"]
