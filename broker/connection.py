@@ -4,11 +4,10 @@ Requests on a connection are handled one at a time, in the order they arrived, a
 clients may pipeline, the reader buffers ahead, and each response goes out before the next
 request is looked at, so responses keep request order without any reordering machinery.
 
-The socket is read and written with plain non-blocking system calls on its descriptor, waiting
-through trio only when the kernel has nothing to give or no room to take: trio's socket methods
-pass through the scheduler on every call, which cost a one-record request about a tenth of its
-time. A connection whose client keeps it busy still lets other tasks run: a request that needed
-no wait yields to the scheduler once.
+A Connection reads and writes through a Transport, the one interface between it and the bytes:
+SocketTransport for plaintext, and beside it whatever else carries the bytes (TLS) without the
+connection or the handlers changing. Frames are cut by protocol.framing's FrameBuffer, received
+into in place.
 
 No client can make the broker hold much more than it sent: a large frame's buffer starts at no
 more than 1 MiB and grows with the bytes that arrive, and frames larger than the read-ahead first
@@ -23,35 +22,15 @@ import collections
 import errno
 import os
 import resource
-import struct
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Protocol
 
 import trio
 
-_SIZE = struct.Struct(">i")
-_READ_AHEAD = 16 * 1024
-# A frame larger than this (one that would not fit in the read-ahead with its size prefix) is
-# received into its own buffer and claims its size from the RequestBudget.
-_LARGE_FRAME = _READ_AHEAD - _SIZE.size
-# A large frame's buffer starts at most this big and doubles as bytes arrive. Record batches of
-# 1 MB (librdkafka's and Kafka's default batch limit) fit at once; the budget bounds how many
-# frames hold a buffer at a time.
-_FIRST_BUFFER = 1024 * 1024
+from protocol.framing import FrameBuffer
+
 # Kafka's "unlimited" for max.connections and max.connections.per.ip.
 UNLIMITED_CONNECTIONS = 2**31 - 1
-
-
-class FrameTooLarge(Exception):
-    def __init__(self, size: int, limit: int) -> None:
-        super().__init__(f"frame of {size} bytes is over the limit of {limit} bytes")
-
-
-class ConnectionClosed(Exception):
-    """The peer closed the connection, possibly in the middle of a frame."""
-
-
-class ReadInterrupted(Exception):
-    """The broker stopped waiting for this connection's next request (it was idle too long, or the
-    broker is shutting down)."""
 
 
 def default_max_connections() -> int:
@@ -135,134 +114,70 @@ class RequestBudget:
             granted.set()
 
 
-class Connection:
-    """Frames over a trio socket; also writes responses, with os.sendfile for file slices."""
+class ConnectionClosed(Exception):
+    """The peer closed the connection, possibly in the middle of a frame."""
 
-    def __init__(self, sock: trio.socket.SocketType, max_frame_bytes: int, budget: RequestBudget) -> None:
-        self._fd = sock.fileno()
-        self.max_frame_bytes = max_frame_bytes
-        self._budget = budget
-        self._buffer = bytearray(_READ_AHEAD)
-        self._start = 0
-        self._end = 0
-        # Whether the request being read had to wait for the socket (and so let other tasks run).
-        self._waited = False
-        # trio.current_time() when the connection started waiting for bytes from the client; None
-        # while it has some to work on.
-        self.idle_since: float | None = None
-        # trio.current_time() when the broker started waiting for the rest of a frame the client
-        # has begun (or for budget for it); None between frames. The request read timeout counts
-        # from here.
-        self.frame_since: float | None = None
-        # Bytes of the budget the frame being read or answered holds.
-        self._claimed = 0
-        # Set while waiting for budget, so that interrupt_read can stop that wait too.
-        self._claim_scope: trio.CancelScope | None = None
 
-    async def _receive_into(self, view: memoryview) -> int:
-        """Receive into `view`, waiting until the socket has data; raises ConnectionClosed at EOF."""
-        while True:
-            try:
-                received = os.readv(self._fd, [view])
-            except BlockingIOError:
-                await self._wait_readable()
-                continue
-            if not received:
-                raise ConnectionClosed()
-            return received
+class ReadInterrupted(Exception):
+    """interrupt_read came as a wait for the client ended, too late to cancel that wait."""
 
-    async def _wait_readable(self) -> None:
-        self._waited = True
-        self.idle_since = trio.current_time()
-        if self.frame_since is None and self._end > self._start:
-            self.frame_since = self.idle_since
+
+class FileSlice(Protocol):
+    """A byte range of an open file, sent without copying it through Python (log.FileRecords)."""
+
+    position: int
+
+    def fileno(self) -> int: ...
+
+    def __len__(self) -> int: ...
+
+
+Chunk = bytes | bytearray | memoryview | FileSlice
+
+
+class Transport(Protocol):
+    """The bytes of one connection, as a Connection receives and sends them.
+
+    Receiving never waits by itself: try_receive_into takes what has arrived, and wait_readable
+    waits for more. So a request whose bytes are there costs no pass through the scheduler, and
+    the connection knows when it waits (its idle and read timeouts count waits, and only a wait is
+    interrupted). Every wait is a trio checkpoint, and cancelling it is how a read is interrupted."""
+
+    def try_receive_into(self, buffer: memoryview) -> int | None:
+        """Receive into the start of `buffer` what has arrived, without waiting: how many bytes
+        (0 once the peer has closed), or None while nothing has arrived."""
+
+    async def wait_readable(self) -> None:
+        """Return once try_receive_into has something to give (or the peer has closed)."""
+
+    async def send_all(self, chunks: Iterable[Chunk]) -> None:
+        """Send the chunks in order, waiting for room as needed."""
+
+    async def aclose(self) -> None:
+        """Close the connection."""
+
+
+class SocketTransport:
+    """Plaintext TCP: non-blocking system calls on the socket's descriptor, waiting through trio
+    only when the kernel has nothing to give or no room to take (trio's socket methods pass
+    through the scheduler on every call, which cost a one-record request about a tenth of its
+    time). File slices go out with os.sendfile, zero copy, as Kafka serves fetches."""
+
+    def __init__(self, stream: trio.SocketStream) -> None:
+        self._stream = stream
+        self._fd = stream.socket.fileno()
+
+    def try_receive_into(self, buffer: memoryview) -> int | None:
         try:
-            await trio.lowlevel.wait_readable(self._fd)
-        except trio.ClosedResourceError:
-            raise ReadInterrupted() from None
-        finally:
-            self.idle_since = None
+            return os.readv(self._fd, [buffer])
+        except BlockingIOError:
+            return None
 
-    def interrupt_read(self) -> None:
-        """Make a read that is waiting for the client raise ReadInterrupted; the caller then closes
-        the connection. Without a cancel scope around every read, as those cost a small request a
-        tenth of its time."""
-        if self.idle_since is not None:
-            trio.lowlevel.notify_closing(self._fd)
-        if self._claim_scope is not None:
-            self._claim_scope.cancel()
+    async def wait_readable(self) -> None:
+        await trio.lowlevel.wait_readable(self._fd)
 
-    def release_request(self) -> None:
-        """The request read last has been answered (or dropped): give its bytes back to the budget."""
-        if self._claimed:
-            self._budget.release(self._claimed)
-            self._claimed = 0
-
-    async def _fill(self) -> None:
-        """Read more bytes into the read-ahead buffer, compacting it first."""
-        if self._start:
-            pending = self._end - self._start
-            self._buffer[:pending] = self._buffer[self._start:self._end]
-            self._start, self._end = 0, pending
-        self._end += await self._receive_into(memoryview(self._buffer)[self._end:])
-
-    async def read_frame(self) -> bytes | bytearray:
-        """The next request frame, without its size prefix."""
-        self._waited = False
-        frame = await self._read_frame()
-        self.frame_since = None
-        if not self._waited:
-            await trio.lowlevel.checkpoint()
-        return frame
-
-    async def _read_frame(self) -> bytes | bytearray:
-        while self._end - self._start < 4:
-            await self._fill()
-        (size,) = _SIZE.unpack_from(self._buffer, self._start)
-        if size < 0 or size > self.max_frame_bytes:
-            raise FrameTooLarge(size, self.max_frame_bytes)
-        if size > _LARGE_FRAME:
-            self._start += _SIZE.size
-            return await self._read_large_frame(size)
-        # The size prefix stays in the buffer until the frame is whole, so a wait for the rest
-        # counts as a frame begun (frame_since), however little of it has arrived.
-        while self._end - self._start < _SIZE.size + size:
-            await self._fill()
-        start = self._start + _SIZE.size
-        frame = bytes(memoryview(self._buffer)[start:start + size])  # one copy, not two
-        self._start = start + size
-        return frame
-
-    async def _read_large_frame(self, size: int) -> bytearray:
-        """Claim `size` bytes of the budget, take what the read-ahead holds, then receive the rest
-        in place into a buffer that doubles as it fills: a frame that claims 100 MiB and stops
-        costs at most _FIRST_BUFFER or twice what was sent."""
-        self.frame_since = trio.current_time()
-        await self._claim(size)
-        frame = bytearray(min(size, _FIRST_BUFFER))
-        filled = self._end - self._start
-        frame[:filled] = memoryview(self._buffer)[self._start:self._end]
-        self._start = self._end = 0
-        while filled < size:
-            if filled == len(frame):
-                frame += bytes(min(size, 2 * filled) - filled)
-            filled += await self._receive_into(memoryview(frame)[filled:])
-        return frame
-
-    async def _claim(self, size: int) -> None:
-        if not self._budget.try_claim(size):
-            with trio.CancelScope() as scope:
-                self._claim_scope = scope
-                try:
-                    await self._budget.claim(size)
-                finally:
-                    self._claim_scope = None
-            if scope.cancelled_caught:
-                raise ReadInterrupted()
-        self._claimed = size
-
-    async def send(self, chunks: list) -> None:
-        """Write response chunks in order: bytes-like ones with writev, file slices with sendfile."""
+    async def send_all(self, chunks: Iterable[Chunk]) -> None:
+        """Bytes-like chunks with writev, file slices with sendfile."""
         pending: list = []
         for chunk in chunks:
             if isinstance(chunk, (bytes, bytearray, memoryview)):
@@ -273,6 +188,9 @@ class Connection:
             pending = []
             await self._sendfile(chunk)
         await self._send_buffers(pending)
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
 
     async def _send_buffers(self, buffers: list) -> None:
         views = [memoryview(b).cast("B") for b in buffers]
@@ -288,8 +206,7 @@ class Connection:
             if sent:
                 views[0] = views[0][sent:]
 
-    async def _sendfile(self, file_slice) -> None:
-        """Send a log slice without copying it through Python (zero copy, as Kafka serves fetches)."""
+    async def _sendfile(self, file_slice: FileSlice) -> None:
         fd, position, remaining = file_slice.fileno(), file_slice.position, len(file_slice)
         while remaining:
             try:
@@ -307,3 +224,117 @@ class Connection:
                 raise ConnectionClosed()
             position += sent
             remaining -= sent
+
+
+class Connection:
+    """A client's requests answered in order over one Transport, until the client closes the
+    connection or the broker interrupts it."""
+
+    def __init__(self, transport: Transport, max_frame_bytes: int, budget: RequestBudget) -> None:
+        self.transport = transport
+        self._frames = FrameBuffer(max_frame_bytes)
+        self._budget = budget
+        # Whether the request being read had to wait (and so let other tasks run).
+        self._waited = False
+        # trio.current_time() when the connection started waiting for bytes from the client; None
+        # while it has some to work on.
+        self.idle_since: float | None = None
+        # trio.current_time() when the broker started waiting for the rest of a frame the client
+        # has begun (or for budget for it); None between frames. The request read timeout counts
+        # from here.
+        self.frame_since: float | None = None
+        # Bytes of the budget the frame being read or answered holds, and whether it waits for them.
+        self._claimed = 0
+        self._claiming = False
+        # interrupt_read cancels a wait through this scope, entered once for the connection's
+        # life: a scope entered per read costs more than the rest of reading a small request.
+        self._scope = trio.CancelScope()
+        self._interrupted = False
+
+    async def serve(self, answer: Callable[[bytes | bytearray], Awaitable[list[Chunk] | None]]) -> None:
+        """Read each request frame and send answer(frame)'s response frame (None: no response)
+        before reading the next, until the client closes or interrupt_read. Raises what reading
+        raises (FrameTooLarge, OSError) and what `answer` raises."""
+        with self._scope:
+            try:
+                while not self._interrupted:
+                    frame = await self._read_frame()
+                    response = await answer(frame)
+                    if response is not None:
+                        await self.transport.send_all(response)
+                    # Answered: its bytes go back to the budget, and are not kept while the next
+                    # request is awaited.
+                    frame = response = None
+                    self._release_request()
+            except (ConnectionClosed, ReadInterrupted):
+                pass
+            finally:
+                self._release_request()
+
+    def interrupt_read(self) -> None:
+        """Read no more requests: a wait for one (for the client's bytes or for budget) is
+        cancelled now, and a request being handled is answered first."""
+        self._interrupted = True
+        if self.idle_since is not None or self._claiming:
+            self._scope.cancel()
+
+    def _release_request(self) -> None:
+        if self._claimed:
+            self._budget.release(self._claimed)
+            self._claimed = 0
+
+    async def _read_frame(self) -> bytes | bytearray:
+        self._waited = False
+        frames = self._frames
+        while (frame := frames.next_frame()) is None:
+            if frames.large_frame_size and not self._claimed:
+                await self._claim(frames.large_frame_size)
+            await self._receive()
+        self.frame_since = None
+        if not self._waited:
+            # A connection whose client keeps it busy still lets other tasks run.
+            await trio.lowlevel.checkpoint()
+        return frame
+
+    async def _receive(self) -> None:
+        """Receive more bytes into the frame buffer, waiting for the client as needed."""
+        buffer = self._frames.get_buffer()
+        while (received := self.transport.try_receive_into(buffer)) is None:
+            await self._wait_readable()
+        if not received:
+            raise ConnectionClosed()
+        self._frames.buffer_updated(received)
+
+    async def _wait_readable(self) -> None:
+        self.idle_since = self._waiting_from()
+        try:
+            await self.transport.wait_readable()
+        finally:
+            self.idle_since = None
+        self._stop_if_interrupted()
+
+    async def _claim(self, size: int) -> None:
+        """Claim a large frame's size from the budget before its buffer is allocated."""
+        if not self._budget.try_claim(size):
+            self._waiting_from()
+            self._claiming = True
+            try:
+                await self._budget.claim(size)
+            finally:
+                self._claiming = False
+        self._claimed = size
+        self._stop_if_interrupted()
+
+    def _waiting_from(self) -> float:
+        """Now, as a wait begins: a frame begun counts from its first wait."""
+        self._waited = True
+        now = trio.current_time()
+        if self.frame_since is None and self._frames.frame_begun:
+            self.frame_since = now
+        return now
+
+    def _stop_if_interrupted(self) -> None:
+        # An interrupt that came as the wait ended did not cancel it; the next checkpoint would
+        # be cancelled instead, in the middle of handling a request.
+        if self._interrupted:
+            raise ReadInterrupted()

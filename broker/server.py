@@ -110,6 +110,9 @@ class Broker:
             self.coordinator = GroupCoordinator.open(
                 self.config.data_dir, initial_rebalance_delay_ms=self.config.group_initial_rebalance_delay_ms,
                 fsync_commits=self.config.flush_on_ack)
+            self.topics = Topics(self.registry, node_id=self.config.node_id, num_partitions=self.config.num_partitions,
+                                 auto_create=self.config.auto_create_topics,
+                                 forget_offsets=self.coordinator.offsets.delete_topic)
         except BaseException:
             self._lock.release()
             raise

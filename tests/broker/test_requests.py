@@ -9,6 +9,7 @@ from kafka.record.default_records import DefaultRecordBatchBuilder
 
 from protocol import headers, records
 from protocol.errors import ErrorCode
+from protocol.framing import framed
 from protocol.messages import REQUESTS
 from wire_client import WireClient
 
@@ -66,7 +67,7 @@ async def test_api_versions_newer_than_known_gets_unsupported_version_and_the_ta
     # Patch the version of an encoded request: the codec cannot encode v99 itself.
     raw = bytearray(headers.encode_request(API_VERSIONS, 3, 77, "probe", {}))
     raw[2:4] = (99).to_bytes(2, "big")
-    await client.send_raw(len(raw).to_bytes(4, "big") + raw)
+    await client.send_raw(framed(raw))
     header, body = headers.decode_response(await client.receive_frame(), API_VERSIONS, 0)
     assert header.correlation_id == 77
     assert body.error_code == ErrorCode.UNSUPPORTED_VERSION
@@ -209,7 +210,7 @@ async def test_pipelined_requests_are_answered_in_order(client):
     ids = [await client.send(PRODUCE, 9, produce_body(batch([b"%d" % i]))) for i in range(20)]
     offsets = []
     for correlation_id in ids:
-        header, body = await client.receive(PRODUCE, 9)
+        header, body = await client.receive()
         assert header.correlation_id == correlation_id
         offsets.append(body.responses[0].partition_responses[0].base_offset)
     assert offsets == list(range(20))
@@ -340,7 +341,7 @@ async def test_idle_connection_is_closed(tmp_path, nursery):
 async def test_bytes_after_the_message_are_ignored_as_kafka_does(client):
     # librdkafka 2.x sends Metadata v12 requests with three extra bytes; Kafka answers them.
     raw = headers.encode_request(METADATA, 12, 5, "rdkafka", {"topics": None}) + b"\x01\x00\x00"
-    await client.send_raw(len(raw).to_bytes(4, "big") + raw)
+    await client.send_raw(framed(raw))
     header, body = headers.decode_response(await client.receive_frame(), METADATA, 12)
     assert header.correlation_id == 5 and [t.name for t in body.topics] == [TOPIC]
 
