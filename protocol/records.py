@@ -52,10 +52,6 @@ Public API (everything malformed raises ``CorruptRecordError``, a ``ProtocolErro
 - ``set_log_append_time(batch, log_append_time)``: in a writable buffer, set the
   LogAppendTime bit, write maxTimestamp and recompute the CRC (what a broker does on append for
   topics with message.timestamp.type=LogAppendTime).
-- ``set_base_offset(batch, base_offset)`` and ``set_partition_leader_epoch(batch, epoch)``:
-  rewrite the fields outside the CRC in place.
-- ``ControlRecordType`` (ABORT=0, COMMIT=1), ``build_end_transaction_marker(...)`` (a control
-  batch with one marker record) and ``read_control_record_type(key)``.
 """
 
 from __future__ import annotations
@@ -81,13 +77,11 @@ MAGIC = 2
 BATCH_HEADER = struct.Struct(">qiibIhiqqqhii")
 BATCH_HEADER_SIZE = BATCH_HEADER.size  # 61
 LOG_OVERHEAD = 12  # baseOffset and batchLength: the bytes batchLength does not count
-_PARTITION_LEADER_EPOCH_OFFSET = 12
 _MAGIC_OFFSET = 16
 _CRC_OFFSET = 17
 _ATTRIBUTES_OFFSET = 21
 _MAX_TIMESTAMP_OFFSET = 35
 _INT16 = struct.Struct(">h")
-_INT32 = struct.Struct(">i")
 _UINT32 = struct.Struct(">I")
 _INT64 = struct.Struct(">q")
 
@@ -116,13 +110,6 @@ class InvalidRecordError(CorruptRecordError):
 class TimestampType(IntEnum):
     CREATE_TIME = 0
     LOG_APPEND_TIME = 1
-
-
-class ControlRecordType(IntEnum):
-    """Type in a control record's key (version i16, type i16)."""
-
-    ABORT = 0
-    COMMIT = 1
 
 
 class BatchHeader(NamedTuple):
@@ -573,56 +560,3 @@ def set_log_append_time(batch: bytearray | memoryview, log_append_time: int) -> 
     _INT16.pack_into(view, _ATTRIBUTES_OFFSET, header.attributes | TIMESTAMP_TYPE_MASK)
     _INT64.pack_into(view, _MAX_TIMESTAMP_OFFSET, log_append_time)
     _UINT32.pack_into(view, _CRC_OFFSET, crc32c(view[_ATTRIBUTES_OFFSET : header.size]))
-
-
-def set_base_offset(batch: bytearray | memoryview, base_offset: int) -> None:
-    """Assign the batch's offsets by rewriting baseOffset (outside the CRC)."""
-    _INT64.pack_into(batch, 0, base_offset)
-
-
-def set_partition_leader_epoch(batch: bytearray | memoryview, epoch: int) -> None:
-    """Stamp the leader epoch the batch was appended under (outside the CRC)."""
-    _INT32.pack_into(batch, _PARTITION_LEADER_EPOCH_OFFSET, epoch)
-
-
-_CONTROL_KEY = struct.Struct(">hh")  # version, type
-_END_TRANSACTION_MARKER_VALUE = struct.Struct(">hi")  # version, coordinator epoch
-_CONTROL_RECORD_VERSION = 0
-
-
-def build_end_transaction_marker(
-    marker: ControlRecordType,
-    *,
-    producer_id: int,
-    producer_epoch: int,
-    coordinator_epoch: int,
-    base_offset: int = 0,
-    timestamp: int | None = None,
-    partition_leader_epoch: int = NO_PARTITION_LEADER_EPOCH,
-) -> bytes:
-    """The control batch that commits or aborts a producer's transaction on a partition."""
-    record = Record(
-        key=_CONTROL_KEY.pack(_CONTROL_RECORD_VERSION, marker),
-        value=_END_TRANSACTION_MARKER_VALUE.pack(_CONTROL_RECORD_VERSION, coordinator_epoch),
-        timestamp=timestamp,
-    )
-    return build_batch(
-        [record],
-        base_offset=base_offset,
-        producer_id=producer_id,
-        producer_epoch=producer_epoch,
-        partition_leader_epoch=partition_leader_epoch,
-        transactional=True,
-        control=True,
-    )
-
-
-def read_control_record_type(key: bytes | None) -> ControlRecordType:
-    """The marker type in the key of a control batch's record."""
-    if key is None or len(key) < _CONTROL_KEY.size:
-        raise CorruptRecordError("control record key is shorter than version and type")
-    _version, control_type = _CONTROL_KEY.unpack_from(key)
-    try:
-        return ControlRecordType(control_type)
-    except ValueError:
-        raise CorruptRecordError(f"unknown control record type {control_type}") from None

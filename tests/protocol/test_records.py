@@ -1,4 +1,4 @@
-"""Record batches (magic 2): header, CRC, attributes, records, building and in-place rewrites."""
+"""Record batches (magic 2): header, CRC, attributes, records, building and the LogAppendTime rewrite."""
 
 import struct
 
@@ -9,20 +9,15 @@ from protocol.compression import Compression, compress
 from protocol.errors import CorruptRecordError, ErrorCode, ProtocolError
 from protocol.records import (
     BATCH_HEADER_SIZE,
-    ControlRecordType,
     InvalidRecordError,
     Record,
     TimestampType,
     build_batch,
-    build_end_transaction_marker,
     iter_batches,
     iter_records,
     magic_of,
     read_batch_header,
-    read_control_record_type,
-    set_base_offset,
     set_log_append_time,
-    set_partition_leader_epoch,
     validate_batch,
     validate_records,
 )
@@ -181,38 +176,6 @@ def test_set_log_append_time_refuses_a_truncated_batch():
     batch = bytearray(build_batch(RECORDS))
     with pytest.raises(CorruptRecordError):
         set_log_append_time(batch[:-1], 1)
-
-
-def test_base_offset_and_leader_epoch_are_rewritten_outside_the_crc():
-    batch = bytearray(build_batch(RECORDS))
-    set_base_offset(batch, 12345)
-    set_partition_leader_epoch(batch, 6)
-    header = validate_batch(batch)
-    assert (header.base_offset, header.partition_leader_epoch) == (12345, 6)
-    assert [r.offset for r in iter_records(batch)] == [12345, 12346, 12347, 12348]
-
-
-# Control batches
-
-
-@pytest.mark.parametrize("marker", list(ControlRecordType))
-def test_end_transaction_marker(marker):
-    batch = build_end_transaction_marker(
-        marker, producer_id=11, producer_epoch=2, coordinator_epoch=8, base_offset=30, timestamp=1
-    )
-    header = validate_batch(batch)
-    assert header.is_control and header.is_transactional
-    assert (header.producer_id, header.producer_epoch, header.base_sequence) == (11, 2, -1)
-    (record,) = iter_records(batch)
-    assert read_control_record_type(record.key) is marker
-    assert record.value == struct.pack(">hi", 0, 8)
-    assert record.offset == 30
-
-
-@pytest.mark.parametrize("key", [None, b"\x00\x00\x00", b"\x00\x00\x00\x07"])
-def test_bad_control_record_keys_are_corrupt(key):
-    with pytest.raises(CorruptRecordError):
-        read_control_record_type(key)
 
 
 # Splitting record sets

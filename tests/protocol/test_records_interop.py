@@ -9,10 +9,8 @@ from kafka.record.memory_records import MemoryRecords
 
 from protocol.compression import Compression
 from protocol.records import (
-    ControlRecordType,
     Record,
     build_batch,
-    build_end_transaction_marker,
     iter_batches,
     iter_records,
     set_log_append_time,
@@ -120,17 +118,6 @@ def test_kafka_python_sees_our_log_append_time(codec):
     assert theirs.validate_crc()
     assert theirs.timestamp_type == 1
     assert {record.timestamp for record in theirs} == {1_750_000_000_000}
-
-
-@pytest.mark.parametrize("marker", list(ControlRecordType))
-def test_kafka_python_reads_our_transaction_markers(marker):
-    batch = build_end_transaction_marker(marker, producer_id=3, producer_epoch=0, coordinator_epoch=1, timestamp=5)
-    theirs = DefaultRecordBatch(batch)
-    assert theirs.validate_crc()
-    assert theirs.is_control_batch and theirs.is_transactional
-    (record,) = list(theirs)
-    assert record.commit == (marker is ControlRecordType.COMMIT)
-    assert record.abort == (marker is ControlRecordType.ABORT)
 
 
 header_keys = st.text(st.characters(codec="utf-8"), max_size=8)
