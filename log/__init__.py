@@ -16,7 +16,7 @@ from log.errors import (
 )
 from log.file_records import FileRecords
 from log.batch import BatchInfo
-from log.log import AppendInfo, Log, SegmentInfo, TimestampOffset
+from log.log import AppendInfo, Log, SegmentInfo, TimestampOffset, current_time_ms
 
 __all__ = [
     "AppendInfo",
@@ -38,4 +38,5 @@ __all__ = [
     "TimestampOffset",
     "UNLIMITED",
     "UnsupportedMagicError",
+    "current_time_ms",
 ]

@@ -25,9 +25,9 @@ Public API (malformed input raises ``CorruptRecordError``, a ``ProtocolError``):
   under LogAppendTime. A partial last entry ends the iteration when
   ``allow_truncated_tail`` (fetch responses), else raises.
 - ``build_message_set(records, *, magic, compression=Compression.NONE, base_offset=0,
-  base_timestamp=None) -> bytes``: encode ``records.Record`` values (no headers under magic
-  0/1). Offsets and timestamps default as in ``records.build_batch``; compressed sets are one
-  wrapper as Kafka's Java client writes it. Bad arguments raise ValueError.
+  base_timestamp=NO_TIMESTAMP) -> bytes``: encode ``records.Record`` values (no headers under
+  magic 0/1). Offsets and timestamps default as in ``records.build_batch``; compressed sets are
+  one wrapper as Kafka's Java client writes it. Bad arguments raise ValueError.
 - ``to_record_batch(message_set, *, compression=None, max_decompressed_size=...) -> bytes``:
   one magic-2 batch holding every message, offsets 0..n-1, timestamps kept (-1 under magic
   0), compressed with ``compression`` or, when None, with the codec the producer used.
@@ -36,7 +36,6 @@ Public API (malformed input raises ``CorruptRecordError``, a ``ProtocolError``):
 from __future__ import annotations
 
 import struct
-import time
 import zlib
 from collections.abc import Iterable, Iterator
 from typing import NamedTuple
@@ -216,7 +215,7 @@ def build_message_set(
     magic: int,
     compression: Compression = Compression.NONE,
     base_offset: int = 0,
-    base_timestamp: int | None = None,
+    base_timestamp: int = NO_TIMESTAMP,
 ) -> bytes:
     """Encode records as a magic 0 or 1 message set (one wrapper if compressed)."""
     if magic not in (0, 1):
@@ -234,11 +233,7 @@ def build_message_set(
             offset = record.offset
         else:
             raise ValueError(f"record offset {record.offset} does not follow the previous one")
-        timestamp = record.timestamp
-        if timestamp is None:
-            if base_timestamp is None:
-                base_timestamp = int(time.time() * 1000)
-            timestamp = base_timestamp
+        timestamp = base_timestamp if record.timestamp is None else record.timestamp
         entries.append((offset, timestamp, record.key, record.value))
     if not entries:
         raise ValueError("a message set holds at least one message")

@@ -44,11 +44,11 @@ Public API (everything malformed raises ``CorruptRecordError``, a ``ProtocolErro
   survive a decode/build round trip.
 - ``build_batch(records, *, base_offset=0, compression=Compression.NONE, producer_id=-1,
   producer_epoch=-1, base_sequence=-1, partition_leader_epoch=-1, transactional=False,
-  control=False, log_append_time=None, base_timestamp=None) -> bytes``: one batch. A record's
-  ``offset`` (if set) places it at that absolute offset (increasing), else it follows the
-  previous one; a record without timestamp gets ``base_timestamp`` (default: now).
-  ``log_append_time`` (ms) sets the LogAppendTime bit and maxTimestamp. Bad arguments raise
-  ValueError.
+  control=False, log_append_time=None, base_timestamp=NO_TIMESTAMP) -> bytes``: one batch. A
+  record's ``offset`` (if set) places it at that absolute offset (increasing), else it follows
+  the previous one; a record without timestamp gets ``base_timestamp`` (no clock is read here:
+  callers pass theirs). ``log_append_time`` (ms) sets the LogAppendTime bit and maxTimestamp.
+  Bad arguments raise ValueError.
 - ``set_log_append_time(batch, log_append_time)``: in a writable buffer, set the
   LogAppendTime bit, write maxTimestamp and recompute the CRC (what a broker does on append for
   topics with message.timestamp.type=LogAppendTime).
@@ -57,7 +57,6 @@ Public API (everything malformed raises ``CorruptRecordError``, a ``ProtocolErro
 from __future__ import annotations
 
 import struct
-import time
 from collections.abc import Iterable, Iterator, Sequence
 from enum import IntEnum
 from typing import NamedTuple
@@ -478,7 +477,7 @@ def build_batch(
     transactional: bool = False,
     control: bool = False,
     log_append_time: int | None = None,
-    base_timestamp: int | None = None,
+    base_timestamp: int = NO_TIMESTAMP,
 ) -> bytes:
     """Encode ``records`` as one record batch (see the module docstring)."""
     body = bytearray()
@@ -487,11 +486,7 @@ def build_batch(
     offset_delta = -1
     count = 0
     for record in records:
-        timestamp = record.timestamp
-        if timestamp is None:
-            if base_timestamp is None:
-                base_timestamp = int(time.time() * 1000)
-            timestamp = base_timestamp
+        timestamp = base_timestamp if record.timestamp is None else record.timestamp
         if first_timestamp is None:
             first_timestamp = max_timestamp = timestamp
         max_timestamp = max(max_timestamp, timestamp)

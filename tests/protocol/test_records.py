@@ -9,6 +9,7 @@ from protocol.compression import Compression, compress
 from protocol.errors import CorruptRecordError, ErrorCode, ProtocolError
 from protocol.records import (
     BATCH_HEADER_SIZE,
+    NO_TIMESTAMP,
     InvalidRecordError,
     Record,
     TimestampType,
@@ -134,6 +135,12 @@ def test_an_empty_batch_cannot_be_built():
 def test_records_without_timestamp_take_the_base_timestamp():
     batch = build_batch([Record(b"a"), Record(b"b", timestamp=30)], base_timestamp=20)
     assert [r.timestamp for r in iter_records(batch)] == [20, 30]
+
+
+def test_without_a_base_timestamp_records_have_none():
+    """No clock is read here: Kafka's NO_TIMESTAMP, as for its SimpleRecord without one."""
+    batch = build_batch([Record(b"a"), Record(b"b")])
+    assert [r.timestamp for r in iter_records(batch)] == [NO_TIMESTAMP, NO_TIMESTAMP]
 
 
 def test_header_keys_survive_any_bytes():
