@@ -3,16 +3,12 @@
 from log.config import UNLIMITED, LogConfig
 from log.errors import (
     CorruptLogError,
-    CorruptRecordBatchError,
-    InvalidBatchLengthError,
-    InvalidRecordBatchError,
     LogClosedError,
     LogConfigError,
     LogError,
     LogStorageError,
     OffsetOutOfRangeError,
     RecordBatchTooLargeError,
-    UnsupportedMagicError,
 )
 from log.file_records import FileRecords
 from log.batch import BatchInfo
@@ -22,10 +18,7 @@ __all__ = [
     "AppendInfo",
     "BatchInfo",
     "CorruptLogError",
-    "CorruptRecordBatchError",
     "FileRecords",
-    "InvalidBatchLengthError",
-    "InvalidRecordBatchError",
     "Log",
     "LogClosedError",
     "LogConfig",
@@ -37,6 +30,5 @@ __all__ = [
     "SegmentInfo",
     "TimestampOffset",
     "UNLIMITED",
-    "UnsupportedMagicError",
     "current_time_ms",
 ]

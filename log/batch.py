@@ -1,33 +1,13 @@
-"""The part of a record batch (magic 2) the log understands: its 61-byte header and its CRC-32C.
+"""What the log adds to protocol.record_batch: where a batch lies in a segment, and the checks of
+a batch it stores or steps over (whole, offsets not running backwards, CRC-32C).
 
 Everything after the header (the records, possibly compressed) stays opaque bytes."""
 
 from __future__ import annotations
 
-import struct
 from typing import NamedTuple
 
-import crc32c
-
-from log.errors import (
-    CorruptRecordBatchError,
-    InvalidBatchLengthError,
-    InvalidRecordBatchError,
-    UnsupportedMagicError,
-)
-
-MAGIC = 2
-HEADER = struct.Struct(">qiibIhiqqqhii")
-HEADER_SIZE = HEADER.size
-BASE_OFFSET = struct.Struct(">q")
-# baseOffset and batchLength come before the bytes batchLength counts (Kafka: Records.LOG_OVERHEAD).
-LOG_OVERHEAD = 12
-# Every message format (magic 0, 1 and 2) keeps its magic byte here, so it can be read before the
-# rest of the header is trusted.
-MAGIC_POSITION = 16
-# The CRC-32C covers the attributes field and everything after it, not baseOffset nor the leader epoch.
-CRC_START = 21
-NO_TIMESTAMP = -1
+from protocol.record_batch import BatchHeader, CorruptBatchError, parse_header, verify_crc
 
 
 class BatchInfo(NamedTuple):
@@ -49,54 +29,42 @@ class BatchInfo(NamedTuple):
     size: int
 
 
-def parse_header(buffer: bytes | bytearray | memoryview, position: int, available: int) -> tuple[int, ...]:
-    """The header fields of the batch at `position`, of which `available` bytes are present, in
-    their order on the wire (a plain tuple: append and recovery parse one per batch).
+def whole_batch_header(buffer: bytes | bytearray | memoryview, position: int, available: int) -> BatchHeader:
+    """The header of the batch at `position`, of which `available` bytes are present, checked to be
+    that of a whole batch whose offsets do not run backwards; not the CRC-32C.
 
-    Raises an InvalidRecordBatchError subclass when the header cannot be that of a whole v2 batch.
-    """
-    if available <= MAGIC_POSITION:
-        raise InvalidBatchLengthError(f"{available} bytes are too few for a record batch")
-    magic = buffer[position + MAGIC_POSITION]
-    if magic != MAGIC:
-        raise UnsupportedMagicError(magic)
-    if available < HEADER_SIZE:
-        raise InvalidBatchLengthError(f"{available} bytes are too few for a record batch header")
-    fields = HEADER.unpack_from(buffer, position)
-    batch_length = fields[1]
-    if batch_length < HEADER_SIZE - LOG_OVERHEAD:
-        raise InvalidBatchLengthError(f"batchLength {batch_length} is shorter than the header")
-    if batch_length + LOG_OVERHEAD > available:
-        raise InvalidBatchLengthError(f"batchLength {batch_length} runs past the {available} bytes present")
-    if fields[6] < 0:
-        raise InvalidRecordBatchError(f"lastOffsetDelta {fields[6]} is negative")
-    return fields
+    Raises CorruptBatchError (UnsupportedMagicError for another magic)."""
+    header = parse_header(buffer, position, available)
+    if header.size > available:
+        raise CorruptBatchError(f"batchLength {header.batch_length} runs past the {available} bytes present")
+    if header.last_offset_delta < 0:
+        raise CorruptBatchError(f"lastOffsetDelta {header.last_offset_delta} is negative")
+    return header
 
 
-def read_batch_info(
-    buffer: bytes | bytearray | memoryview, available: int, segment_base_offset: int, position: int
-) -> BatchInfo:
-    """The BatchInfo of the batch whose header starts `buffer`, found at `position` of a segment."""
-    base_offset, batch_length, epoch, _, _, attributes, delta, _, max_timestamp, producer_id, producer_epoch, sequence, count = (
-        parse_header(buffer, 0, available)
-    )
+def verify_batch(batch: memoryview) -> BatchHeader:
+    """The header of the one batch `batch` holds, checked whole and matching its CRC-32C."""
+    size = len(batch)
+    header = whole_batch_header(batch, 0, size)
+    if header.size != size:
+        raise CorruptBatchError(f"batchLength {header.batch_length} does not match the {size} bytes given")
+    verify_crc(batch, header)
+    return header
+
+
+def batch_info(header: BatchHeader, segment_base_offset: int, position: int) -> BatchInfo:
+    """The BatchInfo of the batch `header` starts, found at `position` of a segment."""
     return BatchInfo(
-        base_offset,
-        base_offset + delta,
-        epoch,
-        attributes,
-        max_timestamp,
-        producer_id,
-        producer_epoch,
-        sequence,
-        count,
+        header.base_offset,
+        header.last_offset,
+        header.partition_leader_epoch,
+        header.attributes,
+        header.max_timestamp,
+        header.producer_id,
+        header.producer_epoch,
+        header.base_sequence,
+        header.records_count,
         segment_base_offset,
         position,
-        batch_length + LOG_OVERHEAD,
+        header.size,
     )
-
-
-def verify_crc(buffer: memoryview, position: int, batch_length: int, crc: int) -> None:
-    """Raise CorruptRecordBatchError unless the batch at `position` matches its CRC-32C."""
-    if crc32c.crc32c(buffer[position + CRC_START : position + LOG_OVERHEAD + batch_length]) != crc:
-        raise CorruptRecordBatchError("CRC-32C mismatch")

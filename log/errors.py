@@ -1,4 +1,5 @@
-"""Every exception the log package raises; all derive from LogError."""
+"""Every exception the log package raises but one, all derived from LogError: a malformed record
+batch raises protocol.record_batch's CorruptBatchError, the format's own error."""
 
 from __future__ import annotations
 
@@ -11,26 +12,6 @@ class LogError(Exception):
 
 class LogConfigError(LogError, ValueError):
     """A LogConfig setting is outside its allowed range."""
-
-
-class InvalidRecordBatchError(LogError):
-    """A record batch handed to append is malformed (Kafka: INVALID_RECORD / CORRUPT_MESSAGE)."""
-
-
-class InvalidBatchLengthError(InvalidRecordBatchError):
-    """The batchLength field does not match the bytes that make up the batch."""
-
-
-class UnsupportedMagicError(InvalidRecordBatchError):
-    """The batch is not magic 2 (the log stores only the v2 record batch format)."""
-
-    def __init__(self, magic: int) -> None:
-        super().__init__(f"record batch has magic {magic}, only magic 2 is stored")
-        self.magic = magic
-
-
-class CorruptRecordBatchError(InvalidRecordBatchError):
-    """The batch's CRC-32C does not match its content (Kafka: CORRUPT_MESSAGE)."""
 
 
 class RecordBatchTooLargeError(LogError):

@@ -11,16 +11,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
-import crc32c
-
-from log.batch import CRC_START, LOG_OVERHEAD, NO_TIMESTAMP, BatchInfo, parse_header
+from log.batch import BatchInfo, verify_batch
 from log.checkpoint import checkpoint_temporary, fsync_directory, read_checkpoint, write_checkpoint
 from log.config import LogConfig
 from log.errors import (
     CorruptLogError,
-    CorruptRecordBatchError,
-    InvalidBatchLengthError,
-    InvalidRecordBatchError,
     LogClosedError,
     LogStorageError,
     OffsetOutOfRangeError,
@@ -28,6 +23,7 @@ from log.errors import (
 )
 from log.file_records import FileRecords
 from log.segment import DELETED_SUFFIX, LogSegment, segment_file_name
+from protocol.record_batch import NO_TIMESTAMP, BatchHeader, CorruptBatchError
 
 LOG_START_OFFSET_CHECKPOINT = "log-start-offset.checkpoint"
 RECOVERY_POINT_CHECKPOINT = "recovery-point.checkpoint"
@@ -241,27 +237,28 @@ class Log:
 
     # -- appending -------------------------------------------------------------------------------
 
-    def append(self, batch: bytes | bytearray | memoryview) -> AppendInfo:
+    def append(self, batch: bytes | bytearray | memoryview, *, verified_header: BatchHeader | None = None) -> AppendInfo:
         """Append one record batch (magic 2), giving it the next offsets by writing its baseOffset
         field; no other byte changes, so its CRC stays valid. A writable buffer (bytearray, or a
         memoryview of one) gets that field set in place, as Kafka does; a read-only one is left alone.
 
-        Raises InvalidRecordBatchError (length, magic, CRC-32C) or RecordBatchTooLargeError."""
+        `verified_header` is the batch's header from a caller that checked, as verify_batch does,
+        that the batch is whole, its offsets do not run backwards and it matches its CRC-32C (the
+        produce path does, before de-duplicating): the log trusts it instead of checking again.
+
+        Raises RecordBatchTooLargeError, or CorruptBatchError (length, magic, offsets, CRC-32C)."""
         self._check_open()
         view = memoryview(batch)
         if view.format != "B":
             view = view.cast("B")
         size = len(view)
-        _, batch_length, _, _, crc, _, last_offset_delta, _, max_timestamp, _, _, _, _ = parse_header(view, 0, size)
-        if batch_length + LOG_OVERHEAD != size:
-            raise InvalidBatchLengthError(f"batchLength {batch_length} does not match the {size} bytes given")
         if size > self._max_batch_size:
             raise RecordBatchTooLargeError(
                 f"a {size}-byte batch exceeds max_message_bytes {self.config.max_message_bytes} "
                 f"or segment_bytes {self.config.segment_bytes}"
             )
-        if crc32c.crc32c(view[CRC_START:]) != crc:  # verify_crc, without a call on the hot path
-            raise CorruptRecordBatchError("CRC-32C mismatch")
+        header = verified_header or verify_batch(view)
+        max_timestamp, last_offset_delta = header.max_timestamp, header.last_offset_delta
         if self._clean_shutdown:
             self._forget_clean_shutdown()
         active = self._segments[-1]
@@ -377,7 +374,7 @@ class Log:
                     first = segment.locate(file, start)
                     position, first_offset = first.position, first.base_offset
                 yield from segment.batches(file, position, first_offset)
-            except (CorruptLogError, InvalidRecordBatchError):
+            except (CorruptLogError, CorruptBatchError):
                 continue  # damage hides the rest of this segment (reads report it); the next is whole
 
     # -- retention -------------------------------------------------------------------------------

@@ -8,21 +8,21 @@ import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from log.batch import (
-    BASE_OFFSET,
-    HEADER,
-    HEADER_SIZE,
-    LOG_OVERHEAD,
-    NO_TIMESTAMP,
-    BatchInfo,
-    parse_header,
-    read_batch_info,
-    verify_crc,
-)
+from log.batch import BatchInfo, batch_info, whole_batch_header
 from log.config import LogConfig
-from log.errors import CorruptLogError, InvalidRecordBatchError, LogStorageError
+from log.errors import CorruptLogError, LogStorageError
 from log.file_records import FileRecords, SegmentFile
 from log.index import IndexT, OffsetIndex, TimeIndex
+from protocol.record_batch import (
+    BASE_OFFSET,
+    BATCH_HEADER,
+    BATCH_HEADER_SIZE,
+    LOG_OVERHEAD,
+    NO_TIMESTAMP,
+    BatchHeader,
+    CorruptBatchError,
+    verify_crc,
+)
 
 # Offsets inside a segment are stored relative to its base offset in 4 bytes; Kafka keeps them
 # within a signed int.
@@ -157,7 +157,7 @@ class LogSegment:
                     self.max_timestamp, self._offset_of_max_timestamp = batch.max_timestamp, batch.base_offset
             if self.size:
                 self._rolling_timestamp = next(self.batches(self.file, 0, self.base_offset)).max_timestamp
-        except InvalidRecordBatchError:
+        except CorruptBatchError:
             return False
         return time_index.is_consistent(self.size, self.next_offset - self.base_offset)
 
@@ -195,7 +195,7 @@ class LogSegment:
         Returns the end of the last valid batch and, when the bytes from there on are not valid
         batches, (byte, offset, reason) of where that starts.
 
-        One loop without generators or header objects: it runs once per batch of a 1 GiB segment."""
+        One loop without generators: it runs once per batch of a 1 GiB segment."""
         file = self.file
         assert file is not None
         self._reset_indexes(now_ms)
@@ -204,22 +204,20 @@ class LogSegment:
         chunk_position = chunk_end = position = valid_end = 0
         while position < end:
             try:
-                if position + HEADER_SIZE > chunk_end:
+                if position + BATCH_HEADER_SIZE > chunk_end:
                     chunk_position, chunk_end = position, position + _fill(file, buffer, position)
-                base_offset, batch_length, _, _, crc, _, last_offset_delta, _, max_timestamp, _, _, _, _ = (
-                    parse_header(buffer, position - chunk_position, end - position)
-                )
-                size = batch_length + LOG_OVERHEAD
+                header = whole_batch_header(buffer, position - chunk_position, end - position)
+                size = header.size
                 if position + size > chunk_end:
                     if size > len(buffer):
                         buffer = memoryview(bytearray(size))
                     chunk_position, chunk_end = position, position + _fill(file, buffer, position)
-                verify_crc(buffer, position - chunk_position, batch_length, crc)
-                _check_follows(base_offset, self.next_offset)
-                last_offset = base_offset + last_offset_delta
+                verify_crc(buffer, header, position - chunk_position)
+                _check_follows(header.base_offset, self.next_offset)
+                last_offset = header.last_offset
                 if next_segment_base is not None and last_offset >= next_segment_base:
-                    raise InvalidRecordBatchError(f"batch ends at offset {last_offset}, past the next segment's base {next_segment_base}")
-            except InvalidRecordBatchError as error:
+                    raise CorruptBatchError(f"batch ends at offset {last_offset}, past the next segment's base {next_segment_base}")
+            except CorruptBatchError as error:
                 damage = (position, self.next_offset, str(error))
                 after = self._valid_batch_after(file, position, self.next_offset)
                 if after is None:
@@ -228,7 +226,7 @@ class LogSegment:
                 self._unchecked_end = end
                 position, self.next_offset = after.position, after.base_offset
                 continue
-            self._add_to_indexes(base_offset, max_timestamp, size, position)
+            self._add_to_indexes(header.base_offset, header.max_timestamp, size, position)
             self.next_offset = last_offset + 1
             position += size
             valid_end = position
@@ -365,11 +363,11 @@ class LogSegment:
         end = self.size
         expected_offset = first_offset
         while position < end:
-            batch = read_batch_info(file.pread(HEADER_SIZE, position), end - position, self.base_offset, position)
-            _check_follows(batch.base_offset, expected_offset)
-            yield batch
-            position += batch.size
-            expected_offset = batch.last_offset + 1
+            header = _header_at(file, position, end)
+            _check_follows(header.base_offset, expected_offset)
+            yield batch_info(header, self.base_offset, position)
+            position += header.size
+            expected_offset = header.next_offset
 
     def locate(self, file: SegmentFile, offset: int) -> BatchInfo:
         """The batch that holds `offset`, which must lie in this segment; batches not checked yet
@@ -382,7 +380,7 @@ class LogSegment:
             try:
                 batch = self._batch_at(file, position, check_crc=position < self._unchecked_end)
                 _check_follows(batch.base_offset, expected)
-            except InvalidRecordBatchError as error:
+            except CorruptBatchError as error:
                 after = self._valid_batch_after(file, position, expected)
                 if after is None or after.base_offset > offset:
                     resume_offset = self.next_offset if after is None else after.base_offset
@@ -395,25 +393,23 @@ class LogSegment:
 
     def _batch_at(self, file: SegmentFile, position: int, *, check_crc: bool) -> BatchInfo:
         """The batch at `position`, read whole to verify its CRC-32C with `check_crc`."""
-        batch = read_batch_info(file.pread(HEADER_SIZE, position), self.size - position, self.base_offset, position)
+        header = _header_at(file, position, self.size)
         if check_crc:
-            data = memoryview(file.pread(batch.size, position))
-            _, batch_length, _, _, crc, *_ = parse_header(data, 0, len(data))
-            verify_crc(data, 0, batch_length, crc)
-        return batch
+            verify_crc(file.pread(header.size, position), header)
+        return batch_info(header, self.base_offset, position)
 
     def _valid_batch_after(self, file: SegmentFile, position: int, expected_offset: int) -> BatchInfo | None:
         """The batch right after the damaged one at `position`, if that one's length (outside its
         CRC) leads to a valid batch with offsets beyond `expected_offset`."""
-        header = file.pread(HEADER_SIZE, position)
-        if len(header) < HEADER_SIZE:
+        header = file.pread(BATCH_HEADER_SIZE, position)
+        if len(header) < BATCH_HEADER_SIZE:
             return None
-        after = position + HEADER.unpack_from(header)[1] + LOG_OVERHEAD
+        after = position + BATCH_HEADER.unpack_from(header)[1] + LOG_OVERHEAD
         if not position < after < self.size:
             return None
         try:
             batch = self._batch_at(file, after, check_crc=True)
-        except InvalidRecordBatchError:
+        except CorruptBatchError:
             return None
         return batch if batch.base_offset > expected_offset else None
 
@@ -423,18 +419,17 @@ class LogSegment:
         `end`, cut short there as reads cut it."""
         data = memoryview(file.pread(end - position, position))
         start = position
-        while position < min(end, self._unchecked_end) and end - position >= HEADER_SIZE:
+        while position < min(end, self._unchecked_end) and end - position >= BATCH_HEADER_SIZE:
             try:
-                fields = parse_header(data, position - start, self.size - position)
-                size = fields[1] + LOG_OVERHEAD
-                if position + size > end:
+                header = whole_batch_header(data, position - start, self.size - position)
+                if position + header.size > end:
                     break
-                verify_crc(data, position - start, fields[1], fields[4])
-                _check_follows(fields[0], expected_offset)
-            except InvalidRecordBatchError:
+                verify_crc(data, header, position - start)
+                _check_follows(header.base_offset, expected_offset)
+            except CorruptBatchError:
                 return position  # the read stops before the damage; a read of it reports it
-            position += size
-            expected_offset = fields[0] + fields[6] + 1
+            position += header.size
+            expected_offset = header.next_offset
         return end
 
     def read(self, offset: int, max_bytes: int, min_one_batch: bool) -> FileRecords:
@@ -459,7 +454,7 @@ class LogSegment:
             for batch in self.batches(file, start_position, start_offset):
                 if batch.max_timestamp >= timestamp and batch.last_offset >= min_offset:
                     return batch
-        except InvalidRecordBatchError as error:
+        except CorruptBatchError as error:
             raise CorruptLogError(self.log_path, start_position, f"while looking for timestamp {timestamp}: {error}") from error
         return None
 
@@ -586,9 +581,14 @@ def _fsync_path(path: Path) -> None:
 
 def _check_follows(base_offset: int, expected_offset: int) -> None:
     if base_offset != expected_offset:
-        raise InvalidRecordBatchError(
+        raise CorruptBatchError(
             f"batch has base offset {base_offset} where offset {expected_offset} was due"
         )
+
+
+def _header_at(file: SegmentFile, position: int, end: int) -> BatchHeader:
+    """The header of the batch at `position` of a segment whose batches end at `end`."""
+    return whole_batch_header(file.pread(BATCH_HEADER_SIZE, position), 0, end - position)
 
 
 def _fill(file: SegmentFile, buffer: memoryview, position: int) -> int:

@@ -50,13 +50,8 @@ from protocol.compression import (
     decompress,
 )
 from protocol.errors import CorruptRecordError
-from protocol.records import (
-    NO_TIMESTAMP,
-    TIMESTAMP_TYPE_MASK,
-    Record,
-    TimestampType,
-    build_batch,
-)
+from protocol.record_batch import NO_TIMESTAMP, TIMESTAMP_TYPE_MASK, TimestampType
+from protocol.records import Record, build_batch
 
 _ENTRY_HEADER = struct.Struct(">qi")  # offset, message size
 # By magic: crc, magic, attributes, and from magic 1 on a timestamp.

@@ -1,30 +1,15 @@
-"""Record batches (magic 2): read, validate, iterate and build. Sans-IO.
+"""Records of a magic-2 record batch: validate, iterate and build batches. Sans-IO.
 
-Layout (big endian): a 61-byte header, then the records (one compressed blob when the codec
-bits say so)::
-
-    baseOffset i64 | batchLength i32 | partitionLeaderEpoch i32 | magic i8 | crc u32 |
-    attributes i16 | lastOffsetDelta i32 | baseTimestamp i64 | maxTimestamp i64 |
-    producerId i64 | producerEpoch i16 | baseSequence i32 | recordsCount i32 | records...
-
-``batchLength`` counts the bytes after itself; CRC-32C covers attributes (byte 21) to the end,
-so the broker rewrites baseOffset and partitionLeaderEpoch without recomputing it.
-Attributes: bits 0-2 codec, bit 3 LogAppendTime, bit 4 transactional, bit 5 control batch.
+The batch header, its attribute bits and its CRC-32C belong to ``protocol.record_batch``; its
+layout constants, ``BatchHeader``, ``TimestampType`` and ``parse_header`` are re-exported here.
 A record: zigzag varint length, attributes i8, timestampDelta varlong, offsetDelta varint,
 key and value (varint length, -1 = null), then a varint count of headers, each a string key
 and a nullable bytes value.
 
 Public API (everything malformed raises ``CorruptRecordError``, a ``ProtocolError``):
 
-- ``BatchHeader``: NamedTuple of the 13 header fields, with ``size``, ``last_offset``,
-  ``next_offset``, ``compression``, ``timestamp_type``, ``is_transactional``, ``is_control``
-  and ``last_sequence``.
-- ``magic_of(record_set, pos=0) -> int``: the magic byte (at offset 16) of a batch or legacy
-  message, to tell a magic-2 batch from a message set (or answer INVALID_RECORD) first.
-- ``read_batch_header(buf, pos=0) -> BatchHeader``: the header at ``pos``; checks that 61 bytes
-  are present, magic is 2 and batchLength is at least a header; not the CRC.
 - ``validate_batch(batch) -> BatchHeader``: ``batch`` is exactly one whole batch: length,
-  codec id and CRC-32C.
+  codec id, counts and CRC-32C.
 - ``iter_batches(record_set, *, allow_truncated_tail=False)`` yields ``(BatchHeader,
   memoryview)`` per batch of concatenated batches, zero-copy, each validated. A partial last
   batch (as in fetch responses) ends the iteration when ``allow_truncated_tail``, else raises.
@@ -32,13 +17,16 @@ Public API (everything malformed raises ``CorruptRecordError``, a ``ProtocolErro
   batch (not CRC-checked again: validate first). The header is read, the records section
   decompressed and walked when called; Records are built lazily while iterating. Offsets and
   timestamps are absolute (under LogAppendTime every record carries the batch's maxTimestamp).
-- ``validate_records(batch, *, max_decompressed_size=...)``: what Kafka's LogValidator checks of
-  a produced batch's records (after the CRC): ``records_count`` records with offset deltas 0, 1,
-  2..., each record's fields inside it, no bytes after the last; decompressed first if need be.
-  The same walk as ``iter_records``, copying nothing out.
+- ``validate_records(header, batch, *, max_decompressed_size=...)``: what Kafka's LogValidator
+  checks of a produced batch's records (after the CRC): ``records_count`` records with offset
+  deltas 0, 1, 2..., each record's fields inside it, no bytes after the last; decompressed
+  first if need be. ``header`` is the batch's, as ``parse_header`` read it. The same walk as
+  ``iter_records``, copying nothing out.
 - ``InvalidRecordError(CorruptRecordError)``: records that do not parse as their header says
   (``error_code`` INVALID_RECORD, ``batch_index`` the record at fault, if known); failures of
-  the CRC, the header or decompression stay ``CorruptRecordError`` (CORRUPT_MESSAGE).
+  the CRC, the header or the counts raise ``CorruptBatchError`` and decompression
+  ``CorruptRecordError`` (both CORRUPT_MESSAGE), a batch of another magic
+  ``UnsupportedMagicError`` (INVALID_RECORD).
 - ``Record``: NamedTuple (key, value, headers, timestamp, offset); ``headers`` is a tuple of
   ``(str, bytes | None)``. Header keys are decoded as UTF-8 with surrogateescape, so any bytes
   survive a decode/build round trip.
@@ -49,19 +37,12 @@ Public API (everything malformed raises ``CorruptRecordError``, a ``ProtocolErro
   the previous one; a record without timestamp gets ``base_timestamp`` (no clock is read here:
   callers pass theirs). ``log_append_time`` (ms) sets the LogAppendTime bit and maxTimestamp.
   Bad arguments raise ValueError.
-- ``set_log_append_time(batch, log_append_time)``: in a writable buffer, set the
-  LogAppendTime bit, write maxTimestamp and recompute the CRC (what a broker does on append for
-  topics with message.timestamp.type=LogAppendTime).
 """
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Iterable, Iterator, Sequence
-from enum import IntEnum
 from typing import NamedTuple
-
-from crc32c import crc32c
 
 from protocol.compression import (
     DEFAULT_MAX_DECOMPRESSED_SIZE,
@@ -71,28 +52,26 @@ from protocol.compression import (
     decompress,
 )
 from protocol.errors import CorruptRecordError, ErrorCode
-
-MAGIC = 2
-BATCH_HEADER = struct.Struct(">qiibIhiqqqhii")
-BATCH_HEADER_SIZE = BATCH_HEADER.size  # 61
-LOG_OVERHEAD = 12  # baseOffset and batchLength: the bytes batchLength does not count
-_MAGIC_OFFSET = 16
-_CRC_OFFSET = 17
-_ATTRIBUTES_OFFSET = 21
-_MAX_TIMESTAMP_OFFSET = 35
-_INT16 = struct.Struct(">h")
-_UINT32 = struct.Struct(">I")
-_INT64 = struct.Struct(">q")
-
-TIMESTAMP_TYPE_MASK = 0x08
-TRANSACTIONAL_MASK = 0x10
-CONTROL_MASK = 0x20
-
-NO_TIMESTAMP = -1
-NO_PRODUCER_ID = -1
-NO_PRODUCER_EPOCH = -1
-NO_SEQUENCE = -1
-NO_PARTITION_LEADER_EPOCH = -1
+from protocol.record_batch import (
+    BATCH_HEADER,
+    BATCH_HEADER_SIZE,
+    CONTROL_MASK,
+    LOG_OVERHEAD,
+    MAGIC,
+    NO_PARTITION_LEADER_EPOCH,
+    NO_PRODUCER_EPOCH,
+    NO_PRODUCER_ID,
+    NO_SEQUENCE,
+    NO_TIMESTAMP,
+    TIMESTAMP_TYPE_MASK,
+    TRANSACTIONAL_MASK,
+    BatchHeader,
+    CorruptBatchError,
+    TimestampType,
+    parse_header,
+    verify_crc,
+    write_crc,
+)
 
 
 class InvalidRecordError(CorruptRecordError):
@@ -106,66 +85,6 @@ class InvalidRecordError(CorruptRecordError):
         self.batch_index = batch_index
 
 
-class TimestampType(IntEnum):
-    CREATE_TIME = 0
-    LOG_APPEND_TIME = 1
-
-
-class BatchHeader(NamedTuple):
-    base_offset: int
-    batch_length: int
-    partition_leader_epoch: int
-    magic: int
-    crc: int
-    attributes: int
-    last_offset_delta: int
-    base_timestamp: int
-    max_timestamp: int
-    producer_id: int
-    producer_epoch: int
-    base_sequence: int
-    records_count: int
-
-    @property
-    def size(self) -> int:
-        """Bytes of the whole batch, header included."""
-        return self.batch_length + LOG_OVERHEAD
-
-    @property
-    def last_offset(self) -> int:
-        return self.base_offset + self.last_offset_delta
-
-    @property
-    def next_offset(self) -> int:
-        """Where the log end offset stands after appending this batch."""
-        return self.last_offset + 1
-
-    @property
-    def compression(self) -> Compression:
-        return compression_of(self.attributes)
-
-    @property
-    def timestamp_type(self) -> TimestampType:
-        if self.attributes & TIMESTAMP_TYPE_MASK:
-            return TimestampType.LOG_APPEND_TIME
-        return TimestampType.CREATE_TIME
-
-    @property
-    def is_transactional(self) -> bool:
-        return bool(self.attributes & TRANSACTIONAL_MASK)
-
-    @property
-    def is_control(self) -> bool:
-        return bool(self.attributes & CONTROL_MASK)
-
-    @property
-    def last_sequence(self) -> int:
-        """Sequence number of the last record; sequences wrap from 2**31 - 1 to 0 as in Kafka."""
-        if self.base_sequence == NO_SEQUENCE:
-            return NO_SEQUENCE
-        return (self.base_sequence + self.last_offset_delta) % 0x80000000
-
-
 class Record(NamedTuple):
     key: bytes | None = None
     value: bytes | None = None
@@ -174,35 +93,11 @@ class Record(NamedTuple):
     offset: int | None = None
 
 
-def magic_of(record_set: bytes | bytearray | memoryview, pos: int = 0) -> int:
-    """The magic byte of the batch or legacy message at ``pos``: every format keeps it at 16."""
-    if len(record_set) - pos <= _MAGIC_OFFSET:
-        raise CorruptRecordError(f"{len(record_set) - pos} bytes are too few to hold a magic byte")
-    return record_set[pos + _MAGIC_OFFSET]
-
-
-def read_batch_header(buf: bytes | bytearray | memoryview, pos: int = 0) -> BatchHeader:
-    """Decode the batch header at ``pos`` (the body need not be present)."""
-    if len(buf) - pos < BATCH_HEADER_SIZE:
-        raise CorruptRecordError(
-            f"record batch header needs {BATCH_HEADER_SIZE} bytes, {len(buf) - pos} present"
-        )
-    header = BatchHeader._make(BATCH_HEADER.unpack_from(buf, pos))
-    if header.magic != MAGIC:
-        raise CorruptRecordError(f"record batch magic {header.magic}, expected {MAGIC}")
-    if header.size < BATCH_HEADER_SIZE:
-        raise CorruptRecordError(f"record batch length {header.batch_length} is below its header")
-    return header
-
-
 def validate_batch(batch: bytes | bytearray | memoryview) -> BatchHeader:
     """Check that ``batch`` is exactly one sound record batch; return its header."""
-    header = read_batch_header(batch)
-    if header.size != len(batch):
-        raise CorruptRecordError(
-            f"record batch length says {header.size} bytes, {len(batch)} present"
-        )
-    _check_batch(header, memoryview(batch))
+    header = parse_header(batch)
+    _check_whole(header, batch)
+    _check_batch(header, batch)
     return header
 
 
@@ -218,33 +113,31 @@ def iter_batches(
         if remaining < BATCH_HEADER_SIZE:
             if allow_truncated_tail:
                 return
-            raise CorruptRecordError(f"{remaining} trailing bytes are not a record batch")
-        header = read_batch_header(view, pos)
+            raise CorruptBatchError(f"{remaining} trailing bytes are not a record batch")
+        header = parse_header(view, pos)
         if header.size > remaining:
             if allow_truncated_tail:
                 return
-            raise CorruptRecordError(
-                f"record batch length says {header.size} bytes, {remaining} present"
-            )
+            raise CorruptBatchError(f"record batch length says {header.size} bytes, {remaining} present")
         batch = view[pos : pos + header.size]
         _check_batch(header, batch)
         yield header, batch
         pos += header.size
 
 
-def _check_batch(header: BatchHeader, batch: memoryview) -> None:
+def _check_whole(header: BatchHeader, batch: bytes | bytearray | memoryview) -> None:
+    if header.size != len(batch):
+        raise CorruptBatchError(f"record batch length says {header.size} bytes, {len(batch)} present")
+
+
+def _check_batch(header: BatchHeader, batch: bytes | bytearray | memoryview) -> None:
     compression_of(header.attributes)  # raises for an unknown codec id
     if header.records_count < 0 or header.last_offset_delta < 0:
-        raise CorruptRecordError(
+        raise CorruptBatchError(
             f"record batch counts {header.records_count} records, "
             f"last offset delta {header.last_offset_delta}"
         )
-    crc = crc32c(batch[_ATTRIBUTES_OFFSET:])
-    if crc != header.crc:
-        raise CorruptRecordError(
-            f"record batch at offset {header.base_offset} fails its CRC "
-            f"(stored {header.crc:#010x}, computed {crc:#010x})"
-        )
+    verify_crc(batch, header)
 
 
 def iter_records(
@@ -253,35 +146,32 @@ def iter_records(
     max_decompressed_size: int = DEFAULT_MAX_DECOMPRESSED_SIZE,
 ) -> Iterator[Record]:
     """Decompress and walk the records of one batch now; build Records while iterating."""
-    header, body = _records_section(batch, max_decompressed_size)
+    header = parse_header(batch)
+    body = _records_section(header, batch, max_decompressed_size)
     fields: list = []
     _walk_records(body, header.records_count, fields)
     return _decode_records(header, body, fields)
 
 
 def validate_records(
+    header: BatchHeader,
     batch: bytes | bytearray | memoryview,
     *,
     max_decompressed_size: int = DEFAULT_MAX_DECOMPRESSED_SIZE,
 ) -> None:
     """Check, as Kafka's LogValidator does on produce, that the records of one batch parse:
     ``records_count`` records with offset deltas 0, 1, 2..., each field inside its record,
-    nothing after the last. Nothing is copied out. Not the CRC: validate first, or on failure."""
-    header, body = _records_section(batch, max_decompressed_size)
-    _walk_records(body, header.records_count, None)
+    nothing after the last. Nothing is copied out. Not the CRC: verify it first."""
+    _walk_records(_records_section(header, batch, max_decompressed_size), header.records_count, None)
 
 
-def _records_section(batch, max_decompressed_size: int) -> tuple[BatchHeader, memoryview]:
-    header = read_batch_header(batch)
-    if header.size != len(batch):
-        raise CorruptRecordError(
-            f"record batch length says {header.size} bytes, {len(batch)} present"
-        )
+def _records_section(header: BatchHeader, batch, max_decompressed_size: int) -> memoryview:
+    """The records of the batch `header` describes, decompressed if need be."""
+    _check_whole(header, batch)
     body = memoryview(batch)[BATCH_HEADER_SIZE:]
-    codec = header.compression
-    if codec != Compression.NONE:
-        body = decompress(codec, body, max_decompressed_size)
-    return header, body
+    if header.is_compressed:
+        body = decompress(compression_of(header.attributes), body, max_decompressed_size)
+    return body
 
 
 def _walk_records(body: memoryview, count: int, fields: list | None) -> None:
@@ -540,18 +430,5 @@ def build_batch(
         count,
     )
     batch += body
-    _UINT32.pack_into(batch, _CRC_OFFSET, crc32c(memoryview(batch)[_ATTRIBUTES_OFFSET:]))
+    write_crc(batch, len(batch))
     return bytes(batch)
-
-
-def set_log_append_time(batch: bytearray | memoryview, log_append_time: int) -> None:
-    """Mark a batch LogAppendTime with maxTimestamp ``log_append_time`` (ms); fix its CRC."""
-    header = read_batch_header(batch)
-    if header.size > len(batch):
-        raise CorruptRecordError(
-            f"record batch length says {header.size} bytes, {len(batch)} present"
-        )
-    view = memoryview(batch)
-    _INT16.pack_into(view, _ATTRIBUTES_OFFSET, header.attributes | TIMESTAMP_TYPE_MASK)
-    _INT64.pack_into(view, _MAX_TIMESTAMP_OFFSET, log_append_time)
-    _UINT32.pack_into(view, _CRC_OFFSET, crc32c(view[_ATTRIBUTES_OFFSET : header.size]))

@@ -8,16 +8,8 @@ from kafka.record.default_records import DefaultRecordBatch
 from kafka.record.legacy_records import LegacyRecordBatchBuilder
 from log_batches import build_batch, decode, open_log, same_batch_at
 
-from log import (
-    CorruptRecordBatchError,
-    InvalidBatchLengthError,
-    InvalidRecordBatchError,
-    LogClosedError,
-    LogConfig,
-    LogConfigError,
-    RecordBatchTooLargeError,
-    UnsupportedMagicError,
-)
+from log import LogClosedError, LogConfig, LogConfigError, RecordBatchTooLargeError
+from protocol.record_batch import CorruptBatchError, UnsupportedMagicError, parse_header
 
 
 def test_append_assigns_consecutive_offsets_and_keeps_the_batch_valid(tmp_path):
@@ -87,8 +79,9 @@ def with_fixed_crc(batch: bytearray) -> bytes:
 )
 def test_a_wrong_length_is_rejected(tmp_path, mangle):
     log = open_log(tmp_path)
-    with pytest.raises(InvalidBatchLengthError):
+    with pytest.raises(CorruptBatchError) as raised:
         log.append(mangle(build_batch(2)))
+    assert not isinstance(raised.value, UnsupportedMagicError)
     assert log.log_end_offset == 0 and log.size_in_bytes == 0
 
 
@@ -105,7 +98,7 @@ def test_a_changed_byte_under_the_crc_is_rejected(tmp_path):
     batch = bytearray(build_batch(2))
     batch[-1] ^= 0x01
     log = open_log(tmp_path)
-    with pytest.raises(CorruptRecordBatchError):
+    with pytest.raises(CorruptBatchError, match="CRC"):
         log.append(batch)
     assert log.log_end_offset == 0
 
@@ -124,8 +117,25 @@ def test_a_negative_last_offset_delta_is_rejected(tmp_path):
     batch = bytearray(build_batch(2))
     struct.pack_into(">i", batch, 23, -1)
     log = open_log(tmp_path)
-    with pytest.raises(InvalidRecordBatchError):
+    with pytest.raises(CorruptBatchError, match="lastOffsetDelta"):
         log.append(with_fixed_crc(batch))
+
+
+def test_a_verified_header_is_trusted_instead_of_checked_again(tmp_path):
+    """The produce path hands over the header it parsed and the CRC it verified."""
+    batch = bytearray(build_batch(3, timestamp=7_000))
+    header = parse_header(batch)
+    batch[-1] ^= 0x01  # a CRC mismatch the log no longer looks for
+    log = open_log(tmp_path)
+    info = log.append(batch, verified_header=header)
+    assert (info.base_offset, info.last_offset, info.max_timestamp) == (0, 2, 7_002)
+    assert log.append(build_batch(1), verified_header=parse_header(build_batch(1))).base_offset == 3
+
+
+def test_a_verified_batch_too_large_is_still_rejected(tmp_path):
+    batch = build_batch(value_size=500)
+    with pytest.raises(RecordBatchTooLargeError):
+        open_log(tmp_path, segment_bytes=len(batch) - 1).append(batch, verified_header=parse_header(batch))
 
 
 def test_batches_larger_than_max_message_bytes_or_a_segment_are_rejected(tmp_path):

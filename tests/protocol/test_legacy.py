@@ -12,7 +12,7 @@ from kafka.record.default_records import DefaultRecordBatch
 from kafka.record.legacy_records import LegacyRecordBatchBuilder
 from kafka.record.memory_records import MemoryRecords
 
-from protocol.compression import Compression, compress
+from protocol.compression import Compression, compress, compression_of
 from protocol.errors import CorruptRecordError, ProtocolError
 from protocol.legacy import build_message_set, iter_messages, to_record_batch
 from protocol.records import Record, TimestampType, iter_records, validate_batch
@@ -124,7 +124,7 @@ def test_log_append_time_wrapper_gives_its_timestamp_to_every_inner_message():
 def test_to_record_batch_keeps_records_and_codec(magic, codec):
     batch = to_record_batch(kafka_python_message_set(magic, codec))
     header = validate_batch(batch)
-    assert header.compression is codec
+    assert compression_of(header.attributes) is codec
     assert header.records_count == len(RECORDS)
     assert (header.base_offset, header.last_offset_delta) == (0, len(RECORDS) - 1)
     timestamps = [r.timestamp if magic else -1 for r in RECORDS]
@@ -140,7 +140,7 @@ def test_to_record_batch_can_change_the_codec():
     batch = to_record_batch(
         kafka_python_message_set(1, Compression.GZIP), compression=Compression.ZSTD
     )
-    assert validate_batch(batch).compression is Compression.ZSTD
+    assert compression_of(validate_batch(batch).attributes) is Compression.ZSTD
     assert [r.value for r in iter_records(batch)] == [r.value for r in RECORDS]
 
 
@@ -151,7 +151,7 @@ def test_to_record_batch_flattens_several_wrappers_and_plain_messages():
         + build_message_set(RECORDS[10:], magic=1, compression=Compression.GZIP)
     )
     batch = to_record_batch(message_set)
-    assert validate_batch(batch).compression is Compression.SNAPPY
+    assert compression_of(validate_batch(batch).attributes) is Compression.SNAPPY
     assert [r.value for r in iter_records(batch)] == [r.value for r in RECORDS]
 
 

@@ -35,7 +35,7 @@ def check_validation(header, batch):
     """The produce-time walk raises ProtocolError only, and passes only batches that decode to
     their declared count of records at consecutive offsets."""
     try:
-        validate_records(batch, max_decompressed_size=FUZZ_MAX_DECOMPRESSED)
+        validate_records(header, batch, max_decompressed_size=FUZZ_MAX_DECOMPRESSED)
     except ProtocolError:
         return
     offsets = [r.offset for r in iter_records(batch, max_decompressed_size=FUZZ_MAX_DECOMPRESSED)]

@@ -7,15 +7,9 @@ from hypothesis import strategies as st
 from kafka.record.default_records import DefaultRecordBatch, DefaultRecordBatchBuilder
 from kafka.record.memory_records import MemoryRecords
 
-from protocol.compression import Compression
-from protocol.records import (
-    Record,
-    build_batch,
-    iter_batches,
-    iter_records,
-    set_log_append_time,
-    validate_batch,
-)
+from protocol.compression import Compression, compression_of
+from protocol.record_batch import parse_header, set_log_append_time
+from protocol.records import Record, build_batch, iter_batches, iter_records, validate_batch
 
 KAFKA_PYTHON_CODEC_PACKAGE = {
     Compression.NONE: ("nothing", lambda: True),
@@ -67,7 +61,7 @@ def test_we_decode_kafka_python_batches(codec):
     producer = (4242, 7, 100)
     batch = kafka_python_batch(RECORDS, codec, producer, transactional=True)
     header = validate_batch(batch)
-    assert header.compression is codec
+    assert compression_of(header.attributes) is codec
     assert (header.producer_id, header.producer_epoch, header.base_sequence) == producer
     assert header.is_transactional
     assert header.records_count == len(RECORDS)
@@ -113,7 +107,7 @@ def test_record_sets_split_the_same_way():
 
 def test_kafka_python_sees_our_log_append_time(codec):
     batch = bytearray(build_batch(RECORDS, compression=codec))
-    set_log_append_time(batch, 1_750_000_000_000)
+    set_log_append_time(batch, parse_header(batch), 1_750_000_000_000)
     theirs = DefaultRecordBatch(bytes(batch))
     assert theirs.validate_crc()
     assert theirs.timestamp_type == 1
