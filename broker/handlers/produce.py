@@ -9,7 +9,7 @@ import trio
 from broker.handlers.base import CloseConnection, Services, error_fields, handles
 from broker.producer_state import NO_PRODUCER_ID
 from broker.registry import Partition
-from log import LogStorageError, RecordBatchTooLargeError, current_time_ms
+from log import LogStorageError, RecordBatchTooLargeError
 from protocol import legacy, record_batch, records
 from protocol.errors import ApiError, CorruptRecordError, ErrorCode, ProtocolError
 from protocol.messages import ApiKey
@@ -120,7 +120,7 @@ async def _produce_to(broker, partition: Partition, record_set, api_version: int
                                     f"sequence {header.base_sequence} rejected")
     append_time_ms = -1
     if partition.topic.config.message_timestamp_type == "LogAppendTime":
-        append_time_ms = current_time_ms()
+        append_time_ms = broker.clock()
         batch = bytearray(batch)
         header = record_batch.set_log_append_time(batch, header, append_time_ms)
     try:
