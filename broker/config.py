@@ -11,12 +11,25 @@ import sys
 from pathlib import Path
 
 from broker.connection import UNLIMITED_CONNECTIONS
+from broker.topic_config import TOPIC_CONFIGS, ConfigDef, InvalidConfig
 from broker.topic_names import topic_name_problem
 
-DAY_MS = 24 * 60 * 60 * 1000
+# The topic configs whose broker-level value a flag sets.
+_FLAGGED_TOPIC_CONFIGS = [d for d in TOPIC_CONFIGS.values() if d.flag]
+
+
+def _with_topic_config_defaults(cls):
+    """Adds a field per flagged topic config to BrokerConfig: the broker's value of it (Kafka's
+    log.segment.bytes for segment.bytes), named as in LogConfig (segment_bytes), Kafka's default
+    unless its flag says otherwise."""
+    for definition in _FLAGGED_TOPIC_CONFIGS:
+        cls.__annotations__[definition.attribute] = type(definition.default).__name__
+        setattr(cls, definition.attribute, definition.default)
+    return cls
 
 
 @dataclasses.dataclass(frozen=True)
+@_with_topic_config_defaults
 class BrokerConfig:
     host: str = "127.0.0.1"
     port: int = 9092
@@ -28,28 +41,16 @@ class BrokerConfig:
     auto_create_topics: bool = True
     node_id: int = 1
     max_request_bytes: int = 100 * 1024 * 1024
-    max_message_bytes: int = 1048588
-    message_timestamp_type: str = "CreateTime"
     connections_max_idle_ms: int = 10 * 60 * 1000
     # None: half the open-file limit (see broker.connection.default_max_connections).
     max_connections: int | None = None
     max_connections_per_ip: int = UNLIMITED_CONNECTIONS
     queued_max_request_bytes: int = 100 * 1024 * 1024
     request_read_timeout_ms: int = 30_000
-    segment_bytes: int = 1024 * 1024 * 1024
-    segment_ms: int = 7 * DAY_MS
-    retention_bytes: int = -1
-    retention_ms: int = 7 * DAY_MS
     retention_check_interval_ms: int = 5 * 60 * 1000
-    flush_messages: int | None = None
-    flush_ms: int | None = None
     flush_on_ack: bool = False
     group_initial_rebalance_delay_ms: int = 0
     log_level: str = "INFO"
-
-    @property
-    def listen_address(self) -> tuple[str, int]:
-        return self.host, self.port
 
     @property
     def advertised_address(self) -> tuple[str, int]:
@@ -70,7 +71,6 @@ def _int_in(low: int, high: int | None, meaning: str):
 _positive_int = _int_in(1, None, "a positive integer")
 _port = _int_in(0, 65535, "a port number 0-65535")
 _non_negative_int = _int_in(0, None, "0 or more")
-_retention = _int_in(-1, None, "-1 (unlimited) or >= 0")
 
 
 def _flag(text: str) -> bool:
@@ -83,7 +83,7 @@ def _flag(text: str) -> bool:
 
 
 # (flag, type, help); the destination and default come from BrokerConfig's field of the same name.
-_FLAGS: list[tuple[str, object, str]] = [
+_BROKER_FLAGS: list[tuple[str, object, str]] = [
     ("--host", str, "address to listen on"),
     ("--port", _port, "TCP port to listen on (0 picks a free one)"),
     ("--advertised-host", str, "host given to clients in Metadata (default: --host)"),
@@ -97,9 +97,6 @@ _FLAGS: list[tuple[str, object, str]] = [
     ("--node-id", int, "this broker's node id"),
     ("--max-request-bytes", _positive_int,
      "largest request frame accepted; a larger one closes the connection (socket.request.max.bytes)"),
-    ("--max-message-bytes", _positive_int,
-     "largest record batch accepted; a larger one gets MESSAGE_TOO_LARGE (max.message.bytes)"),
-    ("--message-timestamp-type", str, "CreateTime or LogAppendTime (message.timestamp.type)"),
     ("--connections-max-idle-ms", _positive_int,
      "close connections idle this long (connections.max.idle.ms)"),
     ("--max-connections", _positive_int,
@@ -113,15 +110,8 @@ _FLAGS: list[tuple[str, object, str]] = [
     ("--request-read-timeout-ms", _positive_int,
      "a request frame begun must arrive whole within this long, waiting for request budget included, "
      "else its connection is closed"),
-    ("--segment-bytes", _positive_int, "roll to a new segment at this size (segment.bytes)"),
-    ("--segment-ms", _positive_int, "roll to a new segment after this age (segment.ms)"),
-    ("--retention-bytes", _retention, "delete old segments beyond this size, -1 = unlimited (retention.bytes)"),
-    ("--retention-ms", _retention, "delete segments older than this, -1 = forever (retention.ms)"),
     ("--retention-check-interval-ms", _positive_int,
      "how often retention runs (log.retention.check.interval.ms)"),
-    ("--flush-messages", _positive_int,
-     "fsync after this many record batches (flush.messages; default: leave it to the OS)"),
-    ("--flush-ms", _positive_int, "fsync at least this often (flush.ms; default: leave it to the OS)"),
     ("--flush-on-ack", _flag,
      "fsync before answering an acks=all produce request, so acknowledged data survives power loss"),
     ("--group-initial-rebalance-delay-ms", _non_negative_int,
@@ -130,7 +120,18 @@ _FLAGS: list[tuple[str, object, str]] = [
     ("--log-level", str, "DEBUG, INFO, WARNING or ERROR"),
 ]
 
-_TIMESTAMP_TYPES = ("CreateTime", "LogAppendTime")
+
+def _topic_flag(definition: ConfigDef) -> tuple[str, object, str]:
+    """The flag of a topic config's broker-level value, checked as the config is (--segment-bytes)."""
+    def parse(text: str) -> object:
+        try:
+            return definition.parse(text)
+        except InvalidConfig as exc:
+            raise argparse.ArgumentTypeError(exc.message) from None
+    return "--" + definition.name.replace(".", "-"), parse, f"{definition.flag} ({definition.name})"
+
+
+_FLAGS = _BROKER_FLAGS + [_topic_flag(definition) for definition in _FLAGGED_TOPIC_CONFIGS]
 _META_ADDRESSES = ("0.0.0.0", "::", "")
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
@@ -187,8 +188,6 @@ def parse_config(argv: list[str] | None = None, environ: dict[str, str] | None =
         if value is not None:
             values[dest] = value
     config = BrokerConfig(**values)
-    if config.message_timestamp_type not in _TIMESTAMP_TYPES:
-        parser.error(f"--message-timestamp-type must be one of {', '.join(_TIMESTAMP_TYPES)}")
     if config.log_level.upper() not in _LOG_LEVELS:
         parser.error(f"--log-level must be one of {', '.join(_LOG_LEVELS)}")
     if (config.advertised_host or config.host) in _META_ADDRESSES:

@@ -1,20 +1,25 @@
-"""Topic configs with Kafka's names, types, defaults and broker-level synonyms.
+"""Topic configs: the one table of their Kafka names, types, defaults, valid values and broker-level
+synonyms, from which topics' effective configs, their logs' settings and the broker's flags derive.
 
 A topic stores only its overrides (as Kafka does); every other value comes from the broker's
-setting of the synonym, which itself is the command-line flag or Kafka's default.
+setting of the synonym, which itself is the command-line flag or Kafka's default. The configs the
+log holds take their default and range from its own table (log.config.SETTINGS).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import enum
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-from broker.config import BrokerConfig
-from log import UNLIMITED, LogConfig
+from log import LogConfig
+from log.config import SETTINGS as LOG_SETTINGS
+from protocol.errors import ApiError, ErrorCode
+
+if TYPE_CHECKING:
+    from broker.config import BrokerConfig
 
 _INT32_MAX = 2**31 - 1
-_INT64_MAX = 2**63 - 1
 
 
 class ConfigType(enum.IntEnum):
@@ -41,8 +46,11 @@ class ConfigSource(enum.IntEnum):
     DEFAULT_CONFIG = 5
 
 
-class InvalidConfig(ValueError):
-    """A config name or value Kafka would refuse with INVALID_CONFIG; the message says which."""
+class InvalidConfig(ApiError):
+    """A config name or value Kafka refuses with INVALID_CONFIG; the message says which."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(ErrorCode.INVALID_CONFIG, message)
 
 
 def _number(low: int, high: int) -> Callable[[str], int]:
@@ -72,44 +80,61 @@ def _choice(*allowed: str, refused: dict[str, str] | None = None) -> Callable[[s
 class ConfigDef:
     name: str
     type: ConfigType
-    parse: Callable[[str], object]
-    # Kafka's broker config that supplies the default, and the BrokerConfig field holding it.
+    # Kafka's broker config whose value is the default of topics without an override.
     broker_name: str
-    broker_field: str | None
-    kafka_default: object
+    default: object
+    parse: Callable[[str], object]
+    # The help of the command-line flag setting the broker's value; None: it is Kafka's default.
+    flag: str | None = None
 
-    def broker_value(self, config: BrokerConfig) -> object:
-        value = getattr(config, self.broker_field) if self.broker_field else None
-        return self.kafka_default if value is None else value
+    @property
+    def attribute(self) -> str:
+        """This config in LogConfig and BrokerConfig: segment.bytes is segment_bytes there."""
+        return self.name.replace(".", "_")
+
+    @property
+    def in_log(self) -> bool:
+        return self.attribute in LOG_SETTINGS
+
+    def broker_value(self, broker: BrokerConfig) -> object:
+        return getattr(broker, self.attribute) if self.flag else self.default
+
+    def set_by_broker(self, broker: BrokerConfig) -> bool:
+        """Whether the broker's value is its own (a flag), not Kafka's default."""
+        return self.broker_value(broker) != self.default
 
 
-def _defs(*defs: ConfigDef) -> dict[str, ConfigDef]:
+def _log_setting(name: str, type: ConfigType, broker_name: str, flag: str | None = None) -> ConfigDef:
+    """A config the log holds, with the default and range LogConfig declares for it."""
+    default, low, high = LOG_SETTINGS[name.replace(".", "_")]
+    return ConfigDef(name, type, broker_name, default, _number(low, high), flag)
+
+
+def _table(*defs: ConfigDef) -> dict[str, ConfigDef]:
     return {d.name: d for d in defs}
 
 
-_WEEK_MS = 7 * 24 * 60 * 60 * 1000
+# Kafka's answer to a policy this broker cannot serve, whichever way it is spelled.
+_COMPACT = dict.fromkeys(("compact", "compact,delete", "delete,compact"),
+                         "cleanup.policy=compact is not supported: this broker has no log compaction")
 
-TOPIC_CONFIGS: dict[str, ConfigDef] = _defs(
-    ConfigDef("cleanup.policy", ConfigType.LIST,
-              _choice("delete", refused={
-                  "compact": "cleanup.policy=compact is not supported: this broker has no log compaction",
-                  "compact,delete": "cleanup.policy=compact is not supported: this broker has no log compaction",
-                  "delete,compact": "cleanup.policy=compact is not supported: this broker has no log compaction"}),
-              "log.cleanup.policy", None, "delete"),
-    ConfigDef("retention.ms", ConfigType.LONG, _number(-1, _INT64_MAX), "log.retention.ms", "retention_ms", _WEEK_MS),
-    ConfigDef("retention.bytes", ConfigType.LONG, _number(-1, _INT64_MAX), "log.retention.bytes",
-              "retention_bytes", -1),
-    ConfigDef("segment.bytes", ConfigType.INT, _number(14, _INT32_MAX), "log.segment.bytes",
-              "segment_bytes", 1 << 30),
-    ConfigDef("segment.ms", ConfigType.LONG, _number(1, _INT64_MAX), "log.roll.ms", "segment_ms", _WEEK_MS),
-    ConfigDef("max.message.bytes", ConfigType.INT, _number(0, _INT32_MAX), "message.max.bytes",
-              "max_message_bytes", 1048588),
-    ConfigDef("message.timestamp.type", ConfigType.STRING, _choice("CreateTime", "LogAppendTime"),
-              "log.message.timestamp.type", "message_timestamp_type", "CreateTime"),
-    ConfigDef("min.insync.replicas", ConfigType.INT, _number(1, _INT32_MAX), "min.insync.replicas", None, 1),
-    ConfigDef("flush.messages", ConfigType.LONG, _number(1, _INT64_MAX), "log.flush.interval.messages",
-              "flush_messages", UNLIMITED),
-    ConfigDef("flush.ms", ConfigType.LONG, _number(0, _INT64_MAX), "log.flush.interval.ms", "flush_ms", UNLIMITED),
+TOPIC_CONFIGS: dict[str, ConfigDef] = _table(
+    ConfigDef("cleanup.policy", ConfigType.LIST, "log.cleanup.policy", "delete", _choice("delete", refused=_COMPACT)),
+    _log_setting("retention.ms", ConfigType.LONG, "log.retention.ms",
+                 flag="delete segments older than this, -1 = forever"),
+    _log_setting("retention.bytes", ConfigType.LONG, "log.retention.bytes",
+                 flag="delete old segments beyond this size, -1 = unlimited"),
+    _log_setting("segment.bytes", ConfigType.INT, "log.segment.bytes", flag="roll to a new segment at this size"),
+    _log_setting("segment.ms", ConfigType.LONG, "log.roll.ms", flag="roll to a new segment after this age"),
+    _log_setting("max.message.bytes", ConfigType.INT, "message.max.bytes",
+                 flag="largest record batch accepted; a larger one gets MESSAGE_TOO_LARGE"),
+    ConfigDef("message.timestamp.type", ConfigType.STRING, "log.message.timestamp.type", "CreateTime",
+              _choice("CreateTime", "LogAppendTime"), flag="CreateTime or LogAppendTime"),
+    ConfigDef("min.insync.replicas", ConfigType.INT, "min.insync.replicas", 1, _number(1, _INT32_MAX)),
+    _log_setting("flush.messages", ConfigType.LONG, "log.flush.interval.messages",
+                 flag="fsync after this many record batches; by default the OS decides"),
+    _log_setting("flush.ms", ConfigType.LONG, "log.flush.interval.ms",
+                 flag="fsync at least this often; by default the OS decides"),
 )
 
 
@@ -125,7 +150,7 @@ def validate_overrides(overrides: dict[str, str | None]) -> dict[str, str]:
         try:
             checked[name] = str(definition.parse(text))
         except InvalidConfig as exc:
-            raise InvalidConfig(f"Invalid value {text} for configuration {name}: {exc}") from None
+            raise InvalidConfig(f"Invalid value {text} for configuration {name}: {exc.message}") from None
     return checked
 
 
@@ -145,9 +170,7 @@ class TopicConfig:
     def source(self, name: str) -> ConfigSource:
         if name in self.overrides:
             return ConfigSource.TOPIC_CONFIG
-        definition = TOPIC_CONFIGS[name]
-        if definition.broker_field and getattr(self.broker, definition.broker_field) != \
-                getattr(BrokerConfig, definition.broker_field, None):
+        if TOPIC_CONFIGS[name].set_by_broker(self.broker):
             return ConfigSource.STATIC_BROKER_CONFIG
         return ConfigSource.DEFAULT_CONFIG
 
@@ -164,9 +187,4 @@ class TopicConfig:
         return self.value("min.insync.replicas")
 
     def log_config(self) -> LogConfig:
-        return LogConfig(
-            segment_bytes=self.value("segment.bytes"), segment_ms=self.value("segment.ms"),
-            retention_bytes=self.value("retention.bytes"), retention_ms=self.value("retention.ms"),
-            flush_messages=self.value("flush.messages"), flush_ms=self.value("flush.ms"),
-            max_message_bytes=self.value("max.message.bytes"),
-        )
+        return LogConfig(**{d.attribute: self.value(d.name) for d in TOPIC_CONFIGS.values() if d.in_log})

@@ -1,8 +1,13 @@
-"""Per-log settings, named and defaulted after Kafka's topic configs (segment.bytes -> segment_bytes)."""
+"""Per-log settings, named and defaulted after Kafka's topic configs (segment.bytes -> segment_bytes).
+
+Each setting's default and valid range are declared once, on its field; ``SETTINGS`` lists them
+by name, for the broker's topic configs that set the log to take theirs from.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+from typing import NamedTuple
 
 from log.errors import LogConfigError
 
@@ -13,31 +18,35 @@ _WEEK_MS = 7 * 24 * 60 * 60 * 1000
 _MAX_SEGMENT_BYTES = (1 << 31) - 1
 
 
+class Setting(NamedTuple):
+    default: int
+    low: int
+    high: int
+
+
+def _setting(default: int, low: int, high: int):
+    return dataclasses.field(default=default, metadata={"setting": Setting(default, low, high)})
+
+
 @dataclasses.dataclass(frozen=True)
 class LogConfig:
-    segment_bytes: int = 1 << 30
-    segment_ms: int = _WEEK_MS
-    segment_index_bytes: int = 10 * 1024 * 1024
-    index_interval_bytes: int = 4096
-    retention_bytes: int = -1
-    retention_ms: int = _WEEK_MS
-    flush_messages: int = UNLIMITED
-    flush_ms: int = UNLIMITED
-    max_message_bytes: int = 1024 * 1024 + 12
+    # At least Kafka's 14 bytes: room for the smallest (v0) message.
+    segment_bytes: int = _setting(1 << 30, 14, _MAX_SEGMENT_BYTES)
+    segment_ms: int = _setting(_WEEK_MS, 1, UNLIMITED)
+    # Room for at least one time index entry (12 bytes), the larger of the two entry kinds.
+    segment_index_bytes: int = _setting(10 * 1024 * 1024, 12, _MAX_SEGMENT_BYTES)
+    index_interval_bytes: int = _setting(4096, 0, _MAX_SEGMENT_BYTES)
+    retention_bytes: int = _setting(-1, -1, UNLIMITED)
+    retention_ms: int = _setting(_WEEK_MS, -1, UNLIMITED)
+    flush_messages: int = _setting(UNLIMITED, 1, UNLIMITED)
+    flush_ms: int = _setting(UNLIMITED, 0, UNLIMITED)
+    max_message_bytes: int = _setting(1024 * 1024 + 12, 0, _MAX_SEGMENT_BYTES)
 
     def __post_init__(self) -> None:
-        _require(self.segment_bytes, "segment_bytes", 1, _MAX_SEGMENT_BYTES)
-        _require(self.segment_ms, "segment_ms", 1, UNLIMITED)
-        # Room for at least one time index entry (12 bytes), the larger of the two entry kinds.
-        _require(self.segment_index_bytes, "segment_index_bytes", 12, _MAX_SEGMENT_BYTES)
-        _require(self.index_interval_bytes, "index_interval_bytes", 0, _MAX_SEGMENT_BYTES)
-        _require(self.retention_bytes, "retention_bytes", -1, UNLIMITED)
-        _require(self.retention_ms, "retention_ms", -1, UNLIMITED)
-        _require(self.flush_messages, "flush_messages", 1, UNLIMITED)
-        _require(self.flush_ms, "flush_ms", 0, UNLIMITED)
-        _require(self.max_message_bytes, "max_message_bytes", 0, _MAX_SEGMENT_BYTES)
+        for name, (_, low, high) in SETTINGS.items():
+            value = getattr(self, name)
+            if type(value) is not int or not low <= value <= high:
+                raise LogConfigError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
 
 
-def _require(value: int, name: str, low: int, high: int) -> None:
-    if type(value) is not int or not low <= value <= high:
-        raise LogConfigError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
+SETTINGS: dict[str, Setting] = {f.name: f.metadata["setting"] for f in dataclasses.fields(LogConfig)}

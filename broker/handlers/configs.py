@@ -65,7 +65,7 @@ def _synonyms(config: TopicConfig, name: str) -> list[dict]:
     if TopicConfig(config.broker).source(name) == ConfigSource.STATIC_BROKER_CONFIG:
         synonyms.append({"name": definition.broker_name, "value": _text(definition.broker_value(config.broker)),
                          "source": ConfigSource.STATIC_BROKER_CONFIG})
-    synonyms.append({"name": definition.broker_name, "value": _text(definition.kafka_default),
+    synonyms.append({"name": definition.broker_name, "value": _text(definition.default),
                      "source": ConfigSource.DEFAULT_CONFIG})
     return synonyms
 

@@ -3,14 +3,26 @@ from pathlib import Path
 import pytest
 
 from broker.config import BrokerConfig, build_parser, parse_config
+from broker.topic_config import TOPIC_CONFIGS, TopicConfig
 
 
 def test_defaults_match_kafkas():
     config = parse_config([], environ={})
     assert config == BrokerConfig()
-    assert config.listen_address == ("127.0.0.1", 9092)
+    assert (config.host, config.port) == ("127.0.0.1", 9092)
     assert config.max_request_bytes == 100 * 1024 * 1024
     assert config.max_message_bytes == 1048588
+    assert (config.segment_bytes, config.retention_ms) == (1 << 30, 7 * 24 * 60 * 60 * 1000)
+
+
+def test_topic_config_flags_come_from_the_table_and_are_checked_as_the_configs_are():
+    for definition in TOPIC_CONFIGS.values():
+        if definition.flag:
+            assert getattr(BrokerConfig(), definition.attribute) == definition.default
+    config = parse_config(["--segment-bytes", "14", "--message-timestamp-type", "LogAppendTime"],
+                          environ={"COMLOG_RETENTION_MS": "-1"})
+    assert (config.segment_bytes, config.message_timestamp_type, config.retention_ms) == (14, "LogAppendTime", -1)
+    assert TopicConfig(config).log_config().segment_bytes == 14
 
 
 def test_flags_win_over_environment():
@@ -30,7 +42,8 @@ def test_data_dir_is_a_path():
 
 @pytest.mark.parametrize("argv", [
     ["--port", "70000"],
-    ["--segment-bytes", "0"],
+    ["--segment-bytes", "13"],  # Kafka's least segment.bytes is 14
+    ["--segment-bytes", "1e6"],
     ["--retention-ms", "-5"],
     ["--message-timestamp-type", "WallClock"],
     ["--log-level", "chatty"],
