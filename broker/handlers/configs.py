@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable, Iterator
 
 from broker.config import BrokerConfig
-from broker.handlers.base import handles
+from broker.handlers.base import Services, error_fields, handles
+from broker.registry import Topic
 from broker.topic_config import TOPIC_CONFIGS, ConfigSource, ConfigType, InvalidConfig, TopicConfig, validate_overrides
 from log import LogError
-from protocol.errors import ErrorCode
+from protocol.errors import ApiError, ErrorCode
+from protocol.messages import ApiKey
+from protocol.messages.admin import ALTER_CONFIGS_RESPONSE, DESCRIBE_CONFIGS_RESPONSE, INCREMENTAL_ALTER_CONFIGS_RESPONSE
+from protocol.schema import MessageCodec
 
-DESCRIBE_CONFIGS = 32
-ALTER_CONFIGS = 33
-INCREMENTAL_ALTER_CONFIGS = 44
+_Result = DESCRIBE_CONFIGS_RESPONSE.DescribeConfigsResult
+_Config = DESCRIBE_CONFIGS_RESPONSE.DescribeConfigsResourceResult
+_Synonym = DESCRIBE_CONFIGS_RESPONSE.DescribeConfigsSynonym
 
 
 class ResourceType(enum.IntEnum):
@@ -44,93 +49,90 @@ def _text(value: object) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
-def _entry(name: str, value: object, source: ConfigSource, config_type: ConfigType, *, read_only: bool,
-           synonyms: list[dict]) -> dict:
-    return {"name": name, "value": _text(value), "read_only": read_only,
-            "is_default": source == ConfigSource.DEFAULT_CONFIG, "config_source": source, "is_sensitive": False,
-            "synonyms": synonyms, "config_type": config_type, "documentation": None}
+def _static_if(set_by_broker: bool) -> ConfigSource:
+    return ConfigSource.STATIC_BROKER_CONFIG if set_by_broker else ConfigSource.DEFAULT_CONFIG
 
 
-def _broker_source(broker, field: str) -> ConfigSource:
-    return ConfigSource.STATIC_BROKER_CONFIG if getattr(broker.config, field) != getattr(BrokerConfig, field) \
-        else ConfigSource.DEFAULT_CONFIG
+def _config(name: str, value: object, source: ConfigSource, config_type: ConfigType, *, read_only: bool,
+            synonyms: list) -> _Config:
+    return _Config(name=name, value=_text(value), read_only=read_only, config_source=source,
+                   is_default=source == ConfigSource.DEFAULT_CONFIG, synonyms=synonyms, config_type=config_type,
+                   documentation=None)
 
 
-def _synonyms(config: TopicConfig, name: str) -> list[dict]:
+def _synonyms(config: TopicConfig, name: str) -> list:
     """Every place a topic config's value could come from, in precedence order, as Kafka lists them."""
     definition = TOPIC_CONFIGS[name]
     synonyms = []
     if name in config.overrides:
-        synonyms.append({"name": name, "value": config.overrides[name], "source": ConfigSource.TOPIC_CONFIG})
-    if TopicConfig(config.broker).source(name) == ConfigSource.STATIC_BROKER_CONFIG:
-        synonyms.append({"name": definition.broker_name, "value": _text(definition.broker_value(config.broker)),
-                         "source": ConfigSource.STATIC_BROKER_CONFIG})
-    synonyms.append({"name": definition.broker_name, "value": _text(definition.default),
-                     "source": ConfigSource.DEFAULT_CONFIG})
+        synonyms.append(_Synonym(name=name, value=config.overrides[name], source=ConfigSource.TOPIC_CONFIG))
+    if definition.set_by_broker(config.broker):
+        synonyms.append(_Synonym(name=definition.broker_name, value=_text(definition.broker_value(config.broker)),
+                                 source=ConfigSource.STATIC_BROKER_CONFIG))
+    synonyms.append(_Synonym(name=definition.broker_name, value=_text(definition.default),
+                             source=ConfigSource.DEFAULT_CONFIG))
     return synonyms
 
 
-def _topic_configs(config: TopicConfig, include_synonyms: bool) -> list[dict]:
-    return [_entry(name, config.value(name), config.source(name), definition.type, read_only=False,
-                   synonyms=_synonyms(config, name) if include_synonyms else [])
+def _topic_configs(config: TopicConfig, include_synonyms: bool) -> list:
+    return [_config(name, config.value(name), config.source(name), definition.type, read_only=False,
+                    synonyms=_synonyms(config, name) if include_synonyms else [])
             for name, definition in TOPIC_CONFIGS.items()]
 
 
-def _broker_configs(broker, include_synonyms: bool) -> list[dict]:
-    entries = []
-    topic_defaults = TopicConfig(broker.config)
+def _broker_settings(config: BrokerConfig) -> Iterator[tuple[str, object, ConfigSource, ConfigType]]:
+    """(name, value, source, type) of each broker config shown: the topic configs' defaults, then the rest."""
     for definition in TOPIC_CONFIGS.values():
-        source = topic_defaults.source(definition.name)
-        value = definition.broker_value(broker.config)
-        synonyms = [{"name": definition.broker_name, "value": _text(value), "source": source}] if include_synonyms else []
-        entries.append(_entry(definition.broker_name, value, source, definition.type, read_only=True,
-                              synonyms=synonyms))
+        yield (definition.broker_name, definition.broker_value(config), _static_if(definition.set_by_broker(config)),
+               definition.type)
     for name, field, config_type in _BROKER_ONLY:
-        source = _broker_source(broker, field)
-        value = getattr(broker.config, field)
-        synonyms = [{"name": name, "value": _text(value), "source": source}] if include_synonyms else []
-        entries.append(_entry(name, value, source, config_type, read_only=True, synonyms=synonyms))
-    return entries
+        value = getattr(config, field)
+        yield name, value, _static_if(value != getattr(BrokerConfig, field)), config_type
 
 
-def _is_this_broker(broker, resource_name: str) -> bool:
-    # An empty name means the cluster-wide default resource, which this broker's settings are.
-    return resource_name in ("", str(broker.config.node_id))
+def _broker_configs(config: BrokerConfig, include_synonyms: bool) -> list:
+    return [_config(name, value, source, config_type, read_only=True,
+                    synonyms=[_Synonym(name=name, value=_text(value), source=source)] if include_synonyms else [])
+            for name, value, source, config_type in _broker_settings(config)]
 
 
-def _named_topic(broker, resource, answer: dict):
-    """The topic a topic resource names; None, with UNKNOWN_TOPIC_OR_PARTITION in `answer`, if none."""
-    topic = broker.registry.topics.get(resource.resource_name)
+def _unsupported(resource) -> ApiError:
+    return ApiError(ErrorCode.INVALID_REQUEST, f"Unsupported resource type {resource.resource_type}")
+
+
+def _named_topic(broker: Services, resource) -> Topic:
+    topic = broker.topics.get(resource.resource_name)
     if topic is None:
-        answer.update(error_code=ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
-                      error_message=f"Topic {resource.resource_name} does not exist")
+        raise ApiError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"Topic {resource.resource_name} does not exist")
     return topic
 
 
-@handles(DESCRIBE_CONFIGS)
-async def describe_configs(broker, header, request) -> dict:
+def _described_configs(broker: Services, resource, include_synonyms: bool) -> list:
+    """The configs a DescribeConfigs resource asks for."""
+    if resource.resource_type == ResourceType.TOPIC:
+        configs = _topic_configs(_named_topic(broker, resource).config, include_synonyms)
+    elif resource.resource_type == ResourceType.BROKER:
+        # An empty name means the cluster-wide default resource, which this broker's settings are.
+        if resource.resource_name not in ("", str(broker.config.node_id)):
+            raise ApiError(ErrorCode.INVALID_REQUEST, f"Unexpected broker id, expected {broker.config.node_id}")
+        configs = _broker_configs(broker.config, include_synonyms)
+    else:
+        raise _unsupported(resource)
+    keys = resource.configuration_keys
+    return configs if keys is None else [c for c in configs if c.name in keys]
+
+
+@handles(ApiKey.DESCRIBE_CONFIGS)
+async def describe_configs(broker: Services, header, request):
     include_synonyms = request.get("include_synonyms", False)
     results = []
     for resource in request.resources:
-        result = {"error_code": ErrorCode.NONE, "error_message": None, "resource_type": resource.resource_type,
-                  "resource_name": resource.resource_name, "configs": []}
-        if resource.resource_type == ResourceType.TOPIC:
-            topic = _named_topic(broker, resource, result)
-            if topic is not None:
-                result["configs"] = _topic_configs(topic.config, include_synonyms)
-        elif resource.resource_type == ResourceType.BROKER:
-            if _is_this_broker(broker, resource.resource_name):
-                result["configs"] = _broker_configs(broker, include_synonyms)
-            else:
-                result.update(error_code=ErrorCode.INVALID_REQUEST,
-                              error_message=f"Unexpected broker id, expected {broker.config.node_id}")
-        else:
-            result.update(error_code=ErrorCode.INVALID_REQUEST,
-                          error_message=f"Unsupported resource type {resource.resource_type}")
-        if resource.configuration_keys is not None:
-            result["configs"] = [c for c in result["configs"] if c["name"] in resource.configuration_keys]
-        results.append(result)
-    return {"throttle_time_ms": 0, "results": results}
+        try:
+            fields = {"configs": _described_configs(broker, resource, include_synonyms), "error_message": None}
+        except ApiError as exc:
+            fields = error_fields(_Result, exc)
+        results.append(_Result(resource_type=resource.resource_type, resource_name=resource.resource_name, **fields))
+    return DESCRIBE_CONFIGS_RESPONSE(results=results)
 
 
 def _incremental(config: TopicConfig, changes) -> dict[str, str]:
@@ -159,42 +161,47 @@ def _incremental(config: TopicConfig, changes) -> dict[str, str]:
     return overrides
 
 
-async def _alter(broker, request, new_overrides) -> dict:
-    """Shared by AlterConfigs and IncrementalAlterConfigs: `new_overrides(topic, configs)` gives the
-    topic's complete overrides after the request."""
-    responses = []
+# Given a topic and a request's configs for it, the topic's complete overrides after the request.
+NewOverrides = Callable[[Topic, list], dict[str, str | None]]
+
+
+async def _alter_resource(broker: Services, resource, new_overrides: NewOverrides, validate_only: bool) -> None:
+    if resource.resource_type == ResourceType.BROKER:
+        raise ApiError(ErrorCode.INVALID_REQUEST, "broker configs are static here: set them on the command line")
+    if resource.resource_type != ResourceType.TOPIC:
+        raise _unsupported(resource)
+    topic = _named_topic(broker, resource)
+    overrides = validate_overrides(new_overrides(topic, resource.configs))
+    if validate_only:
+        return
+    try:
+        await broker.topics.registry.alter_config(topic, overrides)
+    except LogError as exc:
+        raise ApiError(ErrorCode.KAFKA_STORAGE_ERROR, str(exc)) from exc
+
+
+async def _alter(broker: Services, request, response: MessageCodec, new_overrides: NewOverrides):
+    """AlterConfigs and IncrementalAlterConfigs, which differ in what the request's configs mean."""
+    result = response.AlterConfigsResourceResponse
+    results = []
     for resource in request.resources:
-        response = {"error_code": ErrorCode.NONE, "error_message": None,
-                    "resource_type": resource.resource_type, "resource_name": resource.resource_name}
-        if resource.resource_type == ResourceType.TOPIC:
-            topic = _named_topic(broker, resource, response)
-            if topic is not None:
-                try:
-                    overrides = validate_overrides(new_overrides(topic, resource.configs))
-                except InvalidConfig as exc:
-                    response.update(error_code=ErrorCode.INVALID_CONFIG, error_message=str(exc))
-                else:
-                    if not request.validate_only:
-                        try:
-                            await broker.registry.alter_config(topic, overrides)
-                        except LogError as exc:
-                            response.update(error_code=ErrorCode.KAFKA_STORAGE_ERROR, error_message=str(exc))
-        elif resource.resource_type == ResourceType.BROKER:
-            response.update(error_code=ErrorCode.INVALID_REQUEST,
-                            error_message="broker configs are static here: set them on the command line")
-        else:
-            response.update(error_code=ErrorCode.INVALID_REQUEST,
-                            error_message=f"Unsupported resource type {resource.resource_type}")
-        responses.append(response)
-    return {"throttle_time_ms": 0, "responses": responses}
+        try:
+            await _alter_resource(broker, resource, new_overrides, request.validate_only)
+            fields = {"error_message": None}
+        except ApiError as exc:
+            fields = error_fields(result, exc)
+        results.append(result(resource_type=resource.resource_type, resource_name=resource.resource_name, **fields))
+    return response(responses=results)
 
 
-@handles(ALTER_CONFIGS)
-async def alter_configs(broker, header, request) -> dict:
+@handles(ApiKey.ALTER_CONFIGS)
+async def alter_configs(broker: Services, header, request):
     # AlterConfigs replaces the whole set of overrides with the one given.
-    return await _alter(broker, request, lambda topic, configs: {c.name: c.value for c in configs})
+    return await _alter(broker, request, ALTER_CONFIGS_RESPONSE,
+                        lambda topic, configs: {c.name: c.value for c in configs})
 
 
-@handles(INCREMENTAL_ALTER_CONFIGS)
-async def incremental_alter_configs(broker, header, request) -> dict:
-    return await _alter(broker, request, lambda topic, configs: _incremental(topic.config, configs))
+@handles(ApiKey.INCREMENTAL_ALTER_CONFIGS)
+async def incremental_alter_configs(broker: Services, header, request):
+    return await _alter(broker, request, INCREMENTAL_ALTER_CONFIGS_RESPONSE,
+                        lambda topic, configs: _incremental(topic.config, configs))
