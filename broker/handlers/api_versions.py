@@ -1,16 +1,17 @@
-"""ApiVersions (18): the version table clients negotiate with."""
+"""ApiVersions (18): the version table clients negotiate with, which is what the handlers serve."""
 
 from __future__ import annotations
 
-from broker.handlers.base import HANDLERS, Api, handles
+from broker.handlers.base import HANDLERS, Api, Services, handles
 from protocol import headers
 from protocol.errors import ErrorCode
+from protocol.messages import ApiKey
+from protocol.messages.metadata import API_VERSIONS_RESPONSE
 
-API_VERSIONS = 18
 
-
-def supported_api_table() -> list[dict]:
-    return [{"api_key": api.api_key, "min_version": api.min_version, "max_version": api.max_version}
+def supported_api_table() -> list:
+    return [API_VERSIONS_RESPONSE.ApiVersion(api_key=api.api_key, min_version=api.min_version,
+                                             max_version=api.max_version)
             for api in sorted(HANDLERS.values(), key=lambda api: api.api_key)]
 
 
@@ -19,12 +20,12 @@ class ApiVersionsApi(Api):
         if header.request_api_version > self.max_version:
             # A version we don't know is answered, not dropped (clients probe with their newest):
             # header v0 and a v0 body carrying UNSUPPORTED_VERSION and our table, as Kafka does.
-            response = {"error_code": ErrorCode.UNSUPPORTED_VERSION, "api_keys": supported_api_table()}
-            return [headers.encode_response_header(API_VERSIONS, 0, header.correlation_id),
+            response = API_VERSIONS_RESPONSE(error_code=ErrorCode.UNSUPPORTED_VERSION, api_keys=supported_api_table())
+            return [headers.encode_response_header(ApiKey.API_VERSIONS, 0, header.correlation_id),
                     *self.response.encode_chunks(0, response)]
         return await super().respond(broker, header, frame, body_offset)
 
 
-@handles(API_VERSIONS, cls=ApiVersionsApi)
-async def api_versions(broker, header, request) -> dict:
-    return {"error_code": ErrorCode.NONE, "api_keys": supported_api_table(), "throttle_time_ms": 0}
+@handles(ApiKey.API_VERSIONS, cls=ApiVersionsApi)
+async def api_versions(broker: Services, header, request):
+    return API_VERSIONS_RESPONSE(api_keys=supported_api_table())
