@@ -76,6 +76,11 @@ def _choice(*allowed: str, refused: dict[str, str] | None = None) -> Callable[[s
     return parse
 
 
+def _attribute(name: str) -> str:
+    """A config's name in LogConfig and BrokerConfig: segment.bytes is segment_bytes there."""
+    return name.replace(".", "_")
+
+
 @dataclasses.dataclass(frozen=True)
 class ConfigDef:
     name: str
@@ -89,8 +94,7 @@ class ConfigDef:
 
     @property
     def attribute(self) -> str:
-        """This config in LogConfig and BrokerConfig: segment.bytes is segment_bytes there."""
-        return self.name.replace(".", "_")
+        return _attribute(self.name)
 
     @property
     def in_log(self) -> bool:
@@ -106,7 +110,7 @@ class ConfigDef:
 
 def _log_setting(name: str, type: ConfigType, broker_name: str, flag: str | None = None) -> ConfigDef:
     """A config the log holds, with the default and range LogConfig declares for it."""
-    default, low, high = LOG_SETTINGS[name.replace(".", "_")]
+    default, low, high = LOG_SETTINGS[_attribute(name)]
     return ConfigDef(name, type, broker_name, default, _number(low, high), flag)
 
 
@@ -114,7 +118,7 @@ def _table(*defs: ConfigDef) -> dict[str, ConfigDef]:
     return {d.name: d for d in defs}
 
 
-# Kafka's answer to a policy this broker cannot serve, whichever way it is spelled.
+# The policies naming compaction, however spelled, which this broker cannot serve.
 _COMPACT = dict.fromkeys(("compact", "compact,delete", "delete,compact"),
                          "cleanup.policy=compact is not supported: this broker has no log compaction")
 
