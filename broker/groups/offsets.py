@@ -2,9 +2,10 @@
 
 Every commit is appended to a log on the `log/` engine (in the data directory, under
 `OFFSETS_LOG_DIRECTORY`) before it is acknowledged, as one record batch whose records use
-Kafka's own `__consumer_offsets` layout: the key is an OffsetCommitKey (version 1: group,
-topic, partition), the value an OffsetCommitValue (version 3: offset, leader epoch, metadata,
-commit timestamp), and a deleted group leaves a tombstone (null value) for each of its offsets.
+Kafka's own `__consumer_offsets` layout, declared in protocol.messages.group_data: the key is
+an OffsetCommitKey (version 1: group, topic, partition), the value an OffsetCommitValue
+(version 3: offset, leader epoch, metadata, commit timestamp), and a deleted group leaves a
+tombstone (null value) for each of its offsets. Every version Kafka declares is read back.
 
 On start the log is replayed into memory. The log only grows, so once the records that later
 ones superseded (or tombstones) outnumber the live ones, the live entries are written into a
@@ -20,18 +21,20 @@ import logging
 import os
 import shutil
 import struct
-import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import trio
+from construct import Container
 
 from broker.metadata import MetadataError
 from broker.registry import CloseOutcome, close_log
-from log import CorruptLogError, Log, LogConfig
+from log import CorruptLogError, Log, LogConfig, current_time_ms
 from log.checkpoint import fsync_directory
 from protocol import records
 from protocol.errors import ProtocolError
+from protocol.messages.group_data import OFFSET_COMMIT_KEY, OFFSET_COMMIT_VALUE
+from protocol.schema import Message, MessageCodec
 
 logger = logging.getLogger(__name__)
 
@@ -46,13 +49,12 @@ MIN_DEAD_RECORDS_FOR_COMPACTION = 10_000
 _RECORDS_PER_COMPACTED_BATCH = 1000
 _REPLAY_READ_BYTES = 1024 * 1024
 
-_OFFSET_COMMIT_KEY_VERSION = 1
-_OFFSET_COMMIT_VALUE_VERSION = 3
-_INT16 = struct.Struct(">h")
-_INT32 = struct.Struct(">i")
-_VALUE_HEAD = struct.Struct(">hqi")  # version, offset, leader epoch
-_INT64 = struct.Struct(">q")
+# The record versions written; any version Kafka declares is read.
+OFFSET_COMMIT_KEY_VERSION = 1
+OFFSET_COMMIT_VALUE_VERSION = 3
+_VERSION = struct.Struct(">h")
 _MAX_STRING_BYTES = 32767
+NO_LEADER_EPOCH = -1
 
 TopicPartition = tuple[str, int]
 
@@ -74,55 +76,42 @@ def fits_in_key(name: str) -> bool:
     return len(name.encode()) <= _MAX_STRING_BYTES
 
 
-def _string(text: str) -> bytes:
-    data = text.encode()
-    return _INT16.pack(len(data)) + data
+def _versioned(codec: MessageCodec, version: int, fields: Message) -> bytes:
+    return _VERSION.pack(version) + codec.encode(version, fields)
 
 
-def _read_string(data: bytes, position: int) -> tuple[str, int]:
-    (length,) = _INT16.unpack_from(data, position)
-    end = position + 2 + length
-    if length < 0 or end > len(data):
-        raise OffsetsLogError(f"string of {length} bytes overruns its {len(data)}-byte record")
-    return data[position + 2:end].decode(), end
+def _read_versioned(codec: MessageCodec, data: bytes) -> Container:
+    """A record written as an int16 version and `codec`'s message of that version."""
+    try:
+        (version,) = _VERSION.unpack_from(data)
+        if version not in codec.valid_versions:
+            raise OffsetsLogError(f"{codec.name} version {version} is not one of {codec.valid_versions}")
+        return codec.decode(version, data, _VERSION.size)
+    except (struct.error, ProtocolError) as exc:
+        raise OffsetsLogError(f"unreadable {codec.name}: {exc}") from exc
 
 
 def encode_key(group_id: str, topic: str, partition: int) -> bytes:
-    return _INT16.pack(_OFFSET_COMMIT_KEY_VERSION) + _string(group_id) + _string(topic) + _INT32.pack(partition)
+    return _versioned(OFFSET_COMMIT_KEY, OFFSET_COMMIT_KEY_VERSION,
+                      OFFSET_COMMIT_KEY(group=group_id, topic=topic, partition=partition))
 
 
 def decode_key(data: bytes) -> tuple[str, TopicPartition]:
-    try:
-        (version,) = _INT16.unpack_from(data, 0)
-        if version != _OFFSET_COMMIT_KEY_VERSION:
-            raise OffsetsLogError(f"offset commit key version {version} is not {_OFFSET_COMMIT_KEY_VERSION}")
-        group_id, position = _read_string(data, 2)
-        topic, position = _read_string(data, position)
-        (partition,) = _INT32.unpack_from(data, position)
-        if position + 4 != len(data):
-            raise OffsetsLogError("offset commit key has trailing bytes")
-    except (struct.error, UnicodeDecodeError) as exc:
-        raise OffsetsLogError(f"unreadable offset commit key: {exc}") from exc
-    return group_id, (topic, partition)
+    key = _read_versioned(OFFSET_COMMIT_KEY, data)
+    return key.group, (key.topic, key.partition)
 
 
 def encode_value(value: OffsetAndMetadata) -> bytes:
-    return (_VALUE_HEAD.pack(_OFFSET_COMMIT_VALUE_VERSION, value.offset, value.leader_epoch)
-            + _string(value.metadata) + _INT64.pack(value.commit_timestamp))
+    return _versioned(OFFSET_COMMIT_VALUE, OFFSET_COMMIT_VALUE_VERSION, OFFSET_COMMIT_VALUE(
+        offset=value.offset, leader_epoch=value.leader_epoch, metadata=value.metadata,
+        commit_timestamp=value.commit_timestamp))
 
 
 def decode_value(data: bytes) -> OffsetAndMetadata:
-    try:
-        version, offset, leader_epoch = _VALUE_HEAD.unpack_from(data, 0)
-        if version != _OFFSET_COMMIT_VALUE_VERSION:
-            raise OffsetsLogError(f"offset commit value version {version} is not {_OFFSET_COMMIT_VALUE_VERSION}")
-        metadata, position = _read_string(data, _VALUE_HEAD.size)
-        (commit_timestamp,) = _INT64.unpack_from(data, position)
-        if position + 8 != len(data):
-            raise OffsetsLogError("offset commit value has trailing bytes")
-    except (struct.error, UnicodeDecodeError) as exc:
-        raise OffsetsLogError(f"unreadable offset commit value: {exc}") from exc
-    return OffsetAndMetadata(offset, leader_epoch, metadata, commit_timestamp)
+    value = _read_versioned(OFFSET_COMMIT_VALUE, data)
+    # Versions before 3 have no leader epoch: it is unknown.
+    return OffsetAndMetadata(value.offset, value.get("leader_epoch", NO_LEADER_EPOCH), value.metadata,
+                             value.commit_timestamp)
 
 
 def _offsets_log_config() -> LogConfig:
@@ -131,9 +120,8 @@ def _offsets_log_config() -> LogConfig:
                      retention_ms=-1, retention_bytes=-1)
 
 
-def _batch(entries: list[tuple[bytes, bytes | None]]) -> bytes:
-    now = int(time.time() * 1000)
-    return records.build_batch([records.Record(key, value, (), now) for key, value in entries])
+def _batch(entries: list[tuple[bytes, bytes | None]], timestamp: int) -> bytes:
+    return records.build_batch([records.Record(key, value, (), timestamp) for key, value in entries])
 
 
 class OffsetStore:
@@ -145,13 +133,17 @@ class OffsetStore:
     """
 
     def __init__(self, data_dir: Path, *, fsync: bool = False,
-                 min_dead_records: int = MIN_DEAD_RECORDS_FOR_COMPACTION) -> None:
+                 min_dead_records: int = MIN_DEAD_RECORDS_FOR_COMPACTION,
+                 clock: Callable[[], int] = current_time_ms) -> None:
         self.directory = data_dir / OFFSETS_LOG_DIRECTORY
         self.fsync = fsync
         self.min_dead_records = min_dead_records
+        self.clock = clock
         self._offsets: dict[str, dict[TopicPartition, OffsetAndMetadata]] = {}
-        self._live = 0
-        self._log_records = 0
+        # How many offsets are committed over all groups, and how many records the log holds
+        # (superseded ones and tombstones included).
+        self.live_records = 0
+        self.log_records = 0
         self._writing = trio.Lock()
         self._flushing = trio.Lock()
         self._finish_interrupted_compaction()
@@ -173,16 +165,6 @@ class OffsetStore:
         """The group's committed offsets (a copy; empty when it has none)."""
         return dict(self._offsets.get(group_id, {}))
 
-    @property
-    def live_records(self) -> int:
-        """How many offsets are committed, over all groups."""
-        return self._live
-
-    @property
-    def log_records(self) -> int:
-        """How many records the offsets log holds, superseded ones included."""
-        return self._log_records
-
     # -- writing ---------------------------------------------------------------------------------
 
     async def commit(self, group_id: str, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
@@ -196,6 +178,11 @@ class OffsetStore:
     async def delete_group(self, group_id: str) -> int:
         """Write a tombstone for each of the group's offsets and forget them; how many there were."""
         return await self._tombstone({group_id: list(self._offsets.get(group_id, {}))})
+
+    async def delete_offsets(self, group_id: str, partitions: list[TopicPartition]) -> int:
+        """Write a tombstone for each of `partitions` the group has an offset of; how many it had."""
+        committed = self._offsets.get(group_id, {})
+        return await self._tombstone({group_id: [partition for partition in partitions if partition in committed]})
 
     async def delete_topic(self, topic: str) -> int:
         """Forget every group's offsets of a deleted topic, as Kafka does; how many there were."""
@@ -217,8 +204,8 @@ class OffsetStore:
     async def _write(self, entries: list[tuple[bytes, bytes | None]], apply: Callable[[], None]) -> None:
         async with self._writing:
             log = self._log
-            log.append(_batch(entries))
-            self._log_records += len(entries)
+            log.append(_batch(entries, self.clock()))
+            self.log_records += len(entries)
             apply()
             end = log.log_end_offset
             if self._needs_compaction():
@@ -234,14 +221,14 @@ class OffsetStore:
         committed = self._offsets.setdefault(group_id, {})
         before = len(committed)
         committed.update(offsets)
-        self._live += len(committed) - before
+        self.live_records += len(committed) - before
 
     def _forget(self, group_id: str, partitions: list[TopicPartition]) -> None:
         # Only what the tombstones cover: a commit may have come in while they were being written.
         committed = self._offsets.get(group_id, {})
         for partition in partitions:
             if committed.pop(partition, None) is not None:
-                self._live -= 1
+                self.live_records -= 1
         if not committed:
             self._offsets.pop(group_id, None)
 
@@ -282,20 +269,20 @@ class OffsetStore:
         if record.key is None:
             raise OffsetsLogError(f"{self.directory}: record at offset {record.offset} has no key")
         group_id, partition = decode_key(record.key)
-        self._log_records += 1
+        self.log_records += 1
         committed = self._offsets.setdefault(group_id, {})
         before = len(committed)
         if record.value is None:
             committed.pop(partition, None)
         else:
             committed[partition] = decode_value(record.value)
-        self._live += len(committed) - before
+        self.live_records += len(committed) - before
         if not committed:
             del self._offsets[group_id]
 
     def _needs_compaction(self) -> bool:
-        dead = self._log_records - self._live
-        return dead > 0 and dead >= max(self.min_dead_records, self._live)
+        dead = self.log_records - self.live_records
+        return dead > 0 and dead >= max(self.min_dead_records, self.live_records)
 
     def _live_entries(self) -> Iterator[tuple[bytes, bytes]]:
         for group_id, committed in self._offsets.items():
@@ -307,8 +294,9 @@ class OffsetStore:
         compacted = self._sibling(_COMPACTED_SUFFIX)
         shutil.rmtree(compacted, ignore_errors=True)
         fresh = Log(compacted, _offsets_log_config())
+        now = self.clock()
         for chunk in _chunks(self._live_entries(), _RECORDS_PER_COMPACTED_BATCH):
-            fresh.append(_batch(chunk))
+            fresh.append(_batch(chunk, now))
         fresh.close()
         self._log.close()
         retired = self._sibling(_RETIRED_SUFFIX)
@@ -316,9 +304,9 @@ class OffsetStore:
         os.replace(compacted, self.directory)
         fsync_directory(self.directory.parent)
         shutil.rmtree(retired)
-        logger.info("compacted the offsets log from %d records to %d", self._log_records, self._live)
+        logger.info("compacted the offsets log from %d records to %d", self.log_records, self.live_records)
         self._log = Log(self.directory, _offsets_log_config())
-        self._log_records = self._live
+        self.log_records = self.live_records
 
     def _finish_interrupted_compaction(self) -> None:
         compacted, retired = self._sibling(_COMPACTED_SUFFIX), self._sibling(_RETIRED_SUFFIX)

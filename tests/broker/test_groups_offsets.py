@@ -12,6 +12,7 @@ from broker.groups import OFFSETS_LOG_DIRECTORY, OffsetAndMetadata, OffsetStore,
 from broker.groups.offsets import decode_key, decode_value, encode_key, encode_value
 from log import Log
 from protocol import records
+from protocol.messages.group_data import OFFSET_COMMIT_VALUE
 
 
 def value(offset: int, metadata: str = "") -> OffsetAndMetadata:
@@ -32,32 +33,46 @@ async def test_commits_come_back_exactly_after_a_reopen(tmp_path):
     reopened.close()
 
 
-async def test_a_deleted_group_leaves_tombstones(tmp_path):
-    store = OffsetStore(tmp_path)
-    await store.commit("gone", {("t", 0): value(1), ("t", 1): value(2)})
-    await store.commit("kept", {("t", 0): value(3)})
-    assert await store.delete_group("gone") == 2
-    assert await store.delete_group("never-existed") == 0
+async def store_with(directory, commits: dict[str, dict]) -> OffsetStore:
+    """A store in `directory` holding `commits` (group -> offsets), committed one group at a time."""
+    store = OffsetStore(directory)
+    for group, offsets in commits.items():
+        await store.commit(group, offsets)
+    return store
+
+
+def reopen(store: OffsetStore) -> OffsetStore:
     store.close()
-    reopened = OffsetStore(tmp_path)
-    assert reopened.group_ids() == ["kept"]
-    assert reopened.group_offsets("gone") == {}
+    return OffsetStore(store.directory.parent)
+
+
+async def test_a_deleted_group_leaves_tombstones(tmp_path):
+    store = await store_with(tmp_path, {"gone": {("t", 0): value(1), ("t", 1): value(2)}, "kept": {("t", 0): value(3)}})
+    assert (await store.delete_group("gone"), await store.delete_group("never-existed")) == (2, 0)
+    reopened = reopen(store)
+    assert (reopened.group_ids(), reopened.group_offsets("gone")) == (["kept"], {})
     # Two commits of the deleted group, its two tombstones, and the kept commit.
     assert reopened.log_records == 5
     reopened.close()
 
 
 async def test_a_deleted_topic_takes_every_groups_offsets_of_it_along(tmp_path):
-    store = OffsetStore(tmp_path)
-    await store.commit("g1", {("gone", 0): value(1), ("kept", 0): value(2)})
-    await store.commit("g2", {("gone", 3): value(4)})
-    assert await store.delete_topic("gone") == 2
-    assert await store.delete_topic("never-existed") == 0
-    store.close()
-    reopened = OffsetStore(tmp_path)
-    assert reopened.group_offsets("g1") == {("kept", 0): value(2)}
-    assert reopened.group_offsets("g2") == {}
+    store = await store_with(tmp_path, {"g1": {("gone", 0): value(1), ("kept", 0): value(2)},
+                                        "g2": {("gone", 3): value(4)}})
+    assert (await store.delete_topic("gone"), await store.delete_topic("never-existed")) == (2, 0)
+    reopened = reopen(store)
+    assert (reopened.group_offsets("g1"), reopened.group_offsets("g2")) == ({("kept", 0): value(2)}, {})
     assert reopened.group_ids() == ["g1"]
+    reopened.close()
+
+
+async def test_deleting_some_of_a_groups_offsets_tombstones_only_those_it_has(tmp_path):
+    store = await store_with(tmp_path, {"g": {("t", 0): value(1), ("t", 1): value(2)}, "h": {("t", 0): value(3)}})
+    assert await store.delete_offsets("g", [("t", 0), ("t", 9), ("u", 0)]) == 1
+    reopened = reopen(store)
+    assert (reopened.group_offsets("g"), reopened.group_offsets("h")) == ({("t", 1): value(2)}, {("t", 0): value(3)})
+    assert await reopened.delete_offsets("g", [("t", 1)]) == 1
+    assert reopened.group_ids() == ["h"]
     reopened.close()
 
 
@@ -152,3 +167,25 @@ def test_garbage_keys_and_values_raise_only_offsets_log_error(data):
             decode(data)
         except OffsetsLogError:
             pass
+
+
+# As the hand-written struct encoder of these records wrote them: what offsets logs on disk hold.
+# Key: version 1, group "group-é", topic "topic", partition 7. Value: version 3, offset 42,
+# leader epoch 5, metadata "meta", commit timestamp 1700000000123.
+WRITTEN_KEY = bytes.fromhex("0001" "0008" "67726f75702dc3a9" "0005" "746f706963" "00000007")
+WRITTEN_VALUE = bytes.fromhex("0003" "000000000000002a" "00000005" "0004" "6d657461" "0000018bcfe5687b")
+
+
+def test_records_written_before_the_declarations_read_and_write_the_same():
+    committed = OffsetAndMetadata(42, 5, "meta", 1700000000123)
+    assert decode_key(WRITTEN_KEY) == ("group-é", ("topic", 7))
+    assert decode_value(WRITTEN_VALUE) == committed
+    assert (encode_key("group-é", "topic", 7), encode_value(committed)) == (WRITTEN_KEY, WRITTEN_VALUE)
+
+
+@pytest.mark.parametrize("version", [0, 1, 2, 3, 4])
+def test_values_of_every_version_kafka_declares_are_read(version):
+    fields = OFFSET_COMMIT_VALUE(offset=9, leader_epoch=2, metadata="m", commit_timestamp=77, expire_timestamp=99)
+    data = version.to_bytes(2, "big") + OFFSET_COMMIT_VALUE.encode(version, fields)
+    # Before version 3 there is no leader epoch: it reads as unknown.
+    assert decode_value(data) == OffsetAndMetadata(9, 2 if version >= 3 else -1, "m", 77)
