@@ -6,10 +6,11 @@ from broker.groups.coordinator import (
     GroupOverview,
     GroupSummary,
     JoinRequest,
+    MemberIdRequired,
     MemberSummary,
 )
 from broker.groups.group import GroupState, JoinedMember, JoinResult, SyncResult
-from broker.groups.offsets import OFFSETS_LOG_DIRECTORY, OffsetAndMetadata, OffsetStore, OffsetsLogError
+from broker.groups.offsets import OFFSETS_LOG_DIRECTORY, OffsetAndMetadata, OffsetStore, OffsetsLogError, TopicPartition
 
 __all__ = [
     "GroupCoordinator",
@@ -19,11 +20,13 @@ __all__ = [
     "JoinRequest",
     "JoinResult",
     "JoinedMember",
+    "MemberIdRequired",
     "MemberSummary",
     "OFFSETS_LOG_DIRECTORY",
     "OffsetAndMetadata",
     "OffsetStore",
     "OffsetsLogError",
     "SyncResult",
+    "TopicPartition",
     "UNKNOWN_MEMBER_ID",
 ]

@@ -5,14 +5,21 @@ from __future__ import annotations
 import dataclasses
 import enum
 from collections import Counter
-from typing import Generic, TypeVar
 
 import trio
+from outcome import Error, Outcome
 
-from broker.groups.timers import Timer
-from protocol.errors import ErrorCode
+from broker.groups.timers import Deadline
+from protocol.errors import ApiError, ErrorCode, ProtocolError
+from protocol.messages.group_data import CONSUMER_PROTOCOL_SUBSCRIPTION
+from protocol.primitives import open_frame
 
-T = TypeVar("T")
+# The protocol type of Kafka's consumers, whose protocol metadata is a ConsumerProtocolSubscription.
+CONSUMER_PROTOCOL_TYPE = "consumer"
+_PROTOCOL_VERSION_BYTES = 2
+
+# Where a parked JoinGroup or SyncGroup waits for its answer: the result, or the ApiError it fails with.
+Answer = trio.MemorySendChannel
 
 
 class GroupState(enum.Enum):
@@ -32,23 +39,6 @@ _VALID_PREVIOUS_STATES = {
 }
 
 
-class Reply(Generic[T]):
-    """The answer to a parked JoinGroup or SyncGroup, given once by whatever completes it."""
-
-    def __init__(self) -> None:
-        self._event = trio.Event()
-        self._value: T | None = None
-
-    def send(self, value: T) -> None:
-        if not self._event.is_set():
-            self._value = value
-            self._event.set()
-
-    async def wait(self) -> T:
-        await self._event.wait()
-        return self._value
-
-
 @dataclasses.dataclass(frozen=True)
 class JoinedMember:
     """A member as the leader sees it in the JoinGroup response: its metadata for the chosen protocol."""
@@ -60,7 +50,6 @@ class JoinedMember:
 
 @dataclasses.dataclass(frozen=True)
 class JoinResult:
-    error: ErrorCode
     member_id: str
     generation_id: int = -1
     protocol_type: str | None = None
@@ -72,18 +61,23 @@ class JoinResult:
 
 @dataclasses.dataclass(frozen=True)
 class SyncResult:
-    error: ErrorCode
     assignment: bytes = b""
     protocol_type: str | None = None
     protocol_name: str | None = None
 
 
-@dataclasses.dataclass(eq=False)
-class Member:
+@dataclasses.dataclass
+class MemberIdentity:
+    """Who a member is, as DescribeGroups shows it."""
+
     member_id: str
     group_instance_id: str | None
     client_id: str
     client_host: str
+
+
+@dataclasses.dataclass(eq=False)
+class Member(MemberIdentity):
     rebalance_timeout_ms: int
     session_timeout_ms: int
     protocol_type: str
@@ -92,9 +86,10 @@ class Member:
     assignment: bytes = b""
     # A member that joined in the current rebalance and has not been given a generation yet.
     is_new: bool = False
-    awaiting_join: Reply[JoinResult] | None = None
-    awaiting_sync: Reply[SyncResult] | None = None
-    heartbeat_timer: Timer | None = None
+    awaiting_join: Answer[Outcome[JoinResult]] | None = None
+    awaiting_sync: Answer[Outcome[SyncResult]] | None = None
+    # Removes the member unless a heartbeat (or a commit, or the end of a rebalance) moves it on.
+    session: Deadline | None = None
 
     @property
     def is_static(self) -> bool:
@@ -114,10 +109,9 @@ class Member:
         """The member's most preferred protocol among those every member supports."""
         return next(name for name in self.protocol_names if name in candidates)
 
-    def cancel_heartbeat_timer(self) -> None:
-        if self.heartbeat_timer is not None:
-            self.heartbeat_timer.cancel()
-            self.heartbeat_timer = None
+    def cancel_session(self) -> None:
+        if self.session is not None:
+            self.session.cancel()
 
 
 class Group:
@@ -132,16 +126,20 @@ class Group:
         # group.instance.id -> the member id it currently has.
         self.static_members: dict[str, str] = {}
         # Member ids handed out with MEMBER_ID_REQUIRED, each expiring after the session timeout.
-        self.pending_members: dict[str, Timer] = {}
+        self.pending_members: dict[str, Deadline] = {}
         # Members of the new generation that have not sent SyncGroup yet.
         self.pending_sync: set[str] = set()
         self.num_awaiting_join = 0
         self.supported_protocols: Counter[str] = Counter()
         # Set when a member joins during the initial rebalance delay, which then extends it.
         self.new_member_added = False
-        self.join_timer: Timer | None = None
+        # The end of the join phase (the initial delay, or the rebalance timeout), and of the sync phase.
+        self.join_deadline: Deadline | None = None
         self.join_is_initial = False
-        self.sync_timer: Timer | None = None
+        self.sync_deadline: Deadline | None = None
+        # The topics a "consumer" group's members subscribe to, from the generation's protocol
+        # metadata; None while unknown (no generation yet, another protocol type, unreadable metadata).
+        self.subscribed_topics: set[str] | None = None
 
     def __repr__(self) -> str:
         return f"Group({self.group_id!r}, {self.state.value}, generation {self.generation_id})"
@@ -166,7 +164,7 @@ class Group:
 
     # -- membership ------------------------------------------------------------------------------
 
-    def add(self, member: Member, reply: Reply[JoinResult]) -> None:
+    def add(self, member: Member, reply: Answer[Outcome[JoinResult]]) -> None:
         if not self.members:
             self.protocol_type = member.protocol_type
         if self.leader_id is None:
@@ -186,10 +184,10 @@ class Group:
             if member.awaiting_join is not None:
                 self.num_awaiting_join -= 1
             # A parked SyncGroup of a removed member is answered rather than left hanging.
-            self.invoke_sync(member, SyncResult(ErrorCode.UNKNOWN_MEMBER_ID))
+            self.invoke_sync(member, Error(ApiError(ErrorCode.UNKNOWN_MEMBER_ID)))
             if member.group_instance_id is not None:
                 self.static_members.pop(member.group_instance_id, None)
-            member.cancel_heartbeat_timer()
+            member.cancel_session()
         if self.is_leader(member_id):
             self.leader_id = next(iter(self.members), None)
         self.remove_pending_member(member_id)
@@ -201,7 +199,7 @@ class Group:
             timer.cancel()
 
     def update_member(self, member: Member, protocols: list[tuple[str, bytes]], rebalance_timeout_ms: int,
-                      session_timeout_ms: int, reply: Reply[JoinResult]) -> None:
+                      session_timeout_ms: int, reply: Answer[Outcome[JoinResult]]) -> None:
         self.supported_protocols.subtract(member.protocol_names)
         member.protocols = protocols
         self.supported_protocols.update(member.protocol_names)
@@ -212,14 +210,14 @@ class Group:
         else:
             # The member re-sent JoinGroup (from another connection): the older request still
             # gets an answer, one that makes a client that still reads it join again.
-            member.awaiting_join.send(JoinResult(ErrorCode.REBALANCE_IN_PROGRESS, member.member_id))
+            _answer(member.awaiting_join, Error(ApiError(ErrorCode.REBALANCE_IN_PROGRESS)))
         member.awaiting_join = reply
 
     def replace_static_member(self, group_instance_id: str, old_member_id: str, new_member_id: str) -> Member:
         """Give the static member a new member id; whoever still uses the old one is fenced."""
         member = self.members.pop(old_member_id)
-        self.invoke_join(member, JoinResult(ErrorCode.FENCED_INSTANCE_ID, old_member_id))
-        self.invoke_sync(member, SyncResult(ErrorCode.FENCED_INSTANCE_ID))
+        self.invoke_join(member, Error(ApiError(ErrorCode.FENCED_INSTANCE_ID)))
+        self.invoke_sync(member, Error(ApiError(ErrorCode.FENCED_INSTANCE_ID)))
         member.member_id = new_member_id
         self.members[new_member_id] = member
         if self.is_leader(old_member_id):
@@ -230,26 +228,23 @@ class Group:
         self.static_members[group_instance_id] = new_member_id
         return member
 
-    def invoke_join(self, member: Member, result: JoinResult) -> bool:
-        reply = member.awaiting_join
-        if reply is None:
-            return False
-        member.awaiting_join = None
-        self.num_awaiting_join -= 1
-        reply.send(result)
-        return True
+    def invoke_join(self, member: Member, result: Outcome[JoinResult]) -> bool:
+        """Answer the member's parked JoinGroup, if it has one."""
+        answered = _answer(member.awaiting_join, result)
+        if answered:
+            member.awaiting_join = None
+            self.num_awaiting_join -= 1
+        return answered
 
-    def invoke_sync(self, member: Member, result: SyncResult) -> bool:
-        reply = member.awaiting_sync
-        if reply is None:
-            return False
+    def invoke_sync(self, member: Member, result: Outcome[SyncResult]) -> bool:
+        """Answer the member's parked SyncGroup, if it has one."""
+        answered = _answer(member.awaiting_sync, result)
         member.awaiting_sync = None
-        reply.send(result)
-        return True
+        return answered
 
-    def set_awaiting_sync(self, member: Member, reply: Reply[SyncResult]) -> None:
+    def set_awaiting_sync(self, member: Member, reply: Answer[Outcome[SyncResult]]) -> None:
         # As for JoinGroup: a superseded SyncGroup still gets an answer.
-        self.invoke_sync(member, SyncResult(ErrorCode.REBALANCE_IN_PROGRESS))
+        self.invoke_sync(member, Error(ApiError(ErrorCode.REBALANCE_IN_PROGRESS)))
         member.awaiting_sync = reply
 
     def maybe_elect_new_joined_leader(self) -> bool:
@@ -287,8 +282,40 @@ class Group:
         else:
             self.protocol_name = None
             self.transition_to(GroupState.EMPTY)
+        self.subscribed_topics = self._compute_subscribed_topics()
         self.pending_sync.clear()
+
+    @property
+    def is_consumer_group(self) -> bool:
+        return self.protocol_type == CONSUMER_PROTOCOL_TYPE
+
+    def is_subscribed_to(self, topic: str) -> bool:
+        """Whether the members consume `topic`; when that is not known, they might."""
+        return self.subscribed_topics is None or topic in self.subscribed_topics
+
+    def _compute_subscribed_topics(self) -> set[str] | None:
+        if not self.is_consumer_group or not self.members or self.protocol_name is None:
+            return None
+        try:
+            return {topic for member in self.members.values()
+                    for topic in _subscription(member.metadata(self.protocol_name))}
+        except ProtocolError:
+            return None
 
     def current_member_metadata(self) -> tuple[JoinedMember, ...]:
         return tuple(JoinedMember(member.member_id, member.group_instance_id, member.metadata(self.protocol_name))
                      for member in self.members.values())
+
+
+def _answer(reply: Answer | None, result: Outcome) -> bool:
+    # The buffer holds the one answer even if the request gave up waiting (its client went away).
+    if reply is None:
+        return False
+    reply.send_nowait(result)
+    return True
+
+
+def _subscription(metadata: bytes) -> list[str]:
+    """The topics of a consumer's protocol metadata (an int16 version, then the subscription):
+    every version starts with version 0's fields, so they are read as version 0, as Kafka does."""
+    return CONSUMER_PROTOCOL_SUBSCRIPTION.read(0, open_frame(metadata, _PROTOCOL_VERSION_BYTES)).topics

@@ -2,38 +2,46 @@
 
 from __future__ import annotations
 
-from broker.handlers.base import handles
-from protocol.errors import ErrorCode
+from broker.handlers.base import Services, error_fields, handles
+from protocol.errors import ApiError, ErrorCode
+from protocol.messages import ApiKey
+from protocol.messages.groups import FIND_COORDINATOR_RESPONSE
 
-FIND_COORDINATOR = 10
 # v4+ looks up a batch of keys at once.
 FIRST_BATCHED_VERSION = 4
 GROUP_KEY_TYPE = 0
 TRANSACTION_KEY_TYPE = 1
+# Where the coordinator is when there is none to offer.
+NO_COORDINATOR = {"node_id": -1, "host": "", "port": -1}
 
 
-def _coordinator(broker, key: str, key_type: int) -> dict:
-    answer = {"key": key, "node_id": -1, "host": "", "port": -1, "error_code": ErrorCode.NONE, "error_message": None}
+def _coordinator(broker: Services, key_type: int) -> dict:
+    """The node coordinating keys of `key_type`; raises when there is none."""
     if key_type == GROUP_KEY_TYPE and broker.coordinator.active:
         host, port = broker.advertised_address
-        answer.update(node_id=broker.config.node_id, host=host, port=port)
-    elif key_type in (GROUP_KEY_TYPE, TRANSACTION_KEY_TYPE):
+        return {"node_id": broker.config.node_id, "host": host, "port": port}
+    if key_type == TRANSACTION_KEY_TYPE:
         # Kafka's answer while it has no coordinator to offer; a transactional producer keeps
         # asking until its own timeout rather than failing outright.
-        answer.update(error_code=ErrorCode.COORDINATOR_NOT_AVAILABLE,
-                      error_message="no transaction coordinator on this broker"
-                      if key_type == TRANSACTION_KEY_TYPE else "the broker is shutting down")
-    else:
-        answer.update(error_code=ErrorCode.INVALID_REQUEST, error_message=f"unknown coordinator key type {key_type}")
-    return answer
+        raise ApiError(ErrorCode.COORDINATOR_NOT_AVAILABLE, "no transaction coordinator on this broker")
+    if key_type == GROUP_KEY_TYPE:
+        raise ApiError(ErrorCode.COORDINATOR_NOT_AVAILABLE, "the broker is shutting down")
+    raise ApiError(ErrorCode.INVALID_REQUEST, f"unknown coordinator key type {key_type}")
 
 
-@handles(FIND_COORDINATOR)
-async def find_coordinator(broker, header, request) -> dict:
+def _answer(broker: Services, key_type: int, struct) -> dict:
+    """The fields of one answer: the coordinator, or no node and the error."""
+    try:
+        return {**_coordinator(broker, key_type), "error_message": None}
+    except ApiError as exc:
+        return {**NO_COORDINATOR, **error_fields(struct, exc)}
+
+
+@handles(ApiKey.FIND_COORDINATOR)
+async def find_coordinator(broker: Services, header, request):
     key_type = request.get("key_type", GROUP_KEY_TYPE)
     if header.request_api_version >= FIRST_BATCHED_VERSION:
-        return {"throttle_time_ms": 0,
-                "coordinators": [_coordinator(broker, key, key_type) for key in request.coordinator_keys]}
-    answer = _coordinator(broker, request.key, key_type)
-    del answer["key"]
-    return {"throttle_time_ms": 0, **answer}
+        found = FIND_COORDINATOR_RESPONSE.Coordinator
+        return FIND_COORDINATOR_RESPONSE(coordinators=[found(key=key, **_answer(broker, key_type, found))
+                                                       for key in request.coordinator_keys])
+    return FIND_COORDINATOR_RESPONSE(**_answer(broker, key_type, FIND_COORDINATOR_RESPONSE))

@@ -1,20 +1,29 @@
 """Group membership and administration: JoinGroup (11), Heartbeat (12), LeaveGroup (13),
-SyncGroup (14), DescribeGroups (15), ListGroups (16) and DeleteGroups (42)."""
+SyncGroup (14), DescribeGroups (15), ListGroups (16) and DeleteGroups (42).
+
+The coordinator raises ApiError for what it refuses; a request it refuses as a whole is answered
+with the error at the top (base.Api.respond), and batch answers carry an outcome per member or
+group, which `outcome_fields` turns into that entry's error fields."""
 
 from __future__ import annotations
 
-from broker import authorized_operations
-from broker.groups import JoinRequest
-from broker.handlers.base import handles
-from protocol.errors import ErrorCode
+from outcome import Error, Outcome
 
-JOIN_GROUP = 11
-HEARTBEAT = 12
-LEAVE_GROUP = 13
-SYNC_GROUP = 14
-DESCRIBE_GROUPS = 15
-LIST_GROUPS = 16
-DELETE_GROUPS = 42
+from broker import authorized_operations
+from broker.groups import JoinRequest, JoinResult, MemberIdRequired
+from broker.handlers.base import Services, error_fields, handles
+from protocol.errors import ApiError
+from protocol.messages import ApiKey
+from protocol.messages.groups import (
+    DELETE_GROUPS_RESPONSE,
+    DESCRIBE_GROUPS_RESPONSE,
+    HEARTBEAT_RESPONSE,
+    JOIN_GROUP_RESPONSE,
+    LEAVE_GROUP_RESPONSE,
+    LIST_GROUPS_RESPONSE,
+    SYNC_GROUP_RESPONSE,
+)
+
 # JoinGroup: v1 brought the rebalance timeout, v4 MEMBER_ID_REQUIRED, v7 a nullable protocol
 # name, v9 skip_assignment. LeaveGroup v3 leaves a batch of members.
 FIRST_REBALANCE_TIMEOUT_VERSION = 1
@@ -26,10 +35,15 @@ FIRST_BATCHED_LEAVE_VERSION = 3
 CLIENT_HOST_UNKNOWN = ""
 
 
-@handles(JOIN_GROUP)
-async def join_group(broker, header, request) -> dict:
+def outcome_fields(struct, result: Outcome) -> dict:
+    """The error fields of one entry of a batch answer (an Error holds an ApiError): none when it
+    succeeded. Outcomes are shared between entries, so this reads them rather than unwrapping."""
+    return error_fields(struct, result.error) if isinstance(result, Error) else {}
+
+
+def _join_request(header, request) -> JoinRequest:
     version = header.request_api_version
-    result = await broker.coordinator.join_group(JoinRequest(
+    return JoinRequest(
         group_id=request.group_id,
         member_id=request.member_id,
         group_instance_id=request.get("group_instance_id"),
@@ -44,80 +58,104 @@ async def join_group(broker, header, request) -> dict:
         require_known_member_id=version >= FIRST_MEMBER_ID_REQUIRED_VERSION,
         supports_skip_assignment=version >= FIRST_SKIP_ASSIGNMENT_VERSION,
         reason=request.get("reason"),
-    ))
-    protocol_name = result.protocol_name
-    if protocol_name is None and version < FIRST_NULLABLE_PROTOCOL_NAME_VERSION:
-        protocol_name = ""
-    return {"throttle_time_ms": 0, "error_code": result.error, "generation_id": result.generation_id,
-            "protocol_type": result.protocol_type, "protocol_name": protocol_name, "leader": result.leader_id,
-            "skip_assignment": result.skip_assignment, "member_id": result.member_id,
-            "members": [{"member_id": member.member_id, "group_instance_id": member.group_instance_id,
-                         "metadata": member.metadata} for member in result.members]}
+    )
 
 
-@handles(SYNC_GROUP)
-async def sync_group(broker, header, request) -> dict:
+def _protocol_name(name: str | None, version: int) -> str | None:
+    # No protocol (an error, an empty generation) is null from v7, the empty string before.
+    return "" if name is None and version < FIRST_NULLABLE_PROTOCOL_NAME_VERSION else name
+
+
+@handles(ApiKey.JOIN_GROUP)
+async def join_group(broker: Services, header, request):
+    version = header.request_api_version
+    try:
+        result: JoinResult = await broker.coordinator.join_group(_join_request(header, request))
+    except ApiError as exc:
+        # As Kafka: the request's member id comes back, or the one a new member must use.
+        member_id = exc.member_id if isinstance(exc, MemberIdRequired) else request.member_id
+        return JOIN_GROUP_RESPONSE(member_id=member_id, protocol_name=_protocol_name(None, version),
+                                   **error_fields(JOIN_GROUP_RESPONSE, exc))
+    return JOIN_GROUP_RESPONSE(
+        generation_id=result.generation_id, protocol_type=result.protocol_type,
+        protocol_name=_protocol_name(result.protocol_name, version), leader=result.leader_id,
+        skip_assignment=result.skip_assignment, member_id=result.member_id,
+        members=[JOIN_GROUP_RESPONSE.JoinGroupResponseMember(
+            member_id=member.member_id, group_instance_id=member.group_instance_id, metadata=member.metadata)
+            for member in result.members])
+
+
+@handles(ApiKey.SYNC_GROUP)
+async def sync_group(broker: Services, header, request):
     result = await broker.coordinator.sync_group(
         request.group_id, request.generation_id, request.member_id, request.get("group_instance_id"),
         request.get("protocol_type"), request.get("protocol_name"),
         {assignment.member_id: bytes(assignment.assignment) for assignment in request.assignments})
     # An empty assignment is empty bytes, never null (some clients cannot parse a null one).
-    return {"throttle_time_ms": 0, "error_code": result.error, "protocol_type": result.protocol_type,
-            "protocol_name": result.protocol_name, "assignment": result.assignment}
+    return SYNC_GROUP_RESPONSE(protocol_type=result.protocol_type, protocol_name=result.protocol_name,
+                               assignment=result.assignment)
 
 
-@handles(HEARTBEAT)
-async def heartbeat(broker, header, request) -> dict:
-    error = broker.coordinator.heartbeat(request.group_id, request.generation_id, request.member_id,
-                                         request.get("group_instance_id"))
-    return {"throttle_time_ms": 0, "error_code": error}
+@handles(ApiKey.HEARTBEAT)
+async def heartbeat(broker: Services, header, request):
+    broker.coordinator.heartbeat(request.group_id, request.generation_id, request.member_id,
+                                 request.get("group_instance_id"))
+    return HEARTBEAT_RESPONSE()
 
 
-@handles(LEAVE_GROUP)
-async def leave_group(broker, header, request) -> dict:
-    if header.request_api_version < FIRST_BATCHED_LEAVE_VERSION:
-        leaving = [(request.member_id, None)]
-    else:
-        leaving = [(member.member_id, member.group_instance_id) for member in request.members]
-    error, member_errors = broker.coordinator.leave_group(request.group_id, leaving)
+@handles(ApiKey.LEAVE_GROUP)
+async def leave_group(broker: Services, header, request):
     if header.request_api_version < FIRST_BATCHED_LEAVE_VERSION:
         # One member: its error is the response's.
-        return {"throttle_time_ms": 0, "error_code": error if error != ErrorCode.NONE or not member_errors
-                else member_errors[0]}
-    return {"throttle_time_ms": 0, "error_code": error,
-            "members": [{"member_id": member_id, "group_instance_id": instance_id, "error_code": member_error}
-                        for (member_id, instance_id), member_error in zip(leaving, member_errors)]}
+        (left,) = broker.coordinator.leave_group(request.group_id, [(request.member_id, None)])
+        left.unwrap()
+        return LEAVE_GROUP_RESPONSE()
+    members = request.members
+    results = broker.coordinator.leave_group(request.group_id, [(m.member_id, m.group_instance_id) for m in members])
+    answer = LEAVE_GROUP_RESPONSE.MemberResponse
+    return LEAVE_GROUP_RESPONSE(members=[
+        answer(member_id=member.member_id, group_instance_id=member.group_instance_id, **outcome_fields(answer, left))
+        for member, left in zip(members, results)])
 
 
-@handles(DESCRIBE_GROUPS)
-async def describe_groups(broker, header, request) -> dict:
-    described = []
-    for group_id in request.groups:
-        error, summary = broker.coordinator.describe_group(group_id)
-        described.append({
-            "error_code": error, "group_id": group_id, "group_state": summary.state,
-            "protocol_type": summary.protocol_type, "protocol_data": summary.protocol_name,
-            "members": [{"member_id": m.member_id, "group_instance_id": m.group_instance_id,
-                         "client_id": m.client_id, "client_host": m.client_host,
-                         "member_metadata": m.metadata, "member_assignment": m.assignment}
-                        for m in summary.members],
-            "authorized_operations": authorized_operations.reported(
-                request.get("include_authorized_operations", False), authorized_operations.GROUP),
-        })
-    return {"throttle_time_ms": 0, "groups": described}
+_DescribedGroup = DESCRIBE_GROUPS_RESPONSE.DescribedGroup
+_DescribedGroupMember = DESCRIBE_GROUPS_RESPONSE.DescribedGroupMember
 
 
-@handles(LIST_GROUPS)
-async def list_groups(broker, header, request) -> dict:
-    error, groups = broker.coordinator.list_groups(request.get("states_filter") or [],
-                                                   request.get("types_filter") or [])
-    return {"throttle_time_ms": 0, "error_code": error,
-            "groups": [{"group_id": group.group_id, "protocol_type": group.protocol_type,
-                        "group_state": group.state, "group_type": group.group_type} for group in groups]}
+def _described(broker: Services, group_id: str, authorized: int):
+    try:
+        summary = broker.coordinator.describe_group(group_id)
+    except ApiError as exc:
+        return _DescribedGroup(group_id=group_id, authorized_operations=authorized,
+                               **error_fields(_DescribedGroup, exc))
+    return _DescribedGroup(
+        group_id=group_id, group_state=summary.state, protocol_type=summary.protocol_type,
+        protocol_data=summary.protocol_name, authorized_operations=authorized,
+        members=[_DescribedGroupMember(member_id=m.member_id, group_instance_id=m.group_instance_id,
+                                       client_id=m.client_id, client_host=m.client_host,
+                                       member_metadata=m.metadata, member_assignment=m.assignment)
+                 for m in summary.members])
 
 
-@handles(DELETE_GROUPS)
-async def delete_groups(broker, header, request) -> dict:
+@handles(ApiKey.DESCRIBE_GROUPS)
+async def describe_groups(broker: Services, header, request):
+    authorized = authorized_operations.reported(request.get("include_authorized_operations", False),
+                                                authorized_operations.GROUP)
+    return DESCRIBE_GROUPS_RESPONSE(groups=[_described(broker, group_id, authorized) for group_id in request.groups])
+
+
+@handles(ApiKey.LIST_GROUPS)
+async def list_groups(broker: Services, header, request):
+    groups = broker.coordinator.list_groups(request.get("states_filter") or [], request.get("types_filter") or [])
+    return LIST_GROUPS_RESPONSE(groups=[
+        LIST_GROUPS_RESPONSE.ListedGroup(group_id=group.group_id, protocol_type=group.protocol_type,
+                                         group_state=group.state, group_type=group.group_type)
+        for group in groups])
+
+
+@handles(ApiKey.DELETE_GROUPS)
+async def delete_groups(broker: Services, header, request):
     results = await broker.coordinator.delete_groups(list(request.groups_names))
-    return {"throttle_time_ms": 0,
-            "results": [{"group_id": group_id, "error_code": error} for group_id, error in results.items()]}
+    answer = DELETE_GROUPS_RESPONSE.DeletableGroupResult
+    return DELETE_GROUPS_RESPONSE(results=[answer(group_id=group_id, **outcome_fields(answer, deleted))
+                                           for group_id, deleted in results.items()])

@@ -1,15 +1,19 @@
-"""OffsetCommit (8) and OffsetFetch (9): committed offsets, stored by the group coordinator."""
+"""OffsetCommit (8), OffsetFetch (9) and OffsetDelete (47): committed offsets, stored by the
+group coordinator."""
 
 from __future__ import annotations
 
-import time
+from collections.abc import Iterable
 
-from broker.groups import OffsetAndMetadata
-from broker.handlers.base import handles
-from protocol.errors import ErrorCode
+from outcome import Error, Outcome
 
-OFFSET_COMMIT = 8
-OFFSET_FETCH = 9
+from broker.groups import OffsetAndMetadata, TopicPartition
+from broker.handlers.base import Services, error_fields, handles
+from broker.handlers.groups import outcome_fields
+from protocol.errors import ApiError, ErrorCode
+from protocol.messages import ApiKey
+from protocol.messages.groups import OFFSET_COMMIT_RESPONSE, OFFSET_DELETE_RESPONSE, OFFSET_FETCH_RESPONSE
+
 # OffsetCommit v1 alone carries a commit timestamp per partition (-1: the broker's time).
 COMMIT_TIMESTAMP_VERSION = 1
 # OffsetFetch v2 answers "every committed offset" for null topics, and has a group-level error;
@@ -19,64 +23,116 @@ FIRST_MULTI_GROUP_VERSION = 8
 NO_OFFSET = -1
 NO_LEADER_EPOCH = -1
 NO_METADATA = ""
+_UNKNOWN_PARTITION = Error(ApiError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION))
 
 
-@handles(OFFSET_COMMIT)
-async def offset_commit(broker, header, request) -> dict:
-    now = int(time.time() * 1000)
+def _existing(broker: Services, request_topics) -> tuple[list, dict[TopicPartition, Outcome[None]]]:
+    """The (topic, partition) pairs the request names, in its order, as (request topic, request
+    partition, pair); and UNKNOWN_TOPIC_OR_PARTITION for those this broker does not have."""
+    named = [(topic, partition, (topic.name, partition.partition_index))
+             for topic in request_topics for partition in topic.partitions]
+    unknown = {key: _UNKNOWN_PARTITION for _, _, key in named if broker.topics.partition(*key) is None}
+    return named, unknown
+
+
+def _topics_answer(topic_result, partition_result, named: Iterable[TopicPartition],
+                   results: dict[TopicPartition, Outcome[None]]) -> list:
+    """The per-topic, per-partition answer of a batch of partitions, in the request's order."""
+    topics: dict[str, list] = {}
+    for name, index in named:
+        topics.setdefault(name, []).append(
+            partition_result(partition_index=index, **outcome_fields(partition_result, results[(name, index)])))
+    return [topic_result(name=name, partitions=partitions) for name, partitions in topics.items()]
+
+
+@handles(ApiKey.OFFSET_COMMIT)
+async def offset_commit(broker: Services, header, request):
+    now = broker.clock()
+    named, results = _existing(broker, request.topics)
     offsets = {}
-    errors = {}
-    for topic in request.topics:
-        for partition in topic.partitions:
-            key = (topic.name, partition.partition_index)
-            if broker.registry.partition(*key) is None:
-                errors[key] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
-                continue
+    for _, partition, key in named:
+        if key not in results:
             timestamp = partition.get("commit_timestamp", -1)
             if header.request_api_version != COMMIT_TIMESTAMP_VERSION or timestamp == -1:
                 timestamp = now
             offsets[key] = OffsetAndMetadata(partition.committed_offset, partition.get("committed_leader_epoch", -1),
                                              partition.committed_metadata or NO_METADATA, timestamp)
     if offsets:
-        errors.update(await broker.coordinator.commit_offsets(
-            request.group_id, request.get("generation_id_or_member_epoch", -1), request.get("member_id", ""),
-            request.get("group_instance_id"), offsets))
-    return {"throttle_time_ms": 0, "topics": [
-        {"name": topic.name, "partitions": [
-            {"partition_index": p.partition_index, "error_code": errors[(topic.name, p.partition_index)]}
-            for p in topic.partitions]}
-        for topic in request.topics]}
+        try:
+            results.update(await broker.coordinator.commit_offsets(
+                request.group_id, request.get("generation_id_or_member_epoch", -1), request.get("member_id", ""),
+                request.get("group_instance_id"), offsets))
+        except ApiError as exc:
+            # OffsetCommit has no group-level error: every partition carries it.
+            results.update(dict.fromkeys(offsets, Error(exc)))
+    return OFFSET_COMMIT_RESPONSE(topics=_topics_answer(
+        OFFSET_COMMIT_RESPONSE.OffsetCommitResponseTopic, OFFSET_COMMIT_RESPONSE.OffsetCommitResponsePartition,
+        [key for _, _, key in named], results))
 
 
-def _fetched_topics(broker, group_id: str, wanted_topics, partition_error_too: bool) -> tuple[ErrorCode, list[dict]]:
+def _fetched_topics(broker: Services, group_id: str, wanted_topics, topic_result, partition_result) -> list:
     """One group's committed offsets of `wanted_topics` (None: all of them), as response topics."""
     if wanted_topics is None:
         wanted = None
     else:
         wanted = [(topic.name, index) for topic in wanted_topics for index in topic.partition_indexes]
-    error, committed = broker.coordinator.fetch_offsets(group_id, wanted)
-    topics: dict[str, list[dict]] = {}
-    for (name, index) in (wanted if wanted is not None else sorted(committed)):
+    committed = broker.coordinator.fetch_offsets(group_id, wanted)
+    topics: dict[str, list] = {}
+    for name, index in (wanted if wanted is not None else sorted(committed)):
         value = committed.get((name, index))
-        topics.setdefault(name, []).append({
-            "partition_index": index,
-            "committed_offset": value.offset if value else NO_OFFSET,
-            "committed_leader_epoch": value.leader_epoch if value else NO_LEADER_EPOCH,
-            "metadata": value.metadata if value else NO_METADATA,
-            # Before v2 only partitions could carry the group's error.
-            "error_code": error if partition_error_too else ErrorCode.NONE,
-        })
-    return error, [{"name": name, "partitions": partitions} for name, partitions in topics.items()]
+        topics.setdefault(name, []).append(partition_result(
+            partition_index=index,
+            committed_offset=value.offset if value else NO_OFFSET,
+            committed_leader_epoch=value.leader_epoch if value else NO_LEADER_EPOCH,
+            metadata=value.metadata if value else NO_METADATA))
+    return [topic_result(name=name, partitions=partitions) for name, partitions in topics.items()]
 
 
-@handles(OFFSET_FETCH)
-async def offset_fetch(broker, header, request) -> dict:
+_FetchedGroup = OFFSET_FETCH_RESPONSE.OffsetFetchResponseGroup
+
+
+def _fetched_group(broker: Services, group) -> _FetchedGroup:
+    try:
+        topics = _fetched_topics(broker, group.group_id, group.topics, OFFSET_FETCH_RESPONSE.OffsetFetchResponseTopics,
+                                 OFFSET_FETCH_RESPONSE.OffsetFetchResponsePartitions)
+    except ApiError as exc:
+        return _FetchedGroup(group_id=group.group_id, **error_fields(_FetchedGroup, exc))
+    return _FetchedGroup(group_id=group.group_id, topics=topics)
+
+
+def _fetched_before_group_errors(broker: Services, request):
+    """Before v2 only partitions could carry the group's error: each wanted one does."""
+    try:
+        return OFFSET_FETCH_RESPONSE(topics=_fetched_topics(
+            broker, request.group_id, request.topics, OFFSET_FETCH_RESPONSE.OffsetFetchResponseTopic,
+            OFFSET_FETCH_RESPONSE.OffsetFetchResponsePartition))
+    except ApiError as exc:
+        partition = OFFSET_FETCH_RESPONSE.OffsetFetchResponsePartition
+        return OFFSET_FETCH_RESPONSE(topics=[OFFSET_FETCH_RESPONSE.OffsetFetchResponseTopic(name=topic.name, partitions=[
+            partition(partition_index=index, committed_offset=NO_OFFSET, metadata=NO_METADATA,
+                      **error_fields(partition, exc))
+            for index in topic.partition_indexes]) for topic in request.topics])
+
+
+@handles(ApiKey.OFFSET_FETCH)
+async def offset_fetch(broker: Services, header, request):
     version = header.request_api_version
     if version >= FIRST_MULTI_GROUP_VERSION:
-        groups = []
-        for group in request.groups:
-            error, topics = _fetched_topics(broker, group.group_id, group.topics, False)
-            groups.append({"group_id": group.group_id, "topics": topics, "error_code": error})
-        return {"throttle_time_ms": 0, "groups": groups}
-    error, topics = _fetched_topics(broker, request.group_id, request.topics, version < FIRST_GROUP_ERROR_VERSION)
-    return {"throttle_time_ms": 0, "topics": topics, "error_code": error}
+        return OFFSET_FETCH_RESPONSE(groups=[_fetched_group(broker, group) for group in request.groups])
+    if version < FIRST_GROUP_ERROR_VERSION:
+        return _fetched_before_group_errors(broker, request)
+    # A group error: the response's top-level error (base.Api.respond).
+    return OFFSET_FETCH_RESPONSE(topics=_fetched_topics(
+        broker, request.group_id, request.topics, OFFSET_FETCH_RESPONSE.OffsetFetchResponseTopic,
+        OFFSET_FETCH_RESPONSE.OffsetFetchResponsePartition))
+
+
+@handles(ApiKey.OFFSET_DELETE)
+async def offset_delete(broker: Services, header, request):
+    named, results = _existing(broker, request.topics)
+    eligible = [key for _, _, key in named if key not in results]
+    # A group error is the response's top-level one, with no topics, as Kafka answers it.
+    results.update(await broker.coordinator.delete_offsets(request.group_id, eligible))
+    return OFFSET_DELETE_RESPONSE(topics=_topics_answer(
+        OFFSET_DELETE_RESPONSE.OffsetDeleteResponseTopic, OFFSET_DELETE_RESPONSE.OffsetDeleteResponsePartition,
+        [key for _, _, key in named], results))

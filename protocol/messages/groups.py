@@ -278,6 +278,32 @@ DELETE_GROUPS_RESPONSE = response(
 )
 
 
+OFFSET_DELETE_REQUEST = request(
+    47, "OffsetDeleteRequest", "0", "none",
+    field("group_id", "string", "0+"),
+    field("topics", "[]OffsetDeleteRequestTopic", "0+", fields=(
+        field("name", "string", "0+"),
+        field("partitions", "[]OffsetDeleteRequestPartition", "0+", fields=(
+            field("partition_index", "int32", "0+"),
+        )),
+    )),
+)
+
+
+OFFSET_DELETE_RESPONSE = response(
+    47, "OffsetDeleteResponse", "0", "none",
+    field("error_code", "int16", "0+"),
+    field("throttle_time_ms", "int32", "0+"),
+    field("topics", "[]OffsetDeleteResponseTopic", "0+", fields=(
+        field("name", "string", "0+"),
+        field("partitions", "[]OffsetDeleteResponsePartition", "0+", fields=(
+            field("partition_index", "int32", "0+"),
+            field("error_code", "int16", "0+"),
+        )),
+    )),
+)
+
+
 MESSAGES = (
     FIND_COORDINATOR_REQUEST,
     FIND_COORDINATOR_RESPONSE,
@@ -299,4 +325,6 @@ MESSAGES = (
     LIST_GROUPS_RESPONSE,
     DELETE_GROUPS_REQUEST,
     DELETE_GROUPS_RESPONSE,
+    OFFSET_DELETE_REQUEST,
+    OFFSET_DELETE_RESPONSE,
 )

@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
 import trio
+from outcome import Error, acapture
 
 from broker.groups import (
     GroupCoordinator,
@@ -13,7 +16,7 @@ from broker.groups import (
     OffsetAndMetadata,
     OffsetStore,
 )
-from protocol.errors import ErrorCode
+from protocol.errors import ApiError, ErrorCode
 
 GROUP = "group"
 SESSION_MS = 10_000
@@ -39,11 +42,29 @@ async def coordinator(tmp_path, nursery):
     coordinator.close()
 
 
+async def refusal(call, *args) -> ErrorCode:
+    """The error code `call(*args)` (a coroutine function or not) is refused with."""
+    with pytest.raises(ApiError) as refused:
+        result = call(*args)
+        if inspect.isawaitable(result):
+            await result
+    return refused.value.code
+
+
+def codes(outcomes):
+    """The error code of each outcome (NONE for a success), keyed or listed as given."""
+    def code(outcome):
+        return outcome.error.code if isinstance(outcome, Error) else ErrorCode.NONE
+    if isinstance(outcomes, dict):
+        return {key: code(outcome) for key, outcome in outcomes.items()}
+    return [code(outcome) for outcome in outcomes]
+
+
 async def new_member_id(coordinator, **options) -> str:
-    first = await coordinator.join_group(request(**options))
-    assert first.error == ErrorCode.MEMBER_ID_REQUIRED
-    assert first.generation_id == -1
-    return first.member_id
+    with pytest.raises(ApiError) as required:
+        await coordinator.join_group(request(**options))
+    assert required.value.code == ErrorCode.MEMBER_ID_REQUIRED
+    return required.value.member_id
 
 
 class Background:
@@ -62,12 +83,13 @@ class Background:
     async def _run(self, call, args, task_status=trio.TASK_STATUS_IGNORED):
         task_status.started()
         # The coordinator handles a request without yielding until the request parks.
-        self.value = await call(*args)
+        self.value = await acapture(call, *args)
         self.done.set()
 
     async def result(self):
+        """The call's result; raises what it raised."""
         await self.done.wait()
-        return self.value
+        return self.value.unwrap()
 
 
 async def start_join(coordinator, nursery, member_id: str, **options) -> Background:
@@ -101,20 +123,18 @@ async def sync_all(coordinator, nursery, generation: int, ids: list[str], leader
 async def test_first_member_leads_and_gets_its_assignment(coordinator, nursery, autojump_clock):
     member_id = await new_member_id(coordinator)
     joined = await coordinator.join_group(request(member_id))
-    assert joined.error == ErrorCode.NONE
     assert (joined.generation_id, joined.leader_id, joined.member_id) == (1, member_id, member_id)
     assert joined.protocol_type == "consumer" and joined.protocol_name == "range"
     assert [(m.member_id, m.metadata) for m in joined.members] == [(member_id, b"range-metadata")]
     assert coordinator.groups[GROUP].state is GroupState.COMPLETING_REBALANCE
     synced = await coordinator.sync_group(GROUP, 1, member_id, None, "consumer", "range", {member_id: b"mine"})
-    assert (synced.error, synced.assignment, synced.protocol_name) == (ErrorCode.NONE, b"mine", "range")
+    assert (synced.assignment, synced.protocol_name) == (b"mine", "range")
     assert coordinator.groups[GROUP].state is GroupState.STABLE
-    assert coordinator.heartbeat(GROUP, 1, member_id, None) == ErrorCode.NONE
+    coordinator.heartbeat(GROUP, 1, member_id, None)
 
 
 async def test_before_v4_a_new_member_joins_in_one_step(coordinator, autojump_clock):
     joined = await coordinator.join_group(request(known_member_id=False))
-    assert joined.error == ErrorCode.NONE
     assert joined.member_id.startswith("client-")
     assert joined.leader_id == joined.member_id
 
@@ -125,7 +145,7 @@ async def test_members_joining_one_after_another_all_get_an_assignment(coordinat
     joining = await start_join(coordinator, nursery, second)
     assert coordinator.groups[GROUP].state is GroupState.PREPARING_REBALANCE
     # The first member learns of the rebalance from its heartbeat and rejoins.
-    assert coordinator.heartbeat(GROUP, 1, first, None) == ErrorCode.REBALANCE_IN_PROGRESS
+    assert await refusal(coordinator.heartbeat, GROUP, 1, first, None) == ErrorCode.REBALANCE_IN_PROGRESS
     rejoined = await coordinator.join_group(request(first))
     joined = await joining.result()
     assert rejoined.generation_id == joined.generation_id == 2
@@ -134,22 +154,20 @@ async def test_members_joining_one_after_another_all_get_an_assignment(coordinat
     assert joined.members == ()
     # The leader assigns only to itself: the other member gets empty bytes, not an error.
     results = await sync_all(coordinator, nursery, 2, [first, second], first, {first: b"partition-0"})
-    assert (results[first].error, results[first].assignment) == (ErrorCode.NONE, b"partition-0")
-    assert (results[second].error, results[second].assignment) == (ErrorCode.NONE, b"")
+    assert (results[first].assignment, results[second].assignment) == (b"partition-0", b"")
 
 
 async def test_no_common_protocol_is_inconsistent(coordinator, nursery, autojump_clock):
     await stable_group(coordinator, nursery, 1)
-    other = await coordinator.join_group(request(protocols=[("roundrobin", b"")], known_member_id=False))
-    assert other.error == ErrorCode.INCONSISTENT_GROUP_PROTOCOL
-    assert other.member_id == ""
-    other_type = await coordinator.join_group(request(protocol_type="connect", known_member_id=False))
-    assert other_type.error == ErrorCode.INCONSISTENT_GROUP_PROTOCOL
+    assert await refusal(coordinator.join_group, request(protocols=[("roundrobin", b"")], known_member_id=False)) \
+        == ErrorCode.INCONSISTENT_GROUP_PROTOCOL
+    assert await refusal(coordinator.join_group, request(protocol_type="connect", known_member_id=False)) \
+        == ErrorCode.INCONSISTENT_GROUP_PROTOCOL
 
 
 async def test_an_empty_group_needs_a_protocol(coordinator, autojump_clock):
-    joined = await coordinator.join_group(request(protocols=[], known_member_id=False))
-    assert joined.error == ErrorCode.INCONSISTENT_GROUP_PROTOCOL
+    assert await refusal(coordinator.join_group, request(protocols=[], known_member_id=False)) \
+        == ErrorCode.INCONSISTENT_GROUP_PROTOCOL
 
 
 async def test_the_protocol_most_members_prefer_among_common_ones_wins(coordinator, nursery, autojump_clock):
@@ -169,16 +187,16 @@ async def test_the_protocol_most_members_prefer_among_common_ones_wins(coordinat
 async def test_a_silent_member_expires_after_its_session_timeout(coordinator, nursery, autojump_clock):
     first, second = await stable_group(coordinator, nursery, 2)
     start = trio.current_time()
-    error = ErrorCode.NONE
-    while error == ErrorCode.NONE:
-        await trio.sleep(1)
-        error = coordinator.heartbeat(GROUP, 1, first, None)
-    assert error == ErrorCode.REBALANCE_IN_PROGRESS
+    with pytest.raises(ApiError) as refused:
+        while True:
+            await trio.sleep(1)
+            coordinator.heartbeat(GROUP, 1, first, None)
+    assert refused.value.code == ErrorCode.REBALANCE_IN_PROGRESS
     assert trio.current_time() - start >= SESSION_MS / 1000
     assert second not in coordinator.groups[GROUP].members
     rejoined = await coordinator.join_group(request(first))
     assert (rejoined.generation_id, [m.member_id for m in rejoined.members]) == (2, [first])
-    assert coordinator.heartbeat(GROUP, 1, second, None) == ErrorCode.UNKNOWN_MEMBER_ID
+    assert await refusal(coordinator.heartbeat, GROUP, 1, second, None) == ErrorCode.UNKNOWN_MEMBER_ID
 
 
 async def test_members_that_do_not_rejoin_within_the_rebalance_timeout_are_dropped(coordinator, nursery,
@@ -187,7 +205,7 @@ async def test_members_that_do_not_rejoin_within_the_rebalance_timeout_are_dropp
     rejoined = await coordinator.join_group(request(first, session=60_000, rebalance=5_000))
     assert rejoined.generation_id == 2
     assert [m.member_id for m in rejoined.members] == [first]
-    assert coordinator.heartbeat(GROUP, 2, second, None) == ErrorCode.UNKNOWN_MEMBER_ID
+    assert await refusal(coordinator.heartbeat, GROUP, 2, second, None) == ErrorCode.UNKNOWN_MEMBER_ID
 
 
 async def test_a_member_that_never_syncs_is_dropped_after_the_rebalance_timeout(coordinator, nursery, autojump_clock):
@@ -197,34 +215,35 @@ async def test_a_member_that_never_syncs_is_dropped_after_the_rebalance_timeout(
     leader = results[0].leader_id
     follower = next(member_id for member_id in ids if member_id != leader)
     synced = await coordinator.sync_group(GROUP, 1, leader, None, None, None, {leader: b"x", follower: b"y"})
-    assert synced.error == ErrorCode.NONE
-    while coordinator.heartbeat(GROUP, 1, leader, None) == ErrorCode.NONE:
-        await trio.sleep(1)
+    assert synced.assignment == b"x"
+    with pytest.raises(ApiError):
+        while True:
+            coordinator.heartbeat(GROUP, 1, leader, None)
+            await trio.sleep(1)
     assert follower not in coordinator.groups[GROUP].members
 
 
 async def test_generation_and_member_checks(coordinator, nursery, autojump_clock):
     (member,) = await stable_group(coordinator, nursery, 1)
-    assert coordinator.heartbeat(GROUP, 7, member, None) == ErrorCode.ILLEGAL_GENERATION
-    assert coordinator.heartbeat(GROUP, 1, "stranger", None) == ErrorCode.UNKNOWN_MEMBER_ID
-    assert coordinator.heartbeat("no-such-group", 1, member, None) == ErrorCode.UNKNOWN_MEMBER_ID
-    assert (await coordinator.sync_group(GROUP, 7, member, None, None, None, {})).error == ErrorCode.ILLEGAL_GENERATION
-    assert (await coordinator.sync_group(GROUP, 1, member, None, "connect", None, {})).error == \
-        ErrorCode.INCONSISTENT_GROUP_PROTOCOL
-    assert (await coordinator.sync_group("no-such-group", 1, member, None, None, None, {})).error == \
-        ErrorCode.UNKNOWN_MEMBER_ID
-    assert (await coordinator.join_group(request("stale-id", group="fresh"))).error == ErrorCode.UNKNOWN_MEMBER_ID
-    assert (await coordinator.join_group(request("stranger"))).error == ErrorCode.UNKNOWN_MEMBER_ID
+    assert await refusal(coordinator.heartbeat, GROUP, 7, member, None) == ErrorCode.ILLEGAL_GENERATION
+    assert await refusal(coordinator.heartbeat, GROUP, 1, "stranger", None) == ErrorCode.UNKNOWN_MEMBER_ID
+    assert await refusal(coordinator.heartbeat, "no-such-group", 1, member, None) == ErrorCode.UNKNOWN_MEMBER_ID
+    sync = coordinator.sync_group
+    assert await refusal(sync, GROUP, 7, member, None, None, None, {}) == ErrorCode.ILLEGAL_GENERATION
+    assert await refusal(sync, GROUP, 1, member, None, "connect", None, {}) == ErrorCode.INCONSISTENT_GROUP_PROTOCOL
+    assert await refusal(sync, "no-such-group", 1, member, None, None, None, {}) == ErrorCode.UNKNOWN_MEMBER_ID
+    assert await refusal(coordinator.join_group, request("stale-id", group="fresh")) == ErrorCode.UNKNOWN_MEMBER_ID
+    assert await refusal(coordinator.join_group, request("stranger")) == ErrorCode.UNKNOWN_MEMBER_ID
     commit = {("t", 0): OffsetAndMetadata(5, -1, "", 0)}
-    assert await coordinator.commit_offsets(GROUP, 7, member, None, commit) == {("t", 0): ErrorCode.ILLEGAL_GENERATION}
-    assert await coordinator.commit_offsets("fresh", 3, "x", None, commit) == {("t", 0): ErrorCode.ILLEGAL_GENERATION}
+    assert await refusal(coordinator.commit_offsets, GROUP, 7, member, None, commit) == ErrorCode.ILLEGAL_GENERATION
+    assert await refusal(coordinator.commit_offsets, "fresh", 3, "x", None, commit) == ErrorCode.ILLEGAL_GENERATION
 
 
 async def test_requests_that_kafka_refuses_before_looking_at_the_group(coordinator, autojump_clock):
-    assert (await coordinator.join_group(request(group=""))).error == ErrorCode.INVALID_GROUP_ID
-    assert (await coordinator.join_group(request(session=1000))).error == ErrorCode.INVALID_SESSION_TIMEOUT
-    assert coordinator.heartbeat("", 1, "m", None) == ErrorCode.INVALID_GROUP_ID
-    assert coordinator.leave_group("", [("m", None)]) == (ErrorCode.INVALID_GROUP_ID, [])
+    assert await refusal(coordinator.join_group, request(group="")) == ErrorCode.INVALID_GROUP_ID
+    assert await refusal(coordinator.join_group, request(session=1000)) == ErrorCode.INVALID_SESSION_TIMEOUT
+    assert await refusal(coordinator.heartbeat, "", 1, "m", None) == ErrorCode.INVALID_GROUP_ID
+    assert await refusal(coordinator.leave_group, "", [("m", None)]) == ErrorCode.INVALID_GROUP_ID
     assert GROUP not in coordinator.groups
 
 
@@ -241,17 +260,16 @@ async def test_a_restarted_static_member_gets_its_assignment_back_without_a_reba
     # The static member restarts: no member id, same instance id.
     restarted = await coordinator.join_group(request(instance="a"))
     group = coordinator.groups[GROUP]
-    assert restarted.error == ErrorCode.NONE
     assert restarted.generation_id == 2 and group.state is GroupState.STABLE
     assert restarted.member_id != leader and restarted.member_id.startswith("a-")
     # Before JoinGroup v9 the old leader id comes back, so the new instance does not assign.
     assert restarted.leader_id == leader and restarted.members == ()
     synced = await coordinator.sync_group(GROUP, 2, restarted.member_id, "a", None, None, {})
-    assert (synced.error, synced.assignment) == (ErrorCode.NONE, b"p0")
-    assert coordinator.heartbeat(GROUP, 2, other, None) == ErrorCode.NONE
+    assert synced.assignment == b"p0"
+    coordinator.heartbeat(GROUP, 2, other, None)
     # The previous incarnation is fenced.
-    assert coordinator.heartbeat(GROUP, 2, leader, "a") == ErrorCode.FENCED_INSTANCE_ID
-    assert (await coordinator.join_group(request(leader, instance="a"))).error == ErrorCode.FENCED_INSTANCE_ID
+    assert await refusal(coordinator.heartbeat, GROUP, 2, leader, "a") == ErrorCode.FENCED_INSTANCE_ID
+    assert await refusal(coordinator.join_group, request(leader, instance="a")) == ErrorCode.FENCED_INSTANCE_ID
 
 
 async def test_from_v9_a_restarted_static_leader_is_told_to_skip_assignment(coordinator, nursery, autojump_clock):
@@ -277,12 +295,12 @@ async def test_a_static_member_missing_a_rebalance_keeps_its_place(coordinator, 
 
 async def test_leaving_makes_the_others_rebalance(coordinator, nursery, autojump_clock):
     first, second = await stable_group(coordinator, nursery, 2)
-    assert coordinator.leave_group(GROUP, [(second, None)]) == (ErrorCode.NONE, [ErrorCode.NONE])
+    assert codes(coordinator.leave_group(GROUP, [(second, None)])) == [ErrorCode.NONE]
     assert coordinator.groups[GROUP].state is GroupState.PREPARING_REBALANCE
     rejoined = await coordinator.join_group(request(first))
     assert [m.member_id for m in rejoined.members] == [first]
-    assert coordinator.leave_group(GROUP, [(second, None)]) == (ErrorCode.NONE, [ErrorCode.UNKNOWN_MEMBER_ID])
-    assert coordinator.leave_group("no-such-group", [("x", None)]) == (ErrorCode.NONE, [ErrorCode.UNKNOWN_MEMBER_ID])
+    assert codes(coordinator.leave_group(GROUP, [(second, None)])) == [ErrorCode.UNKNOWN_MEMBER_ID]
+    assert codes(coordinator.leave_group("no-such-group", [("x", None)])) == [ErrorCode.UNKNOWN_MEMBER_ID]
 
 
 async def test_the_last_member_leaving_empties_the_group(coordinator, nursery, autojump_clock):
@@ -295,9 +313,8 @@ async def test_the_last_member_leaving_empties_the_group(coordinator, nursery, a
 async def test_batched_leave_removes_static_members_by_instance_id(coordinator, nursery, autojump_clock):
     static = await coordinator.join_group(request(instance="s"))
     await coordinator.sync_group(GROUP, 1, static.member_id, "s", None, None, {})
-    error, members = coordinator.leave_group(GROUP, [("", "s"), ("", "unknown"), ("wrong", "s")])
-    assert error == ErrorCode.NONE
-    assert members == [ErrorCode.NONE, ErrorCode.UNKNOWN_MEMBER_ID, ErrorCode.UNKNOWN_MEMBER_ID]
+    members = coordinator.leave_group(GROUP, [("", "s"), ("", "unknown"), ("wrong", "s")])
+    assert codes(members) == [ErrorCode.NONE, ErrorCode.UNKNOWN_MEMBER_ID, ErrorCode.UNKNOWN_MEMBER_ID]
     assert static.member_id not in coordinator.groups[GROUP].members
 
 
@@ -325,17 +342,16 @@ async def test_initial_rebalance_delay_gathers_members_into_the_first_generation
 async def test_commits_follow_kafkas_rules_for_group_state(coordinator, nursery, autojump_clock):
     offsets = {("t", 0): OffsetAndMetadata(42, 3, "meta", 1000)}
     # Without group management (generation -1) a commit creates an empty group.
-    assert await coordinator.commit_offsets("simple", -1, "", None, offsets) == {("t", 0): ErrorCode.NONE}
+    assert codes(await coordinator.commit_offsets("simple", -1, "", None, offsets)) == {("t", 0): ErrorCode.NONE}
     assert coordinator.groups["simple"].state is GroupState.EMPTY
-    assert coordinator.fetch_offsets("simple", [("t", 0), ("t", 1)]) == (
-        ErrorCode.NONE, {("t", 0): offsets[("t", 0)], ("t", 1): None})
-    assert coordinator.fetch_offsets("simple", None) == (ErrorCode.NONE, offsets)
+    assert coordinator.fetch_offsets("simple", [("t", 0), ("t", 1)]) == {("t", 0): offsets[("t", 0)], ("t", 1): None}
+    assert coordinator.fetch_offsets("simple", None) == offsets
     (member,) = await stable_group(coordinator, nursery, 1)
     # Only members commit to a group that has some.
-    assert await coordinator.commit_offsets(GROUP, -1, "", None, offsets) == {("t", 0): ErrorCode.UNKNOWN_MEMBER_ID}
-    assert await coordinator.commit_offsets(GROUP, 1, member, None, offsets) == {("t", 0): ErrorCode.NONE}
+    assert await refusal(coordinator.commit_offsets, GROUP, -1, "", None, offsets) == ErrorCode.UNKNOWN_MEMBER_ID
+    assert codes(await coordinator.commit_offsets(GROUP, 1, member, None, offsets)) == {("t", 0): ErrorCode.NONE}
     too_long = {("t", 1): OffsetAndMetadata(1, -1, "x" * 4097, 0), ("t", 2): OffsetAndMetadata(2, -1, "ok", 0)}
-    assert await coordinator.commit_offsets(GROUP, 1, member, None, too_long) == {
+    assert codes(await coordinator.commit_offsets(GROUP, 1, member, None, too_long)) == {
         ("t", 1): ErrorCode.OFFSET_METADATA_TOO_LARGE, ("t", 2): ErrorCode.NONE}
 
 
@@ -343,26 +359,25 @@ async def test_commits_between_join_and_sync_are_refused(coordinator, nursery, a
     member_id = await new_member_id(coordinator)
     await coordinator.join_group(request(member_id))
     offsets = {("t", 0): OffsetAndMetadata(1, -1, "", 0)}
-    assert await coordinator.commit_offsets(GROUP, 1, member_id, None, offsets) == {
-        ("t", 0): ErrorCode.REBALANCE_IN_PROGRESS}
+    assert await refusal(coordinator.commit_offsets, GROUP, 1, member_id, None, offsets) \
+        == ErrorCode.REBALANCE_IN_PROGRESS
 
 
 async def test_describe_list_and_delete(coordinator, nursery, autojump_clock):
     (member,) = await stable_group(coordinator, nursery, 1)
     await coordinator.commit_offsets("idle", -1, "", None, {("t", 0): OffsetAndMetadata(1, -1, "", 0)})
-    error, summary = coordinator.describe_group(GROUP)
-    assert (error, summary.state, summary.protocol_type, summary.protocol_name) == (
-        ErrorCode.NONE, "Stable", "consumer", "range")
+    summary = coordinator.describe_group(GROUP)
+    assert (summary.state, summary.protocol_type, summary.protocol_name) == ("Stable", "consumer", "range")
     assert [(m.member_id, m.client_id, m.metadata, m.assignment) for m in summary.members] == [
         (member, "client", b"range-metadata", member.encode())]
-    assert coordinator.describe_group("unknown")[1].state == "Dead"
-    assert {g.group_id: g.state for g in coordinator.list_groups([], [])[1]} == {GROUP: "Stable", "idle": "Empty"}
-    assert [g.group_id for g in coordinator.list_groups(["empty"], [])[1]] == ["idle"]
-    assert coordinator.list_groups([], ["consumer"]) == (ErrorCode.NONE, [])
-    assert len(coordinator.list_groups([], ["Classic"])[1]) == 2
-    assert await coordinator.delete_groups([GROUP, "idle", "unknown"]) == {
+    assert coordinator.describe_group("unknown").state == "Dead"
+    assert {g.group_id: g.state for g in coordinator.list_groups([], [])} == {GROUP: "Stable", "idle": "Empty"}
+    assert [g.group_id for g in coordinator.list_groups(["empty"], [])] == ["idle"]
+    assert coordinator.list_groups([], ["consumer"]) == []
+    assert len(coordinator.list_groups([], ["Classic"])) == 2
+    assert codes(await coordinator.delete_groups([GROUP, "idle", "unknown"])) == {
         GROUP: ErrorCode.NON_EMPTY_GROUP, "idle": ErrorCode.NONE, "unknown": ErrorCode.GROUP_ID_NOT_FOUND}
-    assert coordinator.fetch_offsets("idle", None) == (ErrorCode.NONE, {})
+    assert coordinator.fetch_offsets("idle", None) == {}
     assert "idle" not in coordinator.groups
 
 
@@ -376,7 +391,7 @@ async def test_groups_with_committed_offsets_come_back_empty_after_a_restart(tmp
     coordinator.close()
     reopened = GroupCoordinator(OffsetStore(tmp_path))
     assert reopened.groups[GROUP].state is GroupState.EMPTY
-    assert reopened.fetch_offsets(GROUP, None) == (ErrorCode.NONE, offsets)
+    assert reopened.fetch_offsets(GROUP, None) == offsets
     reopened.close()
 
 
@@ -385,10 +400,10 @@ async def test_unload_answers_parked_requests_with_not_coordinator(coordinator, 
     second = await new_member_id(coordinator)
     joining = await start_join(coordinator, nursery, second)
     coordinator.unload()
-    assert (await joining.result()).error == ErrorCode.NOT_COORDINATOR
-    assert coordinator.heartbeat(GROUP, 1, first, None) == ErrorCode.COORDINATOR_NOT_AVAILABLE
-    assert (await coordinator.join_group(request())).error == ErrorCode.COORDINATOR_NOT_AVAILABLE
-    assert coordinator.list_groups([], [])[0] == ErrorCode.COORDINATOR_NOT_AVAILABLE
+    assert await refusal(joining.result) == ErrorCode.NOT_COORDINATOR
+    assert await refusal(coordinator.heartbeat, GROUP, 1, first, None) == ErrorCode.COORDINATOR_NOT_AVAILABLE
+    assert await refusal(coordinator.join_group, request()) == ErrorCode.COORDINATOR_NOT_AVAILABLE
+    assert await refusal(coordinator.list_groups, [], []) == ErrorCode.COORDINATOR_NOT_AVAILABLE
 
 
 async def test_empty_groups_without_offsets_are_forgotten_periodically(coordinator, nursery, autojump_clock):
