@@ -216,8 +216,8 @@ def test_read_continues_on_a_frame_reader():
 
 def test_lookup_tables_cover_the_required_api_keys():
     required = {18, 3, 0, 1, 2, 22, 10, 11, 14, 12, 13, 8, 9, 15, 16, 42, 19, 20, 21, 32, 60, 23, 17, 36, 37, 44, 33}
-    assert set(REQUESTS) == set(RESPONSES) == required
-    for api_key in required:
+    assert set(REQUESTS) == set(RESPONSES) >= required
+    for api_key in REQUESTS:
         request, response = REQUESTS[api_key], RESPONSES[api_key]
         assert (request.api_key, response.api_key) == (api_key, api_key)
         assert request.name.endswith("Request") and response.name.endswith("Response")
