@@ -16,6 +16,7 @@ from interop.admin_clients import (BAD_TOPIC_NAMES, COMPACT_REFUSED, KAFKA_TOPIC
                                    kafka_python_admin, kafka_python_topic_configs, partition_directories,
                                    read_partitions)
 from interop.clients import TIMEOUT_SECONDS, assert_broker_healthy, kafka_python_producer
+from interop.group_clients import assigned, group_consumer
 
 DEFAULTS = {name: (value, "DEFAULT_CONFIG") for name, value in KAFKA_TOPIC_DEFAULTS.items()}
 
@@ -275,3 +276,21 @@ def test_the_longest_legal_topic_name_is_created_deleted_and_created_again_empty
     assert create(admin, {name: {"num_partitions": 1}}) == {name: (0, None)}
     partition = TopicPartition(name, 0)
     assert admin.list_partition_offsets({partition: OffsetSpec.LATEST})[partition].offset == 0
+
+
+def test_delete_group_offsets_forgets_them_unless_the_group_consumes_the_topic(admin, shared_broker):
+    assert create(admin, {"kp-forget": {"num_partitions": 2}}) == {"kp-forget": (0, None)}
+    first, second = TopicPartition("kp-forget", 0), TopicPartition("kp-forget", 1)
+    committed = {first: OffsetAndMetadata(3, "", -1), second: OffsetAndMetadata(4, "", -1)}
+    assert admin.alter_group_offsets("kp-forget-group", committed) == {first: Errors.NoError, second: Errors.NoError}
+    missing = TopicPartition("kp-no-such-topic", 0)
+    assert admin.delete_group_offsets("kp-forget-group", [first, missing]) == {
+        first: Errors.NoError, missing: Errors.UnknownTopicOrPartitionError}
+    assert admin.list_group_offsets({"kp-forget-group": None})["kp-forget-group"] == {second: committed[second]}
+    with pytest.raises(Errors.GroupIdNotFoundError):
+        admin.delete_group_offsets("kp-never-committed", [first])
+    with group_consumer(shared_broker, "kp-consuming", topic="kp-forget") as consumer:
+        eventually(lambda: assigned(consumer), "the consumer's assignment")
+        # The group's member subscribes to kp-forget: its offsets stay.
+        assert admin.delete_group_offsets("kp-consuming", [first]) == {first: Errors.GroupSubscribedToTopicError}
+    assert_broker_healthy(shared_broker)

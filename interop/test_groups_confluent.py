@@ -5,14 +5,14 @@ commit and resume, and the AdminClient's group calls."""
 from __future__ import annotations
 
 import contextlib
-import time
 from typing import Iterator
 
 from confluent_kafka import OFFSET_STORED, Consumer, ConsumerGroupState, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from interop.broker_process import BrokerProcess
 from interop.clients import TIMEOUT_MS, TIMEOUT_SECONDS, TOPIC, assert_broker_healthy
-from interop.group_clients import produce
+from interop.group_clients import collect, produce
 
 
 @contextlib.contextmanager
@@ -28,15 +28,13 @@ def consumer(broker, group: str, **config) -> Iterator[Consumer]:
 
 
 def poll_values(client: Consumer, count: int) -> list[bytes]:
-    deadline = time.monotonic() + TIMEOUT_SECONDS
-    values: list[bytes] = []
-    while len(values) < count and time.monotonic() < deadline:
+    def poll(at_most: int) -> list[bytes]:
         message = client.poll(0.2)
-        if message is not None:
-            assert message.error() is None, message.error()
-            values.append(message.value())
-    assert len(values) == count, f"got {len(values)} of {count} records within {TIMEOUT_SECONDS} s"
-    return values
+        if message is None:
+            return []
+        assert message.error() is None, message.error()
+        return [message.value()]
+    return collect(poll, count)
 
 
 def committed(client: Consumer) -> int:
@@ -98,3 +96,30 @@ def test_admin_client_lists_describes_and_deletes_groups(broker):
     assert deleted["librdkafka-admin"].result(TIMEOUT_SECONDS) is None
     assert admin.list_consumer_groups(request_timeout=TIMEOUT_SECONDS).result(TIMEOUT_SECONDS).valid == []
     assert_broker_healthy(broker)
+
+
+def test_consumers_subscribing_together_share_the_first_generation(tmp_path):
+    # librdkafka's 0113 l_unsubscribe: with Kafka's initial rebalance delay, two members that
+    # subscribe together are both in generation 1, so each is assigned exactly once.
+    with BrokerProcess(tmp_path / "data", "--num-partitions", "2", "--group-initial-rebalance-delay-ms", "3000") as broker:
+        assigned = {"first": [], "second": []}
+        clients = {}
+        for name in assigned:
+            clients[name] = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "together",
+                                      "partition.assignment.strategy": "cooperative-sticky",
+                                      "session.timeout.ms": 6000, "socket.timeout.ms": TIMEOUT_MS})
+            clients[name].subscribe([TOPIC], on_assign=lambda _, partitions, name=name: assigned[name].append(
+                sorted(p.partition for p in partitions)))
+
+        def poll(at_most: int) -> list[str]:
+            for client in clients.values():
+                client.poll(0.1)
+            return ["both assigned"] if all(client.assignment() for client in clients.values()) else []
+
+        try:
+            collect(poll, 1, "assignments of both consumers")
+        finally:
+            for client in clients.values():
+                client.close()
+        assert sorted(assigned.values()) == [[[0]], [[1]]]
+        assert_broker_healthy(broker)
