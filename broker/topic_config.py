@@ -158,6 +158,11 @@ def validate_overrides(overrides: dict[str, str | None]) -> dict[str, str]:
     return checked
 
 
+def config_text(value: object) -> str:
+    """A config value as Kafka writes it in DescribeConfigs and CreateTopics ("true", not "True")."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
 @dataclasses.dataclass(frozen=True)
 class TopicConfig:
     """A topic's effective configuration: its overrides over the broker's defaults."""

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import NamedTuple
 
 from broker.registry import Partition, Topic, TopicRegistry
-from broker.topic_config import InvalidConfig, validate_overrides
+from broker.topic_config import validate_overrides
 from broker.topic_names import topic_name_problem
 from log import LogError
 from protocol.errors import ApiError, ErrorCode
@@ -107,10 +107,7 @@ class Topics:
         that concurrent creations of one name see each other."""
         self.check_new_name(name)
         count = self.partition_count(num_partitions, replication_factor, assignments)
-        try:
-            overrides = validate_overrides(configs)
-        except InvalidConfig as exc:
-            raise ApiError(ErrorCode.INVALID_CONFIG, str(exc)) from None
+        overrides = validate_overrides(configs)
         if validate_only:
             return Created(None, count)
         try:
@@ -154,6 +151,12 @@ class Topics:
         if partition is None:
             raise ApiError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"unknown topic-partition {name}-{index}")
         return partition
+
+    async def alter_config(self, topic: Topic, overrides: dict[str, str]) -> None:
+        try:
+            await self.registry.alter_config(topic, overrides)
+        except LogError as exc:
+            raise ApiError(ErrorCode.KAFKA_STORAGE_ERROR, str(exc)) from exc
 
     async def delete(self, topic: Topic) -> None:
         try:

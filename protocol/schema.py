@@ -168,6 +168,9 @@ class Message(Container):
         dict.__setitem__(self, name, value)
 
     def __setattr__(self, name: str, value: Any) -> None:
+        if name in Container.__slots__:  # construct's own bookkeeping, as its repr sets it
+            object.__setattr__(self, name, value)
+            return
         try:
             self[name] = value
         except KeyError as exc:

@@ -8,8 +8,9 @@ from collections.abc import Callable, Iterator
 from broker.config import BrokerConfig
 from broker.handlers.base import Services, error_fields, handles
 from broker.registry import Topic
-from broker.topic_config import TOPIC_CONFIGS, ConfigSource, ConfigType, InvalidConfig, TopicConfig, validate_overrides
-from log import LogError
+from broker.topic_config import (
+    TOPIC_CONFIGS, ConfigSource, ConfigType, InvalidConfig, TopicConfig, config_text, validate_overrides,
+)
 from protocol.errors import ApiError, ErrorCode
 from protocol.messages import ApiKey
 from protocol.messages.admin import ALTER_CONFIGS_RESPONSE, DESCRIBE_CONFIGS_RESPONSE, INCREMENTAL_ALTER_CONFIGS_RESPONSE
@@ -45,17 +46,13 @@ _BROKER_ONLY = (
 )
 
 
-def _text(value: object) -> str:
-    return str(value).lower() if isinstance(value, bool) else str(value)
-
-
 def _static_if(set_by_broker: bool) -> ConfigSource:
     return ConfigSource.STATIC_BROKER_CONFIG if set_by_broker else ConfigSource.DEFAULT_CONFIG
 
 
 def _config(name: str, value: object, source: ConfigSource, config_type: ConfigType, *, read_only: bool,
             synonyms: list) -> _Config:
-    return _Config(name=name, value=_text(value), read_only=read_only, config_source=source,
+    return _Config(name=name, value=config_text(value), read_only=read_only, config_source=source,
                    is_default=source == ConfigSource.DEFAULT_CONFIG, synonyms=synonyms, config_type=config_type,
                    documentation=None)
 
@@ -67,9 +64,9 @@ def _synonyms(config: TopicConfig, name: str) -> list:
     if name in config.overrides:
         synonyms.append(_Synonym(name=name, value=config.overrides[name], source=ConfigSource.TOPIC_CONFIG))
     if definition.set_by_broker(config.broker):
-        synonyms.append(_Synonym(name=definition.broker_name, value=_text(definition.broker_value(config.broker)),
+        synonyms.append(_Synonym(name=definition.broker_name, value=config_text(definition.broker_value(config.broker)),
                                  source=ConfigSource.STATIC_BROKER_CONFIG))
-    synonyms.append(_Synonym(name=definition.broker_name, value=_text(definition.default),
+    synonyms.append(_Synonym(name=definition.broker_name, value=config_text(definition.default),
                              source=ConfigSource.DEFAULT_CONFIG))
     return synonyms
 
@@ -92,7 +89,7 @@ def _broker_settings(config: BrokerConfig) -> Iterator[tuple[str, object, Config
 
 def _broker_configs(config: BrokerConfig, include_synonyms: bool) -> list:
     return [_config(name, value, source, config_type, read_only=True,
-                    synonyms=[_Synonym(name=name, value=_text(value), source=source)] if include_synonyms else [])
+                    synonyms=[_Synonym(name=name, value=config_text(value), source=source)] if include_synonyms else [])
             for name, value, source, config_type in _broker_settings(config)]
 
 
@@ -174,10 +171,7 @@ async def _alter_resource(broker: Services, resource, new_overrides: NewOverride
     overrides = validate_overrides(new_overrides(topic, resource.configs))
     if validate_only:
         return
-    try:
-        await broker.topics.registry.alter_config(topic, overrides)
-    except LogError as exc:
-        raise ApiError(ErrorCode.KAFKA_STORAGE_ERROR, str(exc)) from exc
+    await broker.topics.alter_config(topic, overrides)
 
 
 async def _alter(broker: Services, request, response: MessageCodec, new_overrides: NewOverrides):

@@ -6,7 +6,7 @@ import trio
 
 from broker.handlers.base import Services, error_fields, handles
 from broker.registry import Topic
-from broker.topic_config import TOPIC_CONFIGS
+from broker.topic_config import TOPIC_CONFIGS, config_text
 from protocol.errors import ApiError, ErrorCode
 from protocol.messages import ApiKey
 from protocol.messages.admin import CREATE_PARTITIONS_RESPONSE, CREATE_TOPICS_RESPONSE, DELETE_TOPICS_RESPONSE
@@ -18,7 +18,7 @@ _CreatePartitionsTopicResult = CREATE_PARTITIONS_RESPONSE.CreatePartitionsTopicR
 
 def _creatable_configs(topic: Topic) -> list:
     return [CREATE_TOPICS_RESPONSE.CreatableTopicConfigs(
-                name=name, value=str(topic.config.value(name)), config_source=topic.config.source(name))
+                name=name, value=config_text(topic.config.value(name)), config_source=topic.config.source(name))
             for name in TOPIC_CONFIGS]
 
 

@@ -257,6 +257,7 @@ def test_constructors_default_every_field_as_declared():
     assert PRODUCE_RESPONSE.PartitionProduceResponse().record_errors is not partition.record_errors
     message = PRODUCE_RESPONSE(responses=[PRODUCE_RESPONSE.TopicProduceResponse(name="t", partition_responses=[partition])])
     assert message.throttle_time_ms == 0
+    assert "error_code=3" in repr(message)
     assert PRODUCE_RESPONSE.decode(9, PRODUCE_RESPONSE.encode(9, message)).responses[0].partition_responses[0].error_code == 3
 
 
