@@ -13,8 +13,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import re
-import socket
-import struct
 import time
 from typing import Iterator
 
@@ -22,8 +20,8 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.record.memory_records import MemoryRecords
 
+from interop.bench.servers import WireConnection
 from interop.broker_process import BrokerProcess
-from protocol import headers
 
 TOPIC = "comlog"
 PARTITION = TopicPartition(TOPIC, 0)
@@ -38,7 +36,6 @@ LIBRDKAFKA_CODECS = ("none", *CODECS)
 
 _FETCH = 1
 _FETCH_VERSION = 4
-_SIZE = struct.Struct(">i")
 _PROBLEM = re.compile(r" (WARNING|ERROR|CRITICAL) |Traceback")
 # How many lines of each broker's output have been checked already.
 _checked_lines: dict[int, int] = {}
@@ -131,12 +128,8 @@ def _fetch_record_set(port: int, offset: int) -> bytes:
     body = {"replica_id": -1, "max_wait_ms": 0, "min_bytes": 0, "max_bytes": 64 << 20, "isolation_level": 0,
             "topics": [{"topic": TOPIC, "partitions": [{"partition": 0, "fetch_offset": offset,
                                                         "partition_max_bytes": 64 << 20}]}]}
-    frame = headers.encode_request(_FETCH, _FETCH_VERSION, 1, "interop-readback", body)
-    with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT_SECONDS) as connection:
-        connection.sendall(_SIZE.pack(len(frame)) + frame)
-        with connection.makefile("rb") as reader:
-            (size,) = _SIZE.unpack(reader.read(_SIZE.size))
-            _, response = headers.decode_response(reader.read(size), _FETCH, _FETCH_VERSION)
+    with WireConnection.connect(port, timeout=TIMEOUT_SECONDS) as connection:
+        response = connection.request(_FETCH, _FETCH_VERSION, body)
     partition = response.responses[0].partitions[0]
     assert partition.error_code == 0, f"fetch at {offset} failed with error {partition.error_code}"
     return bytes(partition.records)

@@ -8,22 +8,19 @@ import time
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from interop.bench.servers import peak_resident_bytes
+from interop.bench.servers import WireConnection, peak_resident_bytes
 from interop.broker_process import BrokerProcess
 from protocol import headers
 from protocol.errors import ErrorCode
+from protocol.framing import SIZE_PREFIX, framed
 
 TOPIC = "comlog"
 PARTITION = TopicPartition(TOPIC, 0)
 API_VERSIONS = 18
 
 
-def frame(payload: bytes) -> bytes:
-    return struct.pack(">i", len(payload)) + payload
-
-
 def request(api_key: int, version: int, body: dict, correlation_id: int = 1) -> bytes:
-    return frame(headers.encode_request(api_key, version, correlation_id, "bad-input-test", body))
+    return framed(headers.encode_request(api_key, version, correlation_id, "bad-input-test", body))
 
 
 def send_and_read(port: int, data: bytes, *, close_write: bool = False) -> bytes:
@@ -47,18 +44,18 @@ def unsupported_version_request() -> bytes:
     raw = bytearray(headers.encode_request(0, 3, 9, "bad-input-test", {
         "transactional_id": None, "acks": 1, "timeout_ms": 1000, "topic_data": []}))
     raw[2:4] = struct.pack(">h", 99)
-    return frame(bytes(raw))
+    return framed(bytes(raw))
 
 
 BAD_INPUTS = {
     "garbage": b"\x00\x00\x00\x10" + b"\xde\xad\xbe\xef" * 4,
     "random bytes": bytes(range(256)) * 4,
     "truncated frame": b"\x00\x00\x01\x00" + b"\x00\x12\x00\x03",
-    "2 GiB frame": struct.pack(">i", 2**31 - 1) + b"\x00" * 64,
-    "negative size": struct.pack(">i", -5),
-    "unknown API key": frame(struct.pack(">hhih", 999, 0, 1, -1)),
+    "2 GiB frame": SIZE_PREFIX.pack(2**31 - 1) + b"\x00" * 64,
+    "negative size": SIZE_PREFIX.pack(-5),
+    "unknown API key": framed(struct.pack(">hhih", 999, 0, 1, -1)),
     "unsupported version": unsupported_version_request(),
-    "header only": frame(struct.pack(">hh", 0, 9)),
+    "header only": framed(struct.pack(">hh", 0, 9)),
 }
 
 
@@ -75,17 +72,7 @@ def test_bad_input_closes_only_that_connection(shared_broker, name):
 def send_and_read_one(port: int, data: bytes):
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         sock.sendall(data)
-        size = struct.unpack(">i", recv_exactly(sock, 4))[0]
-        return headers.decode_response(recv_exactly(sock, size), API_VERSIONS, 3)[1]
-
-
-def recv_exactly(sock: socket.socket, count: int) -> bytes:
-    data = b""
-    while len(data) < count:
-        chunk = sock.recv(count - len(data))
-        assert chunk, "connection closed early"
-        data += chunk
-    return data
+        return read_answer(sock)[1]
 
 
 def test_well_behaved_client_keeps_working_during_bad_input(broker):
@@ -156,9 +143,9 @@ def api_versions_request(correlation_id: int, size: int | None = None) -> bytes:
 
 
 def read_answer(sock: socket.socket, timeout: float = 10):
+    """Header and body of the ApiVersions v3 response that is the only answer outstanding on `sock`."""
     sock.settimeout(timeout)
-    size = struct.unpack(">i", recv_exactly(sock, 4))[0]
-    return headers.decode_response(recv_exactly(sock, size), API_VERSIONS, 3)
+    return headers.decode_response(WireConnection(sock).receive_frame(), API_VERSIONS, 3)
 
 
 def test_half_sent_huge_frames_cost_what_was_sent_and_are_closed_after_the_read_timeout(tmp_path):
@@ -168,7 +155,7 @@ def test_half_sent_huge_frames_cost_what_was_sent_and_are_closed_after_the_read_
         try:
             for sock in attackers:
                 # Claims 100 MiB (the largest request allowed), sends 1 KiB of it and stops.
-                sock.sendall(struct.pack(">i", 100 * MIB) + b"\x00" * 1024)
+                sock.sendall(SIZE_PREFIX.pack(100 * MIB) + b"\x00" * 1024)
             # Small requests never wait behind the large ones holding or waiting for the budget.
             assert send_and_read_one(broker.port, api_versions_request(7)).error_code == ErrorCode.NONE
             assert all(closed_within(sock, 20) for sock in attackers)

@@ -4,43 +4,35 @@ stops it: connection limits close the excess, and running out of descriptors onl
 import os
 import resource
 import socket
-import struct
 import time
 
 from interop.admin_clients import eventually
-from interop.bench.servers import resident_bytes
+from interop.bench.servers import WireConnection, resident_bytes
 from interop.broker_process import BrokerProcess
 from interop.clients import PARTITION, group_less_consumer, kafka_python_producer, poll_records, send_all
-from protocol import headers
 
 API_VERSIONS = 18
 CONNECTIONS = 400
 ACCEPT_FAILED = "accepting connections failed (Too many open files)"
 
 
-def api_versions(sock: socket.socket, correlation_id: int) -> int:
-    frame = headers.encode_request(API_VERSIONS, 3, correlation_id, "many", {
-        "client_software_name": "t", "client_software_version": "1"})
-    sock.sendall(struct.pack(">i", len(frame)) + frame)
-    size = struct.unpack(">i", sock.recv(4, socket.MSG_WAITALL))[0]
-    header, body = headers.decode_response(sock.recv(size, socket.MSG_WAITALL), API_VERSIONS, 3)
-    assert header.correlation_id == correlation_id
-    return body.error_code
+def api_versions(connection: WireConnection) -> int:
+    return connection.request(API_VERSIONS, 3, {"client_software_name": "t", "client_software_version": "1"}).error_code
 
 
 def test_hundreds_of_connections_cost_little_memory(broker):
-    sockets = [socket.create_connection(("127.0.0.1", broker.port), timeout=10)]
-    assert api_versions(sockets[0], 0) == 0
+    connections = [connect(broker.port)]
+    assert api_versions(connections[0]) == 0
     before = resident_bytes(broker.process.pid)
     try:
-        for i in range(1, CONNECTIONS):
-            sockets.append(socket.create_connection(("127.0.0.1", broker.port), timeout=10))
+        for _ in range(1, CONNECTIONS):
+            connections.append(connect(broker.port))
         # Every connection is served, not just accepted.
-        assert [api_versions(sock, i) for i, sock in enumerate(sockets)] == [0] * CONNECTIONS
+        assert [api_versions(connection) for connection in connections] == [0] * CONNECTIONS
         grown = resident_bytes(broker.process.pid) - before
     finally:
-        for sock in sockets:
-            sock.close()
+        for connection in connections:
+            connection.close()
     # A connection costs its read-ahead buffer and a trio task: well under 100 KiB each.
     assert grown < CONNECTIONS * 100 * 1024, f"{grown / CONNECTIONS:.0f} bytes per connection"
 
@@ -56,16 +48,16 @@ def closed_by_broker(sock: socket.socket) -> bool:
         return False
 
 
-def connect(port: int, source: str = "127.0.0.1") -> socket.socket:
-    return socket.create_connection(("127.0.0.1", port), timeout=10, source_address=(source, 0))
+def connect(port: int, source: str = "127.0.0.1") -> WireConnection:
+    return WireConnection.connect(port, timeout=10, source_address=(source, 0))
 
 
 def served(port: int, source: str = "127.0.0.1") -> bool:
     """Whether a new connection from `source` gets an ApiVersions answer."""
-    with connect(port, source) as sock:
+    with connect(port, source) as connection:
         try:
-            return api_versions(sock, 1) == 0
-        except (ConnectionError, struct.error):
+            return api_versions(connection) == 0
+        except ConnectionError:
             return False
 
 
@@ -73,15 +65,15 @@ def test_connections_over_max_connections_are_closed(tmp_path):
     with BrokerProcess(tmp_path / "data", "--max-connections", "3") as broker:
         held = [connect(broker.port) for _ in range(3)]
         try:
-            assert [api_versions(sock, i) for i, sock in enumerate(held)] == [0, 0, 0]
+            assert [api_versions(connection) for connection in held] == [0, 0, 0]
             with connect(broker.port) as extra:
-                assert closed_by_broker(extra)
+                assert closed_by_broker(extra.socket)
             held.pop().close()
             # The closed connection's slot is free again once the broker has seen it close.
             eventually(lambda: served(broker.port), "a connection in the freed slot")
         finally:
-            for sock in held:
-                sock.close()
+            for connection in held:
+                connection.close()
         assert broker.process.poll() is None
         assert "max.connections (3) reached" in broker.log_text()
 
@@ -90,14 +82,14 @@ def test_connections_over_max_connections_per_ip_are_closed_for_that_address_onl
     with BrokerProcess(tmp_path / "data", "--max-connections-per-ip", "2") as broker:
         held = [connect(broker.port) for _ in range(2)]
         try:
-            assert [api_versions(sock, i) for i, sock in enumerate(held)] == [0, 0]
+            assert [api_versions(connection) for connection in held] == [0, 0]
             with connect(broker.port) as extra:
-                assert closed_by_broker(extra)
+                assert closed_by_broker(extra.socket)
             # 127.0.0.2 is another address on loopback, with its own count.
             assert served(broker.port, source="127.0.0.2")
         finally:
-            for sock in held:
-                sock.close()
+            for connection in held:
+                connection.close()
         assert "max.connections.per.ip (2) reached for 127.0.0.1" in broker.log_text()
 
 
@@ -118,8 +110,8 @@ def test_connections_beyond_the_open_file_limit_leave_the_broker_serving(broker)
         assert broker.log_text().count(ACCEPT_FAILED) == 1
         assert broker.process.poll() is None
     finally:
-        for sock in flood:
-            sock.close()
+        for connection in flood:
+            connection.close()
     # Once the flood is gone, new clients are served again.
     with kafka_python_producer(broker) as producer:
         offsets = send_all(producer, [b"after-the-flood-%d" % i for i in range(10)])

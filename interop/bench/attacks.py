@@ -31,7 +31,6 @@ import dataclasses
 import resource
 import select
 import socket
-import struct
 import sys
 import tempfile
 import threading
@@ -44,9 +43,10 @@ from pathlib import Path
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from interop.bench.servers import free_port, metadata_answered, peak_resident_bytes
+from interop.bench.servers import WireConnection, free_port, metadata_answered, peak_resident_bytes
 from interop.broker_process import BrokerProcess
-from protocol import headers, records
+from protocol import records
+from protocol.framing import SIZE_PREFIX, framed
 
 MIB = 1 << 20
 TOPIC = "comlog"  # the topic the broker creates at start
@@ -60,7 +60,6 @@ P99_TARGET_SECONDS = 0.050
 LOW_OPEN_FILES = 1024
 # Every client wait is bounded by this.
 TIMEOUT_SECONDS = 30
-_SIZE = struct.Struct(">i")
 _PRODUCE_VERSION = 9
 
 
@@ -248,14 +247,14 @@ def descriptor_flood(port: int, scale: Scale, stop: threading.Event) -> str:
 def half_frames(port: int, scale: Scale, stop: threading.Event) -> str:
     held = [_connect(port) for _ in range(scale.half_frames)]
     for sock in held:
-        sock.sendall(_SIZE.pack(100 * MIB) + bytes(1024))
+        sock.sendall(SIZE_PREFIX.pack(100 * MIB) + bytes(1024))
     closed = _hold(held, stop)
     return f"{closed} of {len(held)} closed by the broker"
 
 
 def slowloris(port: int, scale: Scale, stop: threading.Event) -> str:
     # Each connection dribbles a 4 KiB frame, one byte a second: never idle, never finished.
-    frame = _SIZE.pack(4096) + bytes(4096)
+    frame = framed(bytes(4096))
     started = time.monotonic()
     open_sockets = {_connect(port): 0 for _ in range(scale.slowloris_connections)}
     closed_after: list[float] = []
@@ -323,22 +322,18 @@ def partitions_past_file_limit(port: int, scale: Scale, stop: threading.Event) -
     return f"{created} topics of 100 partitions created, {refusal}"
 
 
-def _produce_request(correlation_id: int, record_set: bytes) -> bytes:
-    frame = headers.encode_request(0, _PRODUCE_VERSION, correlation_id, "attack", {
-        "transactional_id": None, "acks": 1, "timeout_ms": TIMEOUT_SECONDS * 1000,
-        "topic_data": [{"name": TOPIC, "partition_data": [{"index": 0, "records": record_set}]}]})
-    return _SIZE.pack(len(frame)) + frame
+def _produce_request(record_set: bytes) -> dict:
+    return {"transactional_id": None, "acks": 1, "timeout_ms": TIMEOUT_SECONDS * 1000,
+            "topic_data": [{"name": TOPIC, "partition_data": [{"index": 0, "records": record_set}]}]}
 
 
 def gzip_bomb(port: int, scale: Scale, stop: threading.Event) -> str:
     # One record of zeros, gzipped: a few hundred KiB on the wire, scale.bomb_bytes once inflated.
     bomb = records.build_batch([records.Record(value=bytes(scale.bomb_bytes))], compression=records.Compression.GZIP)
     answers: dict[int, int] = {}
-    with _connect(port, timeout=TIMEOUT_SECONDS) as sock, sock.makefile("rb") as reader:
+    with WireConnection.connect(port, timeout=TIMEOUT_SECONDS, client_id="attack") as connection:
         while not stop.is_set():
-            sock.sendall(_produce_request(sum(answers.values()), bomb))
-            (size,) = _SIZE.unpack(reader.read(_SIZE.size))
-            _, response = headers.decode_response(reader.read(size), 0, _PRODUCE_VERSION)
+            response = connection.request(0, _PRODUCE_VERSION, _produce_request(bomb))
             code = response.responses[0].partition_responses[0].error_code
             answers[code] = answers.get(code, 0) + 1
     shown = ", ".join(f"{count} x error {code}" for code, count in sorted(answers.items()))

@@ -10,21 +10,19 @@ process id (for its resident memory) and stop; topics are created through the ad
 from __future__ import annotations
 
 import socket
-import struct
 import subprocess
 import threading
 import time
 from pathlib import Path
 
 from interop.broker_process import BrokerProcess
-from protocol import headers
 from protocol.errors import ProtocolError
+from protocol.framing import FrameBuffer, InFlightRequests
 
 # Every wait here is bounded by this.
 START_TIMEOUT_SECONDS = 30
 # How often the ready probe retries while the server is not yet accepting connections.
 _PROBE_INTERVAL_SECONDS = 0.002
-_SIZE = struct.Struct(">i")
 _API_VERSIONS, _API_VERSIONS_VERSION = 18, 3
 _METADATA, _METADATA_VERSION = 3, 12
 
@@ -54,27 +52,72 @@ def peak_resident_bytes(pid: int) -> int:
     return _status_bytes(pid, "VmHWM")
 
 
+class WireConnection:
+    """Kafka requests over a blocking socket, framed and correlated by protocol.framing: for
+    probes, benchmarks and tests that want exact control and no client library."""
+
+    def __init__(self, sock: socket.socket, client_id: str = "comlog-bench") -> None:
+        self.socket = sock
+        self._in_flight = InFlightRequests(client_id)
+        self._frames = FrameBuffer()
+
+    @classmethod
+    def connect(cls, port: int, timeout: float = START_TIMEOUT_SECONDS, client_id: str = "comlog-bench",
+                **options) -> WireConnection:
+        """A connection to 127.0.0.1:`port`; `options` go to socket.create_connection."""
+        return cls(socket.create_connection(("127.0.0.1", port), timeout=timeout, **options), client_id)
+
+    def send(self, api_key: int, api_version: int, body: dict, correlation_id: int | None = None) -> int:
+        """Send a request; its correlation id (the next one unless given)."""
+        correlation_id, data = self._in_flight.request(api_key, api_version, body, correlation_id)
+        self.socket.sendall(data)
+        return correlation_id
+
+    def receive_frame(self) -> bytes | bytearray:
+        """The next response frame as it came (for requests sent as raw bytes)."""
+        while (frame := self._frames.next_frame()) is None:
+            received = self.socket.recv_into(self._frames.get_buffer())
+            if not received:
+                raise ConnectionResetError("the server closed the connection")
+            self._frames.buffer_updated(received)
+        return frame
+
+    def receive(self):
+        """The header and body of the response to the oldest request sent and not yet answered."""
+        return self._in_flight.response(self.receive_frame())
+
+    def request(self, api_key: int, api_version: int, body: dict):
+        """Send one request and return its response body."""
+        self.send(api_key, api_version, body)
+        return self.receive()[1]
+
+    def close(self) -> None:
+        self.socket.close()
+
+    def __enter__(self) -> WireConnection:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 def exchange(connection: socket.socket, api_key: int, api_version: int, correlation_id: int, body: dict):
-    frame = headers.encode_request(api_key, api_version, correlation_id, "comlog-bench", body)
-    connection.sendall(_SIZE.pack(len(frame)) + frame)
-    with connection.makefile("rb") as reader:
-        (size,) = _SIZE.unpack(reader.read(_SIZE.size))
-        response_header, response = headers.decode_response(reader.read(size), api_key, api_version)
-    if response_header.correlation_id != correlation_id:
-        raise ProtocolError(f"correlation id {response_header.correlation_id}, expected {correlation_id}")
-    return response
+    """One request on a plain socket with nothing else in flight, and its response body."""
+    wire = WireConnection(connection)
+    wire.send(api_key, api_version, body, correlation_id)
+    return wire.receive()[1]
 
 
 def metadata_answered(port: int) -> bool:
     """Whether the server at `port` answers ApiVersions and then Metadata (what a client sends
     first on a new connection) with brokers listed; False while it does not accept connections."""
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=START_TIMEOUT_SECONDS) as connection:
-            exchange(connection, _API_VERSIONS, _API_VERSIONS_VERSION, 1,
-                      {"client_software_name": "comlog-bench", "client_software_version": "1"})
-            metadata = exchange(connection, _METADATA, _METADATA_VERSION, 2,
-                                 {"topics": None, "allow_auto_topic_creation": False})
-    except (ConnectionError, struct.error, ProtocolError):
+        with WireConnection.connect(port) as connection:
+            connection.request(_API_VERSIONS, _API_VERSIONS_VERSION,
+                               {"client_software_name": "comlog-bench", "client_software_version": "1"})
+            metadata = connection.request(_METADATA, _METADATA_VERSION,
+                                          {"topics": None, "allow_auto_topic_creation": False})
+    except (ConnectionError, ProtocolError):
         return False
     return bool(metadata.brokers)
 
