@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from protocol.record_batch import BatchHeader, CorruptBatchError, parse_header, verify_crc
+from protocol.record_batch import LOG_OVERHEAD, BatchHeader, CorruptBatchError, parse_header, verify_crc
 
 
 class BatchInfo(NamedTuple):
@@ -35,7 +35,7 @@ def whole_batch_header(buffer: bytes | bytearray | memoryview, position: int, av
 
     Raises CorruptBatchError (UnsupportedMagicError for another magic)."""
     header = parse_header(buffer, position, available)
-    if header.size > available:
+    if header.batch_length + LOG_OVERHEAD > available:
         raise CorruptBatchError(f"batchLength {header.batch_length} runs past the {available} bytes present")
     if header.last_offset_delta < 0:
         raise CorruptBatchError(f"lastOffsetDelta {header.last_offset_delta} is negative")
@@ -46,7 +46,7 @@ def verify_batch(batch: memoryview) -> BatchHeader:
     """The header of the one batch `batch` holds, checked whole and matching its CRC-32C."""
     size = len(batch)
     header = whole_batch_header(batch, 0, size)
-    if header.size != size:
+    if header.batch_length + LOG_OVERHEAD != size:
         raise CorruptBatchError(f"batchLength {header.batch_length} does not match the {size} bytes given")
     verify_crc(batch, header)
     return header
@@ -54,17 +54,21 @@ def verify_batch(batch: memoryview) -> BatchHeader:
 
 def batch_info(header: BatchHeader, segment_base_offset: int, position: int) -> BatchInfo:
     """The BatchInfo of the batch `header` starts, found at `position` of a segment."""
+    # Unpacked at once, not read field by field: reads build one per batch they step over.
+    base_offset, batch_length, epoch, _, _, attributes, delta, _, max_timestamp, producer_id, producer_epoch, sequence, count = (
+        header
+    )
     return BatchInfo(
-        header.base_offset,
-        header.last_offset,
-        header.partition_leader_epoch,
-        header.attributes,
-        header.max_timestamp,
-        header.producer_id,
-        header.producer_epoch,
-        header.base_sequence,
-        header.records_count,
+        base_offset,
+        base_offset + delta,
+        epoch,
+        attributes,
+        max_timestamp,
+        producer_id,
+        producer_epoch,
+        sequence,
+        count,
         segment_base_offset,
         position,
-        header.size,
+        batch_length + LOG_OVERHEAD,
     )

@@ -19,7 +19,6 @@ from protocol.record_batch import (
     BATCH_HEADER_SIZE,
     LOG_OVERHEAD,
     NO_TIMESTAMP,
-    BatchHeader,
     CorruptBatchError,
     verify_crc,
 )
@@ -195,7 +194,8 @@ class LogSegment:
         Returns the end of the last valid batch and, when the bytes from there on are not valid
         batches, (byte, offset, reason) of where that starts.
 
-        One loop without generators: it runs once per batch of a 1 GiB segment."""
+        One loop without generators, reading the header's fields into locals once: it runs once per
+        batch of a 1 GiB segment."""
         file = self.file
         assert file is not None
         self._reset_indexes(now_ms)
@@ -207,14 +207,15 @@ class LogSegment:
                 if position + BATCH_HEADER_SIZE > chunk_end:
                     chunk_position, chunk_end = position, position + _fill(file, buffer, position)
                 header = whole_batch_header(buffer, position - chunk_position, end - position)
-                size = header.size
+                base_offset, batch_length, _, _, _, _, last_offset_delta, _, max_timestamp, _, _, _, _ = header
+                size = batch_length + LOG_OVERHEAD
                 if position + size > chunk_end:
                     if size > len(buffer):
                         buffer = memoryview(bytearray(size))
                     chunk_position, chunk_end = position, position + _fill(file, buffer, position)
                 verify_crc(buffer, header, position - chunk_position)
-                _check_follows(header.base_offset, self.next_offset)
-                last_offset = header.last_offset
+                _check_follows(base_offset, self.next_offset)
+                last_offset = base_offset + last_offset_delta
                 if next_segment_base is not None and last_offset >= next_segment_base:
                     raise CorruptBatchError(f"batch ends at offset {last_offset}, past the next segment's base {next_segment_base}")
             except CorruptBatchError as error:
@@ -226,7 +227,7 @@ class LogSegment:
                 self._unchecked_end = end
                 position, self.next_offset = after.position, after.base_offset
                 continue
-            self._add_to_indexes(header.base_offset, header.max_timestamp, size, position)
+            self._add_to_indexes(base_offset, max_timestamp, size, position)
             self.next_offset = last_offset + 1
             position += size
             valid_end = position
@@ -363,7 +364,7 @@ class LogSegment:
         end = self.size
         expected_offset = first_offset
         while position < end:
-            header = _header_at(file, position, end)
+            header = whole_batch_header(file.pread(BATCH_HEADER_SIZE, position), 0, end - position)
             _check_follows(header.base_offset, expected_offset)
             yield batch_info(header, self.base_offset, position)
             position += header.size
@@ -393,7 +394,7 @@ class LogSegment:
 
     def _batch_at(self, file: SegmentFile, position: int, *, check_crc: bool) -> BatchInfo:
         """The batch at `position`, read whole to verify its CRC-32C with `check_crc`."""
-        header = _header_at(file, position, self.size)
+        header = whole_batch_header(file.pread(BATCH_HEADER_SIZE, position), 0, self.size - position)
         if check_crc:
             verify_crc(file.pread(header.size, position), header)
         return batch_info(header, self.base_offset, position)
@@ -584,11 +585,6 @@ def _check_follows(base_offset: int, expected_offset: int) -> None:
         raise CorruptBatchError(
             f"batch has base offset {base_offset} where offset {expected_offset} was due"
         )
-
-
-def _header_at(file: SegmentFile, position: int, end: int) -> BatchHeader:
-    """The header of the batch at `position` of a segment whose batches end at `end`."""
-    return whole_batch_header(file.pread(BATCH_HEADER_SIZE, position), 0, end - position)
 
 
 def _fill(file: SegmentFile, buffer: memoryview, position: int) -> int:

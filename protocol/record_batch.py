@@ -150,7 +150,11 @@ class BatchHeader(NamedTuple):
         return (self.base_sequence + self.last_offset_delta) % 0x80000000
 
 
-_make_header = BatchHeader._make
+# tuple.__new__, not BatchHeader._make, which checks a length the struct guarantees: a header is
+# parsed per batch appended, produced or recovered.
+_new_tuple = tuple.__new__
+_unpack_header = BATCH_HEADER.unpack_from
+_MIN_BATCH_LENGTH = BATCH_HEADER_SIZE - LOG_OVERHEAD
 
 
 def parse_header(
@@ -168,15 +172,15 @@ def parse_header(
         raise UnsupportedMagicError(magic)
     if available < BATCH_HEADER_SIZE:
         raise CorruptBatchError(f"record batch header needs {BATCH_HEADER_SIZE} bytes, {available} present")
-    header = _make_header(BATCH_HEADER.unpack_from(buffer, position))
-    if header.batch_length < BATCH_HEADER_SIZE - LOG_OVERHEAD:
+    header = _new_tuple(BatchHeader, _unpack_header(buffer, position))
+    if header.batch_length < _MIN_BATCH_LENGTH:
         raise CorruptBatchError(f"record batch length {header.batch_length} is below its header")
     return header
 
 
 def verify_crc(buffer: bytes | bytearray | memoryview, header: BatchHeader, position: int = 0) -> None:
     """Raise CorruptBatchError unless the batch at `position`, wholly in `buffer`, matches its CRC-32C."""
-    crc = crc32c(memoryview(buffer)[position + CRC_START : position + header.size])
+    crc = crc32c(memoryview(buffer)[position + CRC_START : position + LOG_OVERHEAD + header.batch_length])
     if crc != header.crc:
         raise CorruptBatchError(
             f"record batch at offset {header.base_offset} fails its CRC "
