@@ -3,8 +3,10 @@
 The type names follow Kafka's protocol guide: INT8/16/32/64, UINT16, UINT32, FLOAT64, BOOLEAN,
 UUID, STRING / NULLABLE_STRING (INT16 length), BYTES / NULLABLE_BYTES (INT32 length), RECORDS,
 ARRAY (INT32 count, -1 = null), and the COMPACT_* variants of flexible versions (unsigned
-varint of N+1, 0 = null), plus TAGGED_FIELDS. No message field is a varint (those are inside
-record batches, which protocol.records reads).
+varint of N+1, 0 = null), plus TAGGED_FIELDS: the fixed-width ones are instances here, the
+others classes (KafkaString, KafkaBytes, Records, KafkaArray, TaggedFields) that the
+declarations instantiate per field, named after it. No message field is a varint (those are
+inside record batches, which protocol.records reads).
 
 Values: integers are ``int``, FLOAT64 is ``float``, BOOLEAN is ``bool`` (any non-zero byte reads
 as true), strings are ``str`` (UTF-8), bytes are ``bytes``, UUID is ``uuid.UUID`` (always; the
@@ -635,22 +637,3 @@ UINT32 = FixedWidth("I", "UINT32")
 FLOAT64 = FixedWidth("d", "FLOAT64")
 BOOLEAN = FixedWidth("?", "BOOLEAN")
 UUID = Uuid("UUID")
-STRING = KafkaString(False, False, "STRING")
-NULLABLE_STRING = KafkaString(False, True, "NULLABLE_STRING")
-COMPACT_STRING = KafkaString(True, False, "COMPACT_STRING")
-COMPACT_NULLABLE_STRING = KafkaString(True, True, "COMPACT_NULLABLE_STRING")
-BYTES = KafkaBytes(False, False, "BYTES")
-NULLABLE_BYTES = KafkaBytes(False, True, "NULLABLE_BYTES")
-COMPACT_BYTES = KafkaBytes(True, False, "COMPACT_BYTES")
-COMPACT_NULLABLE_BYTES = KafkaBytes(True, True, "COMPACT_NULLABLE_BYTES")
-RECORDS = Records(False, True, "RECORDS")
-COMPACT_RECORDS = Records(True, True, "COMPACT_RECORDS")
-TAGGED_FIELDS = TaggedFields({}, "TAGGED_FIELDS")
-
-
-def ARRAY(element: KafkaType, nullable: bool = False) -> KafkaArray:  # noqa: N802 - Kafka's type name
-    return KafkaArray(element, False, nullable, "ARRAY")
-
-
-def COMPACT_ARRAY(element: KafkaType, nullable: bool = False) -> KafkaArray:  # noqa: N802
-    return KafkaArray(element, True, nullable, "COMPACT_ARRAY")

@@ -10,11 +10,31 @@ from hypothesis import strategies as st
 
 from protocol.errors import ProtocolError
 from protocol.primitives import (
-    ARRAY, BOOLEAN, BYTES, COMPACT_ARRAY, COMPACT_BYTES, COMPACT_NULLABLE_BYTES, COMPACT_NULLABLE_STRING,
-    COMPACT_RECORDS, COMPACT_STRING, FLOAT64, INT8, INT16, INT32, INT64, NULLABLE_BYTES, NULLABLE_STRING, RECORDS,
-    STRING, TAGGED_FIELDS, UINT16, UINT32, UUID, ZERO_UUID, ChunkWriter,
-    FrameReader, TaggedFields,
+    BOOLEAN, FLOAT64, INT8, INT16, INT32, INT64, UINT16, UINT32, UUID, ZERO_UUID, ChunkWriter,
+    FrameReader, KafkaArray, KafkaBytes, KafkaString, KafkaType, Records, TaggedFields,
 )
+
+# The variable-length types as the protocol guide names them; declarations build their own,
+# named after the field they encode.
+STRING = KafkaString(False, False, "STRING")
+NULLABLE_STRING = KafkaString(False, True, "NULLABLE_STRING")
+COMPACT_STRING = KafkaString(True, False, "COMPACT_STRING")
+COMPACT_NULLABLE_STRING = KafkaString(True, True, "COMPACT_NULLABLE_STRING")
+BYTES = KafkaBytes(False, False, "BYTES")
+NULLABLE_BYTES = KafkaBytes(False, True, "NULLABLE_BYTES")
+COMPACT_BYTES = KafkaBytes(True, False, "COMPACT_BYTES")
+COMPACT_NULLABLE_BYTES = KafkaBytes(True, True, "COMPACT_NULLABLE_BYTES")
+RECORDS = Records(False, True, "RECORDS")
+COMPACT_RECORDS = Records(True, True, "COMPACT_RECORDS")
+TAGGED_FIELDS = TaggedFields({}, "TAGGED_FIELDS")
+
+
+def ARRAY(element: KafkaType, nullable: bool = False) -> KafkaArray:  # noqa: N802 - Kafka's type name
+    return KafkaArray(element, False, nullable, "ARRAY")
+
+
+def COMPACT_ARRAY(element: KafkaType, nullable: bool = False) -> KafkaArray:  # noqa: N802
+    return KafkaArray(element, True, nullable, "COMPACT_ARRAY")
 
 WIRE_CASES = [
     (INT8, -2, b"\xfe"),
