@@ -16,7 +16,7 @@ from crc32c import crc32c
 from interop.clients import TIMEOUT_MS, TIMEOUT_SECONDS, TOPIC, assert_broker_healthy, consume, log_end_offset
 from interop.bench.attacks import RSS_TARGET_BYTES
 from interop.bench.servers import peak_resident_bytes
-from protocol import records
+from protocol import record_batch, records
 from protocol.compression import Compression, compress
 from protocol.errors import ErrorCode
 from tests.broker.wire_client import WireClient
@@ -24,10 +24,10 @@ from tests.broker.wire_client import WireClient
 PRODUCE = 0
 PRODUCE_VERSION = 9
 # Three records, offset deltas 0-2, as build_batch writes them: the records section of a good batch.
-GOOD_SECTION = records.build_batch([records.Record(value=b"v%d" % i) for i in range(3)])[records.BATCH_HEADER_SIZE:]
+GOOD_SECTION = records.build_batch([records.Record(value=b"v%d" % i) for i in range(3)])[record_batch.BATCH_HEADER_SIZE:]
 GAPPED_SECTION = records.build_batch(
     [records.Record(value=b"v%d" % i, offset=offset) for i, offset in enumerate((0, 2, 3))]
-)[records.BATCH_HEADER_SIZE:]
+)[record_batch.BATCH_HEADER_SIZE:]
 # Twelve gzip members of 80 MiB of zeros: under 1 MB on the wire, about 1 GiB inflated.
 GZIP_BOMB = compress(Compression.GZIP, bytes(80 << 20)) * 12
 
@@ -36,8 +36,8 @@ def sealed_batch(section: bytes, records_count: int = 3, codec: Compression = Co
     """A batch announcing `records_count` records whose records section is `section`, with a
     consistent last offset delta and a valid CRC: what a buggy or hostile client can send."""
     now = int(time.time() * 1000)
-    batch = bytearray(records.BATCH_HEADER.pack(
-        0, records.BATCH_HEADER_SIZE - records.LOG_OVERHEAD + len(section), -1, records.MAGIC, 0, int(codec),
+    batch = bytearray(record_batch.BATCH_HEADER.pack(
+        0, record_batch.BATCH_HEADER_SIZE - record_batch.LOG_OVERHEAD + len(section), -1, record_batch.MAGIC, 0, int(codec),
         records_count - 1, now, now, -1, -1, -1, records_count))
     batch += section
     struct.pack_into(">I", batch, 17, crc32c(memoryview(batch)[21:]))

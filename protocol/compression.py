@@ -30,12 +30,12 @@ from enum import IntEnum
 import cramjam
 
 from protocol.errors import CorruptRecordError
+from protocol.record_batch import COMPRESSION_CODEC_MASK
 
 # Kafka caps produced batches at ~1 MiB compressed; real data rarely expands more than
 # tenfold, so 64 MiB leaves room for legitimate batches while bounding a bomb.
 DEFAULT_MAX_DECOMPRESSED_SIZE = 64 * 1024 * 1024
 
-CODEC_MASK = 0x07
 
 XERIAL_MAGIC = b"\x82SNAPPY\x00"
 _XERIAL_HEADER = XERIAL_MAGIC + struct.pack(">ii", 1, 1)
@@ -63,7 +63,7 @@ class Compression(IntEnum):
 
 def compression_of(attributes: int) -> Compression:
     """The codec named by record batch or legacy message attributes."""
-    codec = attributes & CODEC_MASK
+    codec = attributes & COMPRESSION_CODEC_MASK
     if codec > Compression.ZSTD:
         raise CorruptRecordError(f"unknown compression codec id {codec}")
     return Compression(codec)

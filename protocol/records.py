@@ -1,7 +1,7 @@
 """Records of a magic-2 record batch: validate, iterate and build batches. Sans-IO.
 
-The batch header, its attribute bits and its CRC-32C belong to ``protocol.record_batch``; its
-layout constants, ``BatchHeader``, ``TimestampType`` and ``parse_header`` are re-exported here.
+The batch header, its attribute bits and its CRC-32C belong to ``protocol.record_batch``, which
+this module builds on; import them from there.
 A record: zigzag varint length, attributes i8, timestampDelta varlong, offsetDelta varint,
 key and value (varint length, -1 = null), then a varint count of headers, each a string key
 and a nullable bytes value.

@@ -15,7 +15,8 @@ from kafka.record.memory_records import MemoryRecords
 from protocol.compression import Compression, compress, compression_of
 from protocol.errors import CorruptRecordError, ProtocolError
 from protocol.legacy import build_message_set, iter_messages, to_record_batch
-from protocol.records import Record, TimestampType, iter_records, validate_batch
+from protocol.record_batch import TimestampType
+from protocol.records import Record, iter_records, validate_batch
 
 LEGACY_CODECS = [Compression.NONE, Compression.GZIP, Compression.SNAPPY, Compression.LZ4]
 KAFKA_PYTHON_CODEC_PACKAGE = {

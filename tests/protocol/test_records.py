@@ -14,11 +14,10 @@ from protocol.record_batch import (
     parse_header,
     set_log_append_time,
 )
+from protocol.record_batch import BATCH_HEADER_SIZE, TimestampType
 from protocol.records import (
-    BATCH_HEADER_SIZE,
     InvalidRecordError,
     Record,
-    TimestampType,
     build_batch,
     iter_batches,
     iter_records,

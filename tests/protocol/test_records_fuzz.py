@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 
 from protocol.compression import Compression
 from protocol.errors import ProtocolError
-from protocol.records import BATCH_HEADER_SIZE, Record, build_batch, iter_batches, iter_records, validate_records
+from protocol.record_batch import BATCH_HEADER_SIZE
+from protocol.records import Record, build_batch, iter_batches, iter_records, validate_records
 
 SEED_RECORDS = [
     Record(b"key", b"value", (("header", b"x"), ("null", None)), 1_700_000_000_000),
