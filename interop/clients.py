@@ -22,6 +22,7 @@ from kafka.record.memory_records import MemoryRecords
 
 from interop.bench.servers import WireConnection
 from interop.broker_process import BrokerProcess
+from protocol.messages import ApiKey
 
 TOPIC = "comlog"
 PARTITION = TopicPartition(TOPIC, 0)
@@ -34,7 +35,6 @@ CODEC_NAMES = {0: "none", 1: "gzip", 2: "snappy", 3: "lz4", 4: "zstd"}
 # FindCoordinator (a proxy for "newer than Kafka 0.8"), and otherwise sends lz4 batches uncompressed.
 LIBRDKAFKA_CODECS = ("none", *CODECS)
 
-_FETCH = 1
 _FETCH_VERSION = 4
 _PROBLEM = re.compile(r" (WARNING|ERROR|CRITICAL) |Traceback")
 # How many lines of each broker's output have been checked already.
@@ -129,7 +129,7 @@ def _fetch_record_set(port: int, offset: int) -> bytes:
             "topics": [{"topic": TOPIC, "partitions": [{"partition": 0, "fetch_offset": offset,
                                                         "partition_max_bytes": 64 << 20}]}]}
     with WireConnection.connect(port, timeout=TIMEOUT_SECONDS) as connection:
-        response = connection.request(_FETCH, _FETCH_VERSION, body)
+        response = connection.request(ApiKey.FETCH, _FETCH_VERSION, body)
     partition = response.responses[0].partitions[0]
     assert partition.error_code == 0, f"fetch at {offset} failed with error {partition.error_code}"
     return bytes(partition.records)

@@ -13,10 +13,10 @@ from interop.broker_process import BrokerProcess
 from protocol import headers
 from protocol.errors import ErrorCode
 from protocol.framing import SIZE_PREFIX, framed
+from protocol.messages import ApiKey
 
 TOPIC = "comlog"
 PARTITION = TopicPartition(TOPIC, 0)
-API_VERSIONS = 18
 
 
 def request(api_key: int, version: int, body: dict, correlation_id: int = 1) -> bytes:
@@ -64,7 +64,7 @@ def test_bad_input_closes_only_that_connection(shared_broker, name):
     received = send_and_read(shared_broker.port, BAD_INPUTS[name], close_write=True)
     assert received == b""
     # The broker is still there and answering.
-    response = send_and_read_one(shared_broker.port, request(API_VERSIONS, 3, {
+    response = send_and_read_one(shared_broker.port, request(ApiKey.API_VERSIONS, 3, {
         "client_software_name": "t", "client_software_version": "1"}))
     assert response.error_code == ErrorCode.NONE
 
@@ -134,10 +134,10 @@ def api_versions_request(correlation_id: int, size: int | None = None) -> bytes:
     """An ApiVersions request, padded through its client name to a frame of `size` bytes if given."""
     body = {"client_software_name": "t", "client_software_version": "1"}
     if size is not None:
-        unpadded = len(headers.encode_request(API_VERSIONS, 3, correlation_id, "bad-input-test", body))
+        unpadded = len(headers.encode_request(ApiKey.API_VERSIONS, 3, correlation_id, "bad-input-test", body))
         # The compact string's length varint grows by two bytes past 127 and 16383 characters.
         body["client_software_name"] = "t" * (size - unpadded + 1 - 2)
-    frame_bytes = request(API_VERSIONS, 3, body, correlation_id)
+    frame_bytes = request(ApiKey.API_VERSIONS, 3, body, correlation_id)
     assert size is None or len(frame_bytes) == 4 + size
     return frame_bytes
 
@@ -145,7 +145,7 @@ def api_versions_request(correlation_id: int, size: int | None = None) -> bytes:
 def read_answer(sock: socket.socket, timeout: float = 10):
     """Header and body of the ApiVersions v3 response that is the only answer outstanding on `sock`."""
     sock.settimeout(timeout)
-    return headers.decode_response(WireConnection(sock).receive_frame(), API_VERSIONS, 3)
+    return headers.decode_response(WireConnection(sock).receive_frame(), ApiKey.API_VERSIONS, 3)
 
 
 def test_half_sent_huge_frames_cost_what_was_sent_and_are_closed_after_the_read_timeout(tmp_path):

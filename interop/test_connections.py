@@ -10,14 +10,14 @@ from interop.admin_clients import eventually
 from interop.bench.servers import WireConnection, resident_bytes
 from interop.broker_process import BrokerProcess
 from interop.clients import PARTITION, group_less_consumer, kafka_python_producer, poll_records, send_all
+from protocol.messages import ApiKey
 
-API_VERSIONS = 18
 CONNECTIONS = 400
 ACCEPT_FAILED = "accepting connections failed (Too many open files)"
 
 
 def api_versions(connection: WireConnection) -> int:
-    return connection.request(API_VERSIONS, 3, {"client_software_name": "t", "client_software_version": "1"}).error_code
+    return connection.request(ApiKey.API_VERSIONS, 3, {"client_software_name": "t", "client_software_version": "1"}).error_code
 
 
 def test_hundreds_of_connections_cost_little_memory(broker):

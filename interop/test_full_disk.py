@@ -19,9 +19,9 @@ from interop.broker_process import BrokerProcess
 from protocol import records
 from protocol.errors import ErrorCode
 from tests.broker.wire_client import WireClient
+from protocol.messages import ApiKey
 
-PRODUCE, LIST_OFFSETS, METADATA, OFFSET_COMMIT, OFFSET_FETCH, CREATE_TOPICS = 0, 2, 3, 8, 9, 19
-DELETE_TOPICS, INIT_PRODUCER_ID, ALTER_CONFIGS, CREATE_PARTITIONS, TOPIC_RESOURCE = 20, 22, 33, 37, 2
+TOPIC_RESOURCE = 2
 DISK_SIZE = "4m"
 LATEST = -1
 COMMIT_RETRIES = 20
@@ -80,7 +80,7 @@ def partition_directories(data_dir: Path, topic: str) -> list[str]:
 
 
 async def create_topic(client: WireClient, name: str, partitions: int):
-    response = await client.request(CREATE_TOPICS, 7, {
+    response = await client.request(ApiKey.CREATE_TOPICS, 7, {
         "topics": [{"name": name, "num_partitions": partitions, "replication_factor": 1,
                     "assignments": [], "configs": []}], "timeout_ms": 30_000})
     [result] = response.topics
@@ -88,7 +88,7 @@ async def create_topic(client: WireClient, name: str, partitions: int):
 
 
 async def topic_metadata(client: WireClient, name: str):
-    response = await client.request(METADATA, 12, {
+    response = await client.request(ApiKey.METADATA, 12, {
         "topics": [{"name": name, "topic_id": uuid.UUID(int=0)}], "allow_auto_topic_creation": False,
         "include_topic_authorized_operations": False})
     return response.topics[0]
@@ -99,7 +99,7 @@ async def topic_error(client: WireClient, name: str) -> ErrorCode:
 
 
 async def commit(client: WireClient, offset: int, metadata: str = "") -> ErrorCode:
-    response = await client.request(OFFSET_COMMIT, 8, {
+    response = await client.request(ApiKey.OFFSET_COMMIT, 8, {
         "group_id": "full-disk", "generation_id_or_member_epoch": -1, "member_id": "", "group_instance_id": None,
         "topics": [{"name": "comlog", "partitions": [{"partition_index": 0, "committed_offset": offset,
                                                        "committed_leader_epoch": -1, "committed_metadata": metadata}]}]})
@@ -107,13 +107,13 @@ async def commit(client: WireClient, offset: int, metadata: str = "") -> ErrorCo
 
 
 async def committed(client: WireClient) -> int:
-    response = await client.request(OFFSET_FETCH, 8, {"require_stable": False, "groups": [
+    response = await client.request(ApiKey.OFFSET_FETCH, 8, {"require_stable": False, "groups": [
         {"group_id": "full-disk", "topics": [{"name": "comlog", "partition_indexes": [0]}]}]})
     return response.groups[0].topics[0].partitions[0].committed_offset
 
 
 async def produce(client: WireClient, values: list[bytes]) -> ErrorCode:
-    response = await client.request(PRODUCE, 9, {
+    response = await client.request(ApiKey.PRODUCE, 9, {
         "transactional_id": None, "acks": 1, "timeout_ms": 10_000,
         "topic_data": [{"name": "comlog", "partition_data": [
             {"index": 0, "records": records.build_batch([records.Record(value=value) for value in values])}]}]})
@@ -121,7 +121,7 @@ async def produce(client: WireClient, values: list[bytes]) -> ErrorCode:
 
 
 async def log_end_offset(client: WireClient) -> int:
-    response = await client.request(LIST_OFFSETS, 7, {"replica_id": -1, "isolation_level": 0, "topics": [
+    response = await client.request(ApiKey.LIST_OFFSETS, 7, {"replica_id": -1, "isolation_level": 0, "topics": [
         {"name": "comlog", "partitions": [{"partition_index": 0, "current_leader_epoch": -1, "timestamp": LATEST}]}]})
     return response.topics[0].partitions[0].offset
 
@@ -160,17 +160,17 @@ async def test_create_partitions_and_alter_configs_on_a_full_disk_answer_storage
     client = await WireClient.connect(disk_broker.port)
     assert (await create_topic(client, "grows", 2)).error_code == ErrorCode.NONE
     filler = fill(small_disk)
-    response = await client.request(CREATE_PARTITIONS, 3, {
+    response = await client.request(ApiKey.CREATE_PARTITIONS, 3, {
         "topics": [{"name": "grows", "count": 6, "assignments": None}], "timeout_ms": 30_000, "validate_only": False})
     assert response.results[0].error_code == ErrorCode.KAFKA_STORAGE_ERROR
     assert len((await topic_metadata(client, "grows")).partitions) == 2
     assert partition_directories(disk_broker.data_dir, "grows") == ["grows-0", "grows-1"]
-    altered = await client.request(ALTER_CONFIGS, 1, {"validate_only": False, "resources": [
+    altered = await client.request(ApiKey.ALTER_CONFIGS, 1, {"validate_only": False, "resources": [
         {"resource_type": TOPIC_RESOURCE, "resource_name": "grows",
          "configs": [{"name": "retention.ms", "value": "60000"}]}]})
     assert altered.responses[0].error_code == ErrorCode.KAFKA_STORAGE_ERROR
     # Deleting needs no room: the topic goes, and its directories with it.
-    deleted = await client.request(DELETE_TOPICS, 4, {"topic_names": ["grows"], "timeout_ms": 30_000})
+    deleted = await client.request(ApiKey.DELETE_TOPICS, 4, {"topic_names": ["grows"], "timeout_ms": 30_000})
     assert deleted.responses[0].error_code == ErrorCode.NONE
     assert partition_directories(disk_broker.data_dir, "grows") == []
     await client.aclose()
@@ -209,12 +209,12 @@ async def test_init_producer_id_on_a_full_disk_answers_coordinator_load_in_progr
     filler = fill(small_disk)
     request = {"transactional_id": None, "transaction_timeout_ms": 60_000, "producer_id": -1, "producer_epoch": -1}
     for _ in range(COMMIT_RETRIES):
-        refused = await client.request(INIT_PRODUCER_ID, 4, request)
+        refused = await client.request(ApiKey.INIT_PRODUCER_ID, 4, request)
         assert (refused.error_code, refused.producer_id) == (ErrorCode.COORDINATOR_LOAD_IN_PROGRESS, -1)
     assert len([line for line in disk_broker.output if "cannot reserve producer ids" in line]) == 1
 
     filler.unlink()
-    granted = await client.request(INIT_PRODUCER_ID, 4, request)
+    granted = await client.request(ApiKey.INIT_PRODUCER_ID, 4, request)
     assert granted.error_code == ErrorCode.NONE and granted.producer_id >= 0
     await client.aclose()
     stop_cleanly(disk_broker)

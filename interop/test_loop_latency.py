@@ -13,8 +13,8 @@ from interop.broker_process import BrokerProcess
 from protocol import records
 from protocol.errors import ErrorCode
 from tests.broker.wire_client import WireClient
+from protocol.messages import ApiKey
 
-PRODUCE, METADATA, CREATE_TOPICS = 0, 3, 19
 PARTITIONS = 10_000
 # Only catches a hang: creating 10,000 partitions takes seconds on a loaded machine.
 CREATE_TIMEOUT_SECONDS = 300
@@ -22,7 +22,7 @@ BLOCKED = "event loop blocked"
 
 
 async def create_topic(client: WireClient, name: str, partitions: int):
-    response = await client.request(CREATE_TOPICS, 7, {
+    response = await client.request(ApiKey.CREATE_TOPICS, 7, {
         "topics": [{"name": name, "num_partitions": partitions, "replication_factor": 1,
                     "assignments": [], "configs": []}], "timeout_ms": CREATE_TIMEOUT_SECONDS * 1000})
     [result] = response.topics
@@ -30,14 +30,14 @@ async def create_topic(client: WireClient, name: str, partitions: int):
 
 
 async def metadata(client: WireClient, names: list[str]):
-    return await client.request(METADATA, 12, {
+    return await client.request(ApiKey.METADATA, 12, {
         "topics": [{"name": name, "topic_id": uuid.UUID(int=0)} for name in names],
         "allow_auto_topic_creation": False, "include_topic_authorized_operations": False})
 
 
 async def produce_one(client: WireClient, value: bytes) -> int:
     batch = records.build_batch([records.Record(None, value, (), 0)])
-    response = await client.request(PRODUCE, 9, {
+    response = await client.request(ApiKey.PRODUCE, 9, {
         "transactional_id": None, "acks": 1, "timeout_ms": 10_000,
         "topic_data": [{"name": "comlog", "partition_data": [{"index": 0, "records": batch}]}]})
     return response.responses[0].partition_responses[0].error_code

@@ -20,8 +20,8 @@ from protocol import record_batch, records
 from protocol.compression import Compression, compress
 from protocol.errors import ErrorCode
 from tests.broker.wire_client import WireClient
+from protocol.messages import ApiKey
 
-PRODUCE = 0
 PRODUCE_VERSION = 9
 # Three records, offset deltas 0-2, as build_batch writes them: the records section of a good batch.
 GOOD_SECTION = records.build_batch([records.Record(value=b"v%d" % i) for i in range(3)])[record_batch.BATCH_HEADER_SIZE:]
@@ -53,7 +53,7 @@ def produce_raw(port: int, record_set: bytes, timeout: float = TIMEOUT_SECONDS):
         with trio.fail_after(timeout):
             client = await WireClient.connect(port)
             try:
-                return await client.request(PRODUCE, PRODUCE_VERSION, body)
+                return await client.request(ApiKey.PRODUCE, PRODUCE_VERSION, body)
             finally:
                 await client.aclose()
 

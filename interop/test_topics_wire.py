@@ -15,9 +15,8 @@ from interop.clients import TOPIC, assert_broker_healthy
 from protocol import records
 from protocol.errors import ErrorCode
 from tests.broker.wire_client import WireClient
+from protocol.messages import ApiKey
 
-PRODUCE, FETCH, LIST_OFFSETS, METADATA, OFFSET_COMMIT, OFFSET_FETCH = 0, 1, 2, 3, 8, 9
-CREATE_TOPICS, DELETE_RECORDS, OFFSET_FOR_LEADER_EPOCH = 19, 21, 23
 LATEST, EARLIEST = -1, -2
 # Metadata asks by name with the all-zero topic id.
 NO_TOPIC_ID = uuid.UUID(int=0)
@@ -57,7 +56,7 @@ def values_of(record_set) -> list[bytes]:
 
 
 async def produce(client: WireClient, placements: dict[tuple[str, int], list[bytes]]) -> dict:
-    response = await client.request(PRODUCE, 9, {
+    response = await client.request(ApiKey.PRODUCE, 9, {
         "transactional_id": None, "acks": -1, "timeout_ms": 5000,
         "topic_data": by_topic(placements, "partition_data", lambda index, values: {
             "index": index, "records": records.build_batch([records.Record(value=v) for v in values])})})
@@ -66,7 +65,7 @@ async def produce(client: WireClient, placements: dict[tuple[str, int], list[byt
 
 
 async def list_offsets(client: WireClient, wanted: dict[tuple[str, int], int]) -> dict:
-    response = await client.request(LIST_OFFSETS, 7, {
+    response = await client.request(ApiKey.LIST_OFFSETS, 7, {
         "replica_id": -1, "isolation_level": 0,
         "topics": by_topic(wanted, "partitions", lambda index, timestamp: {
             "partition_index": index, "current_leader_epoch": -1, "timestamp": timestamp})})
@@ -76,7 +75,7 @@ async def list_offsets(client: WireClient, wanted: dict[tuple[str, int], int]) -
 async def test_many_topic_partitions_in_one_request_each_answered_on_its_own(strict_broker):
     client = await WireClient.connect(strict_broker.port)
     try:
-        created = await client.request(CREATE_TOPICS, 7, {"timeout_ms": 5000, "validate_only": False, "topics": [
+        created = await client.request(ApiKey.CREATE_TOPICS, 7, {"timeout_ms": 5000, "validate_only": False, "topics": [
             {"name": name, "num_partitions": count, "replication_factor": -1, "assignments": [], "configs": []}
             for name, count in (("wire-a", 3), ("wire-b", 2))]})
         assert [(t.name, t.error_code, t.num_partitions) for t in created.topics] == [("wire-a", 0, 3), ("wire-b", 0, 2)]
@@ -91,7 +90,7 @@ async def test_many_topic_partitions_in_one_request_each_answered_on_its_own(str
         # wire-b 0 is empty, so offset 1 is past its end.
         fetch_offsets = {("wire-a", i): 0 for i in range(4)} | {("wire-b", 0): 1, ("wire-b", 1): 0,
                                                                   ("wire-unknown", 0): 0}
-        fetched = await client.request(FETCH, 12, {
+        fetched = await client.request(ApiKey.FETCH, 12, {
             "replica_id": -1, "max_wait_ms": 0, "min_bytes": 1, "max_bytes": 1 << 20, "isolation_level": 0,
             "session_id": 0, "session_epoch": -1, "forgotten_topics_data": [], "rack_id": "",
             "topics": by_topic(fetch_offsets, "partitions", lambda index, offset: {
@@ -110,7 +109,7 @@ async def test_many_topic_partitions_in_one_request_each_answered_on_its_own(str
             ("wire-unknown", 0): (UNKNOWN, -1)}
 
         deletions = {("wire-a", 2): 1, ("wire-a", 9): 0, ("wire-b", 1): 5, ("wire-unknown", 0): 0}
-        deleted = await client.request(DELETE_RECORDS, 2, {"timeout_ms": 5000, "topics": by_topic(
+        deleted = await client.request(ApiKey.DELETE_RECORDS, 2, {"timeout_ms": 5000, "topics": by_topic(
             deletions, "partitions", lambda index, offset: {"partition_index": index, "offset": offset})})
         assert {key: (p.error_code, p.low_watermark) for key, p in
                 answers(deleted.topics, "partitions", "partition_index").items()} == {
@@ -120,7 +119,7 @@ async def test_many_topic_partitions_in_one_request_each_answered_on_its_own(str
             ("wire-a", 2): (0, 1), ("wire-b", 1): (0, 0)}
 
         epochs = {("wire-a", i): 0 for i in range(4)} | {("wire-unknown", 0): 0}
-        ends = await client.request(OFFSET_FOR_LEADER_EPOCH, 4, {"replica_id": -1, "topics": by_topic(
+        ends = await client.request(ApiKey.OFFSET_FOR_LEADER_EPOCH, 4, {"replica_id": -1, "topics": by_topic(
             epochs, "partitions", lambda index, epoch: {"partition": index, "current_leader_epoch": -1,
                                                         "leader_epoch": epoch}, name_field="topic")})
         assert {key: (p.error_code, p.end_offset) for key, p in
@@ -135,7 +134,7 @@ async def test_offsets_of_many_partitions_committed_and_fetched_in_one_request(s
     client = await WireClient.connect(strict_broker.port)
     try:
         commits = {("wire-a", 0): 2, ("wire-a", 2): 3, ("wire-a", 5): 1, ("wire-b", 1): 1, ("wire-unknown", 0): 4}
-        committed = await client.request(OFFSET_COMMIT, 8, {
+        committed = await client.request(ApiKey.OFFSET_COMMIT, 8, {
             "group_id": "wire-many", "generation_id_or_member_epoch": -1, "member_id": "", "group_instance_id": None,
             "topics": by_topic(commits, "partitions", lambda index, offset: {
                 "partition_index": index, "committed_offset": offset, "committed_leader_epoch": -1,
@@ -143,7 +142,7 @@ async def test_offsets_of_many_partitions_committed_and_fetched_in_one_request(s
         assert {key: p.error_code for key, p in answers(committed.topics, "partitions", "partition_index").items()} \
             == {("wire-a", 0): 0, ("wire-a", 2): 0, ("wire-a", 5): UNKNOWN, ("wire-b", 1): 0, ("wire-unknown", 0): UNKNOWN}
 
-        fetched = await client.request(OFFSET_FETCH, 8, {"require_stable": False, "groups": [
+        fetched = await client.request(ApiKey.OFFSET_FETCH, 8, {"require_stable": False, "groups": [
             {"group_id": "wire-many", "topics": [{"name": "wire-a", "partition_indexes": [0, 1, 2]},
                                                  {"name": "wire-b", "partition_indexes": [1]}]},
             {"group_id": "wire-nobody", "topics": [{"name": "wire-a", "partition_indexes": [0]}]}]})
@@ -160,12 +159,12 @@ async def test_offsets_of_many_partitions_committed_and_fetched_in_one_request(s
 async def test_metadata_answers_each_topic_and_creates_nothing_when_auto_creation_is_off(strict_broker):
     client = await WireClient.connect(strict_broker.port)
     try:
-        response = await client.request(METADATA, 12, {
+        response = await client.request(ApiKey.METADATA, 12, {
             "allow_auto_topic_creation": True, "include_topic_authorized_operations": False,
             "topics": [{"name": name, "topic_id": NO_TOPIC_ID} for name in (TOPIC, "wire-never", "wire-a", "wire bad!")]})
         assert [(t.name, t.error_code, len(t.partitions)) for t in response.topics] == \
             [(TOPIC, 0, 1), ("wire-never", UNKNOWN, 0), ("wire-a", 0, 3), ("wire bad!", INVALID_TOPIC, 0)]
-        everything = await client.request(METADATA, 12, {
+        everything = await client.request(ApiKey.METADATA, 12, {
             "allow_auto_topic_creation": True, "include_topic_authorized_operations": False, "topics": None})
         assert "wire-never" not in {t.name for t in everything.topics}
     finally:
@@ -177,7 +176,7 @@ async def test_metadata_names_an_invalid_topic_whether_or_not_it_may_create(shar
     maybe = f"wire-maybe-{allow_auto_creation}"
     client = await WireClient.connect(shared_broker.port)
     try:
-        response = await client.request(METADATA, 12, {
+        response = await client.request(ApiKey.METADATA, 12, {
             "allow_auto_topic_creation": allow_auto_creation, "include_topic_authorized_operations": False,
             "topics": [{"name": name, "topic_id": NO_TOPIC_ID} for name in ("wire bad!", "..", maybe)]})
         assert [(t.name, t.error_code) for t in response.topics] == [

@@ -35,6 +35,7 @@ from construct import Container
 
 from . import headers
 from .errors import ProtocolError
+from .messages import ApiKey
 
 SIZE_PREFIX = struct.Struct(">i")
 # The largest size the prefix can state.
@@ -43,7 +44,6 @@ READ_AHEAD = 16 * 1024
 # A large frame's own buffer starts at most this big: record batches of 1 MB (librdkafka's and
 # Kafka's default batch limit) fit at once.
 FIRST_BUFFER = 1024 * 1024
-_PRODUCE = 0
 
 
 def framed(frame: bytes) -> bytes:
@@ -170,7 +170,7 @@ class InFlightRequests:
             correlation_id = next(self._correlation_ids)
         frame = headers.encode_request(api_key, api_version, correlation_id, self.client_id, body)
         # Kafka answers every request but a Produce with acks=0.
-        if api_key != _PRODUCE or body["acks"] != 0:
+        if api_key != ApiKey.PRODUCE or body["acks"] != 0:
             self._waiting.append((correlation_id, api_key, api_version))
         return correlation_id, framed(frame)
 

@@ -22,11 +22,9 @@ from typing import Any
 from construct import Container
 
 from .errors import ProtocolError
-from .messages import REQUESTS, RESPONSES
+from .messages import REQUESTS, RESPONSES, ApiKey
 from .primitives import FrameReader, ViewReader, open_frame
 from .schema import MessageCodec, field, header
-
-API_VERSIONS_KEY = 18
 
 REQUEST_HEADER = header(
     "RequestHeader", "0-2", "2+",
@@ -52,7 +50,7 @@ def request_header_version(api_key: int, api_version: int) -> int:
 
 def response_header_version(api_key: int, api_version: int) -> int:
     """1 for flexible versions, else 0; always 0 for ApiVersions."""
-    if api_key == API_VERSIONS_KEY:
+    if api_key == ApiKey.API_VERSIONS:
         return 0
     codec = RESPONSES.get(api_key)
     return 1 if codec is not None and codec.is_flexible(api_version) else 0

@@ -30,8 +30,8 @@ from interop.bench.servers import exchange
 from interop.bench.workloads import CONSUMER, THROUGHPUT_PRODUCER, VALUE
 from interop.broker_process import BrokerProcess
 from protocol.errors import ErrorCode
+from protocol.messages import ApiKey
 
-JOIN_GROUP, SYNC_GROUP, HEARTBEAT = 11, 14, 12
 # Versions before the member-id round trip of KIP-394, so the probe joins with one request.
 JOIN_VERSION, SYNC_VERSION, HEARTBEAT_VERSION = 3, 2, 2
 PROBE_INTERVAL_SECONDS = 0.2
@@ -61,15 +61,15 @@ class HeartbeatProbe(threading.Thread):
         timeout = PROBE_SESSION_TIMEOUT_MS / 1000
         with socket.create_connection(("127.0.0.1", self.port), timeout=timeout) as connection:
             correlation = iter(range(1, 1 << 30))
-            joined = exchange(connection, JOIN_GROUP, JOIN_VERSION, next(correlation), {
+            joined = exchange(connection, ApiKey.JOIN_GROUP, JOIN_VERSION, next(correlation), {
                 "group_id": group, "session_timeout_ms": PROBE_SESSION_TIMEOUT_MS,
                 "rebalance_timeout_ms": PROBE_SESSION_TIMEOUT_MS, "member_id": "", "protocol_type": "consumer",
                 "protocols": [{"name": "range", "metadata": b""}]})
             member = {"group_id": group, "generation_id": joined.generation_id, "member_id": joined.member_id}
-            exchange(connection, SYNC_GROUP, SYNC_VERSION, next(correlation), {**member, "assignments": []})
+            exchange(connection, ApiKey.SYNC_GROUP, SYNC_VERSION, next(correlation), {**member, "assignments": []})
             while not self.stop.wait(PROBE_INTERVAL_SECONDS):
                 sent = time.perf_counter()
-                answer = exchange(connection, HEARTBEAT, HEARTBEAT_VERSION, next(correlation), member)
+                answer = exchange(connection, ApiKey.HEARTBEAT, HEARTBEAT_VERSION, next(correlation), member)
                 self.round_trips.append(time.perf_counter() - sent)
                 if answer.error_code != ErrorCode.NONE:
                     self.errors.append(ErrorCode(answer.error_code).name)

@@ -20,11 +20,10 @@ from construct import GreedyBytes, Int16sb, Int32sb, PascalString, Prefixed, Pre
 
 from protocol.framing import FrameBuffer, framed
 from protocol.headers import decode_request, decode_request_header, encode_request
-from protocol.messages import REQUESTS, RESPONSES
+from protocol.messages import REQUESTS, RESPONSES, ApiKey
 from protocol.primitives import ZERO_UUID, ChunkWriter, FrameReader
 
 REPEATS = 7
-PRODUCE, FETCH, METADATA = 0, 1, 3
 
 # Produce v7 with stock construct types, the baseline architecture.md measured.
 PLAIN_CONSTRUCT_PRODUCE_V7 = Struct(
@@ -75,13 +74,13 @@ def fetch_response(records: list) -> dict:
 def bench_produce() -> None:
     small_batch = bytes(200)
     for version in (3, 7, 9):
-        frame = encode_request(PRODUCE, version, 1, "bench-client", produce_request(version, [small_batch]))
+        frame = encode_request(ApiKey.PRODUCE, version, 1, "bench-client", produce_request(version, [small_batch]))
         report(f"decode Produce v{version} request, 1 partition (header + body)",
                median_seconds(lambda: decode_request(frame), 20_000))
 
-    frame = encode_request(PRODUCE, 9, 1, "bench-client", produce_request(9, [small_batch]))
+    frame = encode_request(ApiKey.PRODUCE, 9, 1, "bench-client", produce_request(9, [small_batch]))
     header, offset = decode_request_header(frame)
-    interpreted = REQUESTS[PRODUCE].struct(9)
+    interpreted = REQUESTS[ApiKey.PRODUCE].struct(9)
     report("  before: same, construct's interpreted parse of our struct",
            median_seconds(lambda: (decode_request_header(frame), interpreted.parse_stream(FrameReader(frame, offset))),
                           20_000))
@@ -93,7 +92,7 @@ def bench_produce() -> None:
            median_seconds(lambda: plain_compiled.parse(plain_body), 20_000))
 
     one_mib = bytes(1 << 20)
-    frame = encode_request(PRODUCE, 9, 1, "bench-client", produce_request(9, [one_mib]))
+    frame = encode_request(ApiKey.PRODUCE, 9, 1, "bench-client", produce_request(9, [one_mib]))
     report("decode Produce v9 request, 1 partition, one 1 MiB batch",
            median_seconds(lambda: decode_request(frame), 5_000))
     received = bytearray(frame)
@@ -104,10 +103,10 @@ def bench_produce() -> None:
     report("  before: Produce v7 body, 1 MiB, plain construct Struct (compiled)",
            median_seconds(lambda: plain_compiled.parse(plain_body), 500))
 
-    frame = encode_request(PRODUCE, 9, 1, "bench-client", produce_request(9, [small_batch] * 100))
+    frame = encode_request(ApiKey.PRODUCE, 9, 1, "bench-client", produce_request(9, [small_batch] * 100))
     report("decode Produce v9 request, 100 partitions of one small batch each",
            median_seconds(lambda: decode_request(frame), 2_000))
-    frame = encode_request(PRODUCE, 9, 1, "bench-client", produce_request(9, [small_batch * 100]))
+    frame = encode_request(ApiKey.PRODUCE, 9, 1, "bench-client", produce_request(9, [small_batch * 100]))
     report("decode Produce v9 request, 1 partition carrying 100 small batches",
            median_seconds(lambda: decode_request(frame), 20_000))
 
@@ -119,12 +118,12 @@ def bench_fetch_and_metadata() -> None:
                   "partition_max_bytes": 1_048_576} for i in range(10)]}],
              "forgotten_topics_data": [], "rack_id": ""}
     for version in (4, 11, 12):
-        frame = encode_request(FETCH, version, 1, "bench-client", fetch)
+        frame = encode_request(ApiKey.FETCH, version, 1, "bench-client", fetch)
         report(f"decode Fetch v{version} request, 10 partitions",
                median_seconds(lambda: decode_request(frame), 10_000))
     for version, topics in ((1, None), (9, [{"name": "a"}, {"name": "b"}, {"name": "c"}]),
                             (12, [{"name": "a"}, {"name": "b"}, {"name": "c"}])):
-        frame = encode_request(METADATA, version, 1, "bench-client", {"topics": topics})
+        frame = encode_request(ApiKey.METADATA, version, 1, "bench-client", {"topics": topics})
         report(f"decode Metadata v{version} request, {len(topics or ())} topics",
                median_seconds(lambda: decode_request(frame), 20_000))
 
@@ -139,11 +138,11 @@ def bench_metadata_response() -> None:
         if version >= 10:
             response["topics"] = [{**topic, "topic_id": ZERO_UUID} for topic in topics]
         report(f"encode Metadata v{version} response, 100 topics x 10 partitions",
-               median_seconds(lambda: RESPONSES[METADATA].encode(version, response), 200))
+               median_seconds(lambda: RESPONSES[ApiKey.METADATA].encode(version, response), 200))
 
 
 def bench_fetch_response() -> None:
-    codec = RESPONSES[FETCH]
+    codec = RESPONSES[ApiKey.FETCH]
     payloads = [bytes(100 * 1024)] * 10
     slices = [FileSlice(100 * 1024)] * 10
     for version in (11, 12):
@@ -173,7 +172,7 @@ def receive(frames: FrameBuffer, data: memoryview, read_size: int) -> bytes | by
 
 def bench_framing() -> None:
     frames = FrameBuffer()
-    small = memoryview(framed(encode_request(PRODUCE, 9, 1, "bench-client", produce_request(9, [bytes(200)]))))
+    small = memoryview(framed(encode_request(ApiKey.PRODUCE, 9, 1, "bench-client", produce_request(9, [bytes(200)]))))
     report("FrameBuffer: a 300 B Produce frame in (copied, as by the kernel) and out",
            median_seconds(lambda: receive(frames, small, 64 * 1024), 100_000))
     large = memoryview(framed(bytes(1 << 20)))

@@ -18,13 +18,14 @@ from pathlib import Path
 from interop.broker_process import BrokerProcess
 from protocol.errors import ProtocolError
 from protocol.framing import FrameBuffer, InFlightRequests
+from protocol.messages import ApiKey
 
 # Every wait here is bounded by this.
 START_TIMEOUT_SECONDS = 30
 # How often the ready probe retries while the server is not yet accepting connections.
 _PROBE_INTERVAL_SECONDS = 0.002
-_API_VERSIONS, _API_VERSIONS_VERSION = 18, 3
-_METADATA, _METADATA_VERSION = 3, 12
+_API_VERSIONS_VERSION = 3
+_METADATA_VERSION = 12
 
 
 def free_port() -> int:
@@ -113,9 +114,9 @@ def metadata_answered(port: int) -> bool:
     first on a new connection) with brokers listed; False while it does not accept connections."""
     try:
         with WireConnection.connect(port) as connection:
-            connection.request(_API_VERSIONS, _API_VERSIONS_VERSION,
+            connection.request(ApiKey.API_VERSIONS, _API_VERSIONS_VERSION,
                                {"client_software_name": "comlog-bench", "client_software_version": "1"})
-            metadata = connection.request(_METADATA, _METADATA_VERSION,
+            metadata = connection.request(ApiKey.METADATA, _METADATA_VERSION,
                                           {"topics": None, "allow_auto_topic_creation": False})
     except (ConnectionError, ProtocolError):
         return False

@@ -4,8 +4,8 @@ from protocol import headers
 from protocol.errors import ProtocolError
 from protocol.framing import (FIRST_BUFFER, SIZE_PREFIX, FrameBuffer, FrameTooLarge, InFlightRequests,
                               UnexpectedResponse, framed)
+from protocol.messages import ApiKey
 
-API_VERSIONS, METADATA, PRODUCE = 18, 3, 0
 
 
 def feed(frames: FrameBuffer, data: bytes, step: int) -> list:
@@ -70,14 +70,14 @@ def test_negative_or_oversized_frames_are_refused(size):
 
 
 def api_versions_response(correlation_id: int) -> bytes:
-    return (headers.encode_response_header(API_VERSIONS, 3, correlation_id)
+    return (headers.encode_response_header(ApiKey.API_VERSIONS, 3, correlation_id)
             + b"\x00\x00" + b"\x01" + b"\x00\x00\x00\x00" + b"\x00")
 
 
 def test_requests_get_increasing_correlation_ids_and_their_responses_decoded():
     in_flight = InFlightRequests("client")
-    first, data = in_flight.request(API_VERSIONS, 3, {"client_software_name": "t", "client_software_version": "1"})
-    second, _ = in_flight.request(API_VERSIONS, 3, {"client_software_name": "t", "client_software_version": "1"})
+    first, data = in_flight.request(ApiKey.API_VERSIONS, 3, {"client_software_name": "t", "client_software_version": "1"})
+    second, _ = in_flight.request(ApiKey.API_VERSIONS, 3, {"client_software_name": "t", "client_software_version": "1"})
     assert (first, second) == (1, 2) and len(in_flight) == 2
     request_header, _ = headers.decode_request(data[SIZE_PREFIX.size:])
     assert (request_header.correlation_id, request_header.client_id) == (1, "client")
@@ -89,13 +89,13 @@ def test_a_response_out_of_order_or_unasked_for_is_rejected():
     in_flight = InFlightRequests("client", first_correlation_id=7)
     with pytest.raises(UnexpectedResponse):
         in_flight.response(api_versions_response(7))
-    in_flight.request(API_VERSIONS, 3, {"client_software_name": "t", "client_software_version": "1"})
+    in_flight.request(ApiKey.API_VERSIONS, 3, {"client_software_name": "t", "client_software_version": "1"})
     with pytest.raises(UnexpectedResponse, match="correlation id 8 .* has 7"):
         in_flight.response(api_versions_response(8))
 
 
 def test_a_produce_with_acks_zero_awaits_no_response():
     in_flight = InFlightRequests("client")
-    in_flight.request(PRODUCE, 9, {"transactional_id": None, "acks": 0, "timeout_ms": 1, "topic_data": []})
-    in_flight.request(METADATA, 12, {"topics": None}, correlation_id=40)
+    in_flight.request(ApiKey.PRODUCE, 9, {"transactional_id": None, "acks": 0, "timeout_ms": 1, "topic_data": []})
+    in_flight.request(ApiKey.METADATA, 12, {"topics": None}, correlation_id=40)
     assert len(in_flight) == 1

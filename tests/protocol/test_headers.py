@@ -14,9 +14,8 @@ from protocol.headers import (
     decode_response_header, encode_request, encode_request_header, encode_response_header, request_header_version,
     response_header_version,
 )
-from protocol.messages import REQUESTS, RESPONSES
+from protocol.messages import REQUESTS, RESPONSES, ApiKey
 
-API_VERSIONS = 18
 REQUEST_VERSIONS = [(codec.api_key, version) for codec, version in ALL_VERSIONS if codec.kind == "request"]
 
 
@@ -43,13 +42,13 @@ def test_response_header_versions_on_the_wire():
 def test_header_versions_follow_flexible_versions(api_key, version):
     flexible = REQUESTS[api_key].is_flexible(version)
     assert request_header_version(api_key, version) == (2 if flexible else 1)
-    assert response_header_version(api_key, version) == (1 if flexible and api_key != API_VERSIONS else 0)
+    assert response_header_version(api_key, version) == (1 if flexible and api_key != ApiKey.API_VERSIONS else 0)
 
 
 def test_api_versions_responses_always_use_header_v0():
     for version in range(5):
-        assert encode_response_header(API_VERSIONS, version, 9) == b"\x00\x00\x00\x09"
-    assert request_header_version(API_VERSIONS, 3) == 2
+        assert encode_response_header(ApiKey.API_VERSIONS, version, 9) == b"\x00\x00\x00\x09"
+    assert request_header_version(ApiKey.API_VERSIONS, 3) == 2
     assert encode_response_header(0, 9, 9) == b"\x00\x00\x00\x09\x00"
 
 
@@ -66,17 +65,17 @@ def test_request_round_trip_through_whole_frames():
 
 def test_response_round_trip_through_whole_frames():
     body = {"error_code": 0, "api_keys": [{"api_key": 0, "min_version": 3, "max_version": 9}], "throttle_time_ms": 0}
-    frame = encode_response_header(API_VERSIONS, 3, 5) + RESPONSES[API_VERSIONS].encode(3, body)
-    header, decoded = decode_response(frame, API_VERSIONS, 3)
+    frame = encode_response_header(ApiKey.API_VERSIONS, 3, 5) + RESPONSES[ApiKey.API_VERSIONS].encode(3, body)
+    header, decoded = decode_response(frame, ApiKey.API_VERSIONS, 3)
     assert header.correlation_id == 5 and decoded.api_keys[0].max_version == 9
-    header, body_offset = decode_response_header(frame, API_VERSIONS, 3)
+    header, body_offset = decode_response_header(frame, ApiKey.API_VERSIONS, 3)
     assert body_offset == 4
 
 
 def test_a_request_header_of_a_version_newer_than_known_is_still_read():
     # A client probing ApiVersions v9 sends header v2 since flexible versions are open-ended;
     # the broker must read it to answer UNSUPPORTED_VERSION.
-    frame = encode_request_header(API_VERSIONS, 9, 77, "probe") + b"\x00future body"
+    frame = encode_request_header(ApiKey.API_VERSIONS, 9, 77, "probe") + b"\x00future body"
     header, body_offset = decode_request_header(frame)
     assert (header.request_api_version, header.correlation_id, header.client_id) == (9, 77, "probe")
     assert frame[body_offset:] == b"\x00future body"

@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from message_samples import ALL_VERSIONS, sample, strategy, version_id
+from protocol.messages import ApiKey
 from protocol.primitives import ZERO_UUID
 from protocol.schema import Field, MessageCodec
 
@@ -25,7 +26,6 @@ from kafka.protocol.old import types as old_types  # noqa: E402
 
 from kafka_python_classes import OLD_CLASSES, json_class  # noqa: E402
 
-API_VERSIONS_KEY = 18
 JSON_CASES = [case for case in ALL_VERSIONS if json_class(case[0].name, case[1])]
 OLD_CASES = [case for case in ALL_VERSIONS
              if not json_class(case[0].name, case[1]) and (case[0].name, case[1]) in OLD_CLASSES]
@@ -102,7 +102,7 @@ def _from_json_struct(theirs, fields, codec, version, obj) -> dict:
 
 
 def _without_api_versions_error(codec: MessageCodec, value: dict) -> dict:
-    if codec.api_key == API_VERSIONS_KEY and codec.kind == "response":
+    if codec.api_key == ApiKey.API_VERSIONS and codec.kind == "response":
         # kafka-python reads any ApiVersions response with an error as v0, as the broker sends it.
         value["error_code"] = 0
     return value
