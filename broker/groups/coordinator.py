@@ -29,6 +29,7 @@ from broker.groups.group import (
     Member,
     MemberIdentity,
     SyncResult,
+    wait_for_answer,
 )
 from broker.groups.offsets import OffsetAndMetadata, OffsetStore, TopicPartition, fits_in_key
 from broker.groups.timers import Deadlines
@@ -216,6 +217,8 @@ class GroupCoordinator:
             raise ApiError(ErrorCode.COORDINATOR_NOT_AVAILABLE)
         if not group.supports_protocols(request.protocol_type, [name for name, _ in request.protocols]):
             raise ApiError(ErrorCode.INCONSISTENT_GROUP_PROTOCOL)
+        logger.debug("group %s: JoinGroup from member %r (client %s) in state %s",
+                     group.group_id, request.member_id, request.client_id, group.state.value)
         reply, answer = _parked()
         if is_new_member:
             self._join_new_member(group, request, reply)
@@ -223,7 +226,7 @@ class GroupCoordinator:
             self._join_current_member(group, request, reply)
         if group.state is GroupState.PREPARING_REBALANCE:
             self._try_complete_join(group)
-        return (await answer.receive()).unwrap()
+        return await wait_for_answer(answer)
 
     def _join_new_member(self, group: Group, request: JoinRequest, reply: trio.MemorySendChannel) -> None:
         new_member_id = f"{request.group_instance_id or request.client_id}-{uuid.uuid4()}"
@@ -237,6 +240,8 @@ class GroupCoordinator:
             # Not a member until it joins with the id: until then only its session timeout runs.
             group.pending_members[new_member_id] = self._deadlines.after(
                 request.session_timeout_ms / 1000, lambda: self._expire_pending_member(group, new_member_id))
+            logger.debug("group %s: new member of client %s must join again as pending member %s",
+                         group.group_id, request.client_id, new_member_id)
             raise MemberIdRequired(new_member_id)
         else:
             self._add_member_and_rebalance(group, new_member_id, request, reply)
@@ -287,6 +292,9 @@ class GroupCoordinator:
 
     def _update_member_and_rebalance(self, group: Group, member: Member, request: JoinRequest,
                                      reply: trio.MemorySendChannel) -> None:
+        if member.awaiting_join is not None:
+            logger.debug("group %s: member %s sent JoinGroup again while its last one waits",
+                         group.group_id, member.member_id)
         group.update_member(member, request.protocols, request.rebalance_timeout_ms, request.session_timeout_ms, reply)
         self._maybe_prepare_rebalance(group, f"member {member.member_id} rejoined")
 
@@ -421,7 +429,7 @@ class GroupCoordinator:
                 each.assignment = assignments.get(each.member_id, b"")
             self._propagate_assignment(group)
             group.transition_to(GroupState.STABLE)
-        return (await answer.receive()).unwrap()
+        return await wait_for_answer(answer)
 
     @staticmethod
     def _sync_result(group: Group, member: Member) -> SyncResult:
@@ -537,6 +545,7 @@ class GroupCoordinator:
                 raise ApiError(ErrorCode.UNKNOWN_MEMBER_ID)
             member_id = current
         elif member_id in group.pending_members:
+            logger.info("group %s: pending member %s left", group.group_id, member_id)
             group.remove_pending_member(member_id)
             self._pending_member_removed(group)
             return

@@ -19,7 +19,13 @@ CONSUMER_PROTOCOL_TYPE = "consumer"
 _PROTOCOL_VERSION_BYTES = 2
 
 # Where a parked JoinGroup or SyncGroup waits for its answer: the result, or the ApiError it fails with.
+# Closed without an answer when the member sends the request again (see `Superseded`).
 Answer = trio.MemorySendChannel
+
+
+class Superseded(Exception):
+    """A parked JoinGroup or SyncGroup that the member sent again while it waited. Kafka replaces
+    the member's awaiting callback with the new request's and never answers the old one."""
 
 
 class GroupState(enum.Enum):
@@ -208,9 +214,9 @@ class Group:
         if member.awaiting_join is None:
             self.num_awaiting_join += 1
         else:
-            # The member re-sent JoinGroup (from another connection): the older request still
-            # gets an answer, one that makes a client that still reads it join again.
-            _answer(member.awaiting_join, Error(ApiError(ErrorCode.REBALANCE_IN_PROGRESS)))
+            # The member re-sent JoinGroup (from another connection) while the older one waits:
+            # as in Kafka, the new request takes its place and the older one is never answered.
+            _supersede(member.awaiting_join)
         member.awaiting_join = reply
 
     def replace_static_member(self, group_instance_id: str, old_member_id: str, new_member_id: str) -> Member:
@@ -243,8 +249,10 @@ class Group:
         return answered
 
     def set_awaiting_sync(self, member: Member, reply: Answer[Outcome[SyncResult]]) -> None:
-        # As for JoinGroup: a superseded SyncGroup still gets an answer.
-        self.invoke_sync(member, Error(ApiError(ErrorCode.REBALANCE_IN_PROGRESS)))
+        # As for JoinGroup (and in Kafka): a SyncGroup sent again replaces the one that waits,
+        # which is never answered.
+        if member.awaiting_sync is not None:
+            _supersede(member.awaiting_sync)
         member.awaiting_sync = reply
 
     def maybe_elect_new_joined_leader(self) -> bool:
@@ -313,6 +321,20 @@ def _answer(reply: Answer | None, result: Outcome) -> bool:
         return False
     reply.send_nowait(result)
     return True
+
+
+def _supersede(reply: Answer) -> None:
+    # Its waiter sees the channel closed with nothing in it, and raises Superseded.
+    reply.close()
+
+
+async def wait_for_answer(answer: trio.MemoryReceiveChannel):
+    """The parked request's result; raises the ApiError it failed with, or Superseded."""
+    try:
+        result = await answer.receive()
+    except trio.EndOfChannel:
+        raise Superseded() from None
+    return result.unwrap()
 
 
 def _subscription(metadata: bytes) -> list[str]:

@@ -15,6 +15,7 @@ from broker.groups import (
     JoinRequest,
     OffsetAndMetadata,
     OffsetStore,
+    Superseded,
 )
 from protocol.errors import ApiError, ErrorCode
 
@@ -325,6 +326,56 @@ async def test_a_pending_member_holds_the_rebalance_until_it_expires(coordinator
     rejoined = await coordinator.join_group(request(first))
     assert trio.current_time() - start >= SESSION_MS / 1000 - 1
     assert [m.member_id for m in rejoined.members] == [first]
+
+
+async def test_a_pending_member_that_leaves_lets_the_rebalance_complete_at_once(coordinator, nursery, autojump_clock):
+    # Kafka's handleLeaveGroup removes a pending member id, and the join phase completes if everyone
+    # else has joined: a client that gives its KIP-394 id up says so instead of letting it expire.
+    (first,) = await stable_group(coordinator, nursery, 1)
+    pending = await new_member_id(coordinator)
+    start = trio.current_time()
+    rejoin = await start_join(coordinator, nursery, first)
+    assert not rejoin.done.is_set()  # the pending member holds it
+    assert codes(coordinator.leave_group(GROUP, [(pending, None)])) == [ErrorCode.NONE]
+    rejoined = await rejoin.result()
+    assert trio.current_time() == start
+    assert (rejoined.generation_id, [m.member_id for m in rejoined.members]) == (2, [first])
+    assert not coordinator.groups[GROUP].pending_members
+    assert codes(coordinator.leave_group(GROUP, [(pending, None)])) == [ErrorCode.UNKNOWN_MEMBER_ID]
+
+
+async def test_a_joingroup_sent_again_while_one_waits_replaces_it_unanswered(coordinator, nursery, autojump_clock):
+    # Kafka's updateMember replaces the member's awaiting-join callback: the older request is never
+    # answered (no REBALANCE_IN_PROGRESS that would send the client round again), and the member
+    # counts once towards everyone having joined.
+    first, second = await stable_group(coordinator, nursery, 2)
+    older = await start_join(coordinator, nursery, second, protocols=[("range", b"changed")])
+    assert coordinator.groups[GROUP].state is GroupState.PREPARING_REBALANCE
+    newer = await start_join(coordinator, nursery, second, protocols=[("range", b"changed again")])
+    await older.done.wait()
+    with pytest.raises(Superseded):
+        await older.result()
+    assert not newer.done.is_set()
+    rejoined = await coordinator.join_group(request(first))
+    assert rejoined.generation_id == 2
+    assert {m.member_id: m.metadata for m in rejoined.members} == {first: b"range-metadata", second: b"changed again"}
+    assert (await newer.result()).generation_id == 2
+
+
+async def test_a_syncgroup_sent_again_while_one_waits_replaces_it_unanswered(coordinator, nursery, autojump_clock):
+    ids = [await new_member_id(coordinator) for _ in range(2)]
+    joiners = [await start_join(coordinator, nursery, member_id) for member_id in ids]
+    results = [await joiner.result() for joiner in joiners]
+    leader = results[0].leader_id
+    follower = next(member_id for member_id in ids if member_id != leader)
+    sync = coordinator.sync_group
+    older = await Background.start(nursery, sync, GROUP, 1, follower, None, None, None, {})
+    newer = await Background.start(nursery, sync, GROUP, 1, follower, None, None, None, {})
+    await older.done.wait()
+    with pytest.raises(Superseded):
+        await older.result()
+    await sync(GROUP, 1, leader, None, None, None, {leader: b"l", follower: b"f"})
+    assert (await newer.result()).assignment == b"f"
 
 
 async def test_initial_rebalance_delay_gathers_members_into_the_first_generation(tmp_path, nursery, autojump_clock):
