@@ -56,9 +56,10 @@ class _RequestFailed(Exception):
 class Broker:
     """A broker over one data directory, used as `async with Broker(config) as broker:` in any
     trio run: entering takes the data directory's lock, opens the logs, the group offsets and the
-    listeners; `serve()` serves until `stop()`; leaving closes them all, in one place, and raises
-    ShutdownIncomplete when appended data may not be on disk. `serve()` of a broker not entered
-    enters it for as long as it serves. Signals are the caller's business (broker.__main__)."""
+    listeners; `serve()`, in that block or in a task of its own, serves until `stop()`; leaving
+    stops it, waits for serve() to finish its requests, then closes everything, in one place, and
+    raises ShutdownIncomplete when appended data may not be on disk. Signals are the caller's
+    business (broker.__main__)."""
 
     def __init__(self, config: BrokerConfig, *, clock: Callable[[], int] = current_time_ms) -> None:
         self.config = config
@@ -67,8 +68,11 @@ class Broker:
         self._lock = DataDirLock(config.data_dir)
         self._listeners: list[trio.SocketListener] = []
         self._entered = False
+        # serve() was called: leaving waits for it to return.
+        self._served = False
         self.port = config.port
         self.stopping = trio.Event()
+        # Set when serve() has returned: no request is being handled any more.
         self.stopped = trio.Event()
         self._connections: set[Connection] = set()
         self.connection_limits = ConnectionLimits(config.max_connections or default_max_connections(),
@@ -91,6 +95,11 @@ class Broker:
         return self
 
     async def __aexit__(self, exc_type, exc, traceback) -> None:
+        self.stop()
+        if self._served:
+            # Served by a task of its own (a test's fixture, say): its requests end before the files close.
+            with trio.CancelScope(shield=True):
+                await self.stopped.wait()
         durable = await self._close()
         if not durable and exc_type is None:
             raise ShutdownIncomplete("appended data may not be on disk")
@@ -128,7 +137,6 @@ class Broker:
             finally:
                 self._lock.release()
                 self._entered = False
-                self.stopped.set()
 
     @property
     def advertised_address(self) -> tuple[str, int]:
@@ -137,9 +145,8 @@ class Broker:
     async def serve(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         """Serve until `stop()`, then finish the requests in flight."""
         if not self._entered:
-            async with self:
-                await self.serve(task_status=task_status)
-            return
+            raise RuntimeError("serve() needs an open broker: async with Broker(config) as broker: ...")
+        self._served = True
         monitor = LoopMonitor()
         trio.lowlevel.add_instrument(monitor)
         switch_interval = sys.getswitchinterval()
@@ -167,6 +174,7 @@ class Broker:
         finally:
             trio.lowlevel.remove_instrument(monitor)
             sys.setswitchinterval(switch_interval)
+            self.stopped.set()
 
     async def _close_storage(self) -> bool:
         """Close the logs in worker threads and log what could not be written; whether

@@ -13,11 +13,11 @@ def broker_config(tmp_path):
 
 @pytest.fixture
 async def broker(broker_config, nursery):
-    """A broker served in this test's trio run, on a free port, stopped after the test."""
-    broker = Broker(broker_config)
-    await nursery.start(broker.serve)
-    yield broker
-    broker.stop()
+    """A broker served in this test's trio run, on a free port, stopped and closed after the test
+    (a shutdown that leaves data off the disk fails it: ShutdownIncomplete)."""
+    async with Broker(broker_config) as broker:
+        await nursery.start(broker.serve)
+        yield broker
 
 
 @pytest.fixture

@@ -106,24 +106,22 @@ class TestCreateTopics:
 
 class TestTopicsSurviveRestart:
     async def test_ids_partitions_and_configs_come_back(self, broker_config, nursery):
-        broker = Broker(broker_config)
-        await nursery.start(broker.serve)
-        client = await WireClient.connect(broker.port)
-        created = await create(client, "kept", 5, {"retention.ms": "3600000", "cleanup.policy": "delete"})
-        await client.aclose()
-        broker.stop()
-        await broker.stopped.wait()
+        async with Broker(broker_config) as broker:
+            await nursery.start(broker.serve)
+            client = await WireClient.connect(broker.port)
+            created = await create(client, "kept", 5, {"retention.ms": "3600000", "cleanup.policy": "delete"})
+            await client.aclose()
 
-        broker = Broker(broker_config)
-        await nursery.start(broker.serve)
-        client = await WireClient.connect(broker.port)
-        [topic] = (await metadata(client, ["kept"])).topics
-        assert topic.topic_id == created.topic_id and len(topic.partitions) == 5
-        configs = {c.name: (c.value, c.config_source) for c in (await describe_topic_configs(client, "kept")).configs}
-        assert configs["retention.ms"] == ("3600000", 1)
-        assert configs["cleanup.policy"] == ("delete", 1)
-        await client.aclose()
-        broker.stop()
+        async with Broker(broker_config) as broker:
+            await nursery.start(broker.serve)
+            client = await WireClient.connect(broker.port)
+            [topic] = (await metadata(client, ["kept"])).topics
+            assert topic.topic_id == created.topic_id and len(topic.partitions) == 5
+            configs = {c.name: (c.value, c.config_source)
+                       for c in (await describe_topic_configs(client, "kept")).configs}
+            assert configs["retention.ms"] == ("3600000", 1)
+            assert configs["cleanup.policy"] == ("delete", 1)
+            await client.aclose()
 
 
 class TestAutoCreation:
@@ -150,14 +148,13 @@ class TestAutoCreation:
 
 
 async def test_auto_creation_off(tmp_path, nursery):
-    broker = Broker(BrokerConfig(port=0, data_dir=tmp_path / "data", auto_create_topics=False))
-    await nursery.start(broker.serve)
-    client = await WireClient.connect(broker.port)
-    [topic] = (await metadata(client, ["missing"], auto_create=True)).topics
-    assert topic.error_code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
-    result = await produce_many(client, [("missing", 0, b"v")])
-    assert result[("missing", 0)].error_code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
-    broker.stop()
+    async with Broker(BrokerConfig(port=0, data_dir=tmp_path / "data", auto_create_topics=False)) as broker:
+        await nursery.start(broker.serve)
+        client = await WireClient.connect(broker.port)
+        [topic] = (await metadata(client, ["missing"], auto_create=True)).topics
+        assert topic.error_code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+        result = await produce_many(client, [("missing", 0, b"v")])
+        assert result[("missing", 0)].error_code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
 
 
 class TestManyPartitionsInOneRequest:
@@ -253,20 +250,19 @@ class TestConfigs:
         assert (await describe_topic_configs(client, "ghost")).error_code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
 
     async def test_broker_resource_is_read_only_with_static_sources(self, tmp_path, nursery):
-        broker = Broker(BrokerConfig(port=0, data_dir=tmp_path / "data", retention_ms=60_000))
-        await nursery.start(broker.serve)
-        client = await WireClient.connect(broker.port)
-        response = await client.request(DESCRIBE_CONFIGS, 4, {
-            "resources": [{"resource_type": BROKER_RESOURCE, "resource_name": "1", "configuration_keys": None}],
-            "include_synonyms": False, "include_documentation": False})
-        configs = {c.name: c for c in response.results[0].configs}
-        assert (configs["log.retention.ms"].value, configs["log.retention.ms"].config_source) == ("60000", 4)
-        assert configs["log.segment.bytes"].config_source == 5
-        assert all(c.read_only for c in configs.values())
-        # The broker's setting is the default of every topic that does not override it.
-        topic_configs = {c.name: c for c in (await describe_topic_configs(client, "comlog")).configs}
-        assert (topic_configs["retention.ms"].value, topic_configs["retention.ms"].config_source) == ("60000", 4)
-        broker.stop()
+        async with Broker(BrokerConfig(port=0, data_dir=tmp_path / "data", retention_ms=60_000)) as broker:
+            await nursery.start(broker.serve)
+            client = await WireClient.connect(broker.port)
+            response = await client.request(DESCRIBE_CONFIGS, 4, {
+                "resources": [{"resource_type": BROKER_RESOURCE, "resource_name": "1", "configuration_keys": None}],
+                "include_synonyms": False, "include_documentation": False})
+            configs = {c.name: c for c in response.results[0].configs}
+            assert (configs["log.retention.ms"].value, configs["log.retention.ms"].config_source) == ("60000", 4)
+            assert configs["log.segment.bytes"].config_source == 5
+            assert all(c.read_only for c in configs.values())
+            # The broker's setting is the default of every topic that does not override it.
+            topic_configs = {c.name: c for c in (await describe_topic_configs(client, "comlog")).configs}
+            assert (topic_configs["retention.ms"].value, topic_configs["retention.ms"].config_source) == ("60000", 4)
 
     async def test_incremental_alter_set_and_delete_applies_live(self, broker, client):
         await create(client, "tuned", 1)

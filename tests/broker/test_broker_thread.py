@@ -4,6 +4,7 @@ import logging
 import queue
 import threading
 
+import pytest
 import trio
 
 from broker.config import BrokerConfig
@@ -67,3 +68,8 @@ def test_a_broker_in_a_thread_of_its_own_serves_and_stops_cleanly(tmp_path, capl
     assert "stopped: logs closed cleanly" in caplog.text
     # Everything it opened is closed: the data directory's lock is free for the next broker.
     trio.run(reopen, config)
+
+
+async def test_serving_a_broker_not_opened_says_how_to_open_it(tmp_path):
+    with pytest.raises(RuntimeError, match="async with Broker"):
+        await Broker(BrokerConfig(port=0, data_dir=tmp_path / "data")).serve()

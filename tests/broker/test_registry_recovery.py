@@ -11,8 +11,7 @@ from broker.server import Broker
 
 
 async def start_and_stop(config: BrokerConfig) -> Broker:
-    broker = Broker(config)
-    async with trio.open_nursery() as nursery:
+    async with Broker(config) as broker, trio.open_nursery() as nursery:
         await nursery.start(broker.serve)
         broker.stop()
     return broker

@@ -59,20 +59,21 @@ async def test_a_cancelled_wait_gives_way_to_the_claims_behind_it(nursery):
 
 
 async def test_stop_does_not_wait_for_a_connection_waiting_for_the_budget(tmp_path, nursery):
-    broker = Broker(BrokerConfig(port=0, data_dir=tmp_path / "data", max_request_bytes=250_000,
-                                 queued_max_request_bytes=300_000))
-    await nursery.start(broker.serve)
-    holding = await WireClient.connect(broker.port)
-    waiting = await WireClient.connect(broker.port)
-    await holding.send_raw((200_000).to_bytes(4, "big") + b"\x00" * 100)
-    await trio.testing.wait_all_tasks_blocked()
-    await waiting.send_raw((200_000).to_bytes(4, "big"))
-    await trio.testing.wait_all_tasks_blocked()
-    assert broker.request_budget.available == 100_000  # the second frame is waiting for room
-    broker.stop()
-    with trio.fail_after(5):
-        await broker.stopped.wait()
-    assert await holding.receive_frame() is None and await waiting.receive_frame() is None
+    config = BrokerConfig(port=0, data_dir=tmp_path / "data", max_request_bytes=250_000,
+                          queued_max_request_bytes=300_000)
+    async with Broker(config) as broker:
+        await nursery.start(broker.serve)
+        holding = await WireClient.connect(broker.port)
+        waiting = await WireClient.connect(broker.port)
+        await holding.send_raw((200_000).to_bytes(4, "big") + b"\x00" * 100)
+        await trio.testing.wait_all_tasks_blocked()
+        await waiting.send_raw((200_000).to_bytes(4, "big"))
+        await trio.testing.wait_all_tasks_blocked()
+        assert broker.request_budget.available == 100_000  # the second frame is waiting for room
+        broker.stop()
+        with trio.fail_after(5):
+            await broker.stopped.wait()
+        assert await holding.receive_frame() is None and await waiting.receive_frame() is None
 
 
 def test_a_request_limit_over_the_budget_is_refused_at_start_up(capsys):

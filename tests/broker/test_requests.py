@@ -219,16 +219,16 @@ async def test_pipelined_requests_are_answered_in_order(client):
 async def test_log_append_time_topic_stamps_the_batch(tmp_path, nursery):
     from broker.config import BrokerConfig
     from broker.server import Broker
-    broker = Broker(BrokerConfig(port=0, data_dir=tmp_path / "lat", message_timestamp_type="LogAppendTime"))
-    await nursery.start(broker.serve)
-    client = await WireClient.connect(broker.port)
-    response = await produce(client, batch([b"a"], timestamp=42))
-    assert response.log_append_time_ms > 1_600_000_000_000
-    partition = await fetch(client, 0)
-    [(header, _)] = list(records.iter_batches(bytes(partition.records)))
-    assert header.timestamp_type == records.TimestampType.LOG_APPEND_TIME
-    assert header.max_timestamp == response.log_append_time_ms
-    broker.stop()
+    config = BrokerConfig(port=0, data_dir=tmp_path / "lat", message_timestamp_type="LogAppendTime")
+    async with Broker(config) as broker:
+        await nursery.start(broker.serve)
+        client = await WireClient.connect(broker.port)
+        response = await produce(client, batch([b"a"], timestamp=42))
+        assert response.log_append_time_ms > 1_600_000_000_000
+        partition = await fetch(client, 0)
+        [(header, _)] = list(records.iter_batches(bytes(partition.records)))
+        assert header.timestamp_type == records.TimestampType.LOG_APPEND_TIME
+        assert header.max_timestamp == response.log_append_time_ms
 
 
 class TestIdempotence:
@@ -236,17 +236,15 @@ class TestIdempotence:
         from broker.server import Broker
         seen = []
         for _ in range(2):
-            broker = Broker(broker_config)
-            await nursery.start(broker.serve)
-            client = await WireClient.connect(broker.port)
-            for _ in range(3):
-                response = await client.request(INIT_PRODUCER_ID, 4, {"transactional_id": None,
-                                                                      "transaction_timeout_ms": 60000})
-                assert response.error_code == ErrorCode.NONE and response.producer_epoch == 0
-                seen.append(response.producer_id)
-            await client.aclose()
-            broker.stop()
-            await broker.stopped.wait()
+            async with Broker(broker_config) as broker:
+                await nursery.start(broker.serve)
+                client = await WireClient.connect(broker.port)
+                for _ in range(3):
+                    response = await client.request(INIT_PRODUCER_ID, 4, {"transactional_id": None,
+                                                                          "transaction_timeout_ms": 60000})
+                    assert response.error_code == ErrorCode.NONE and response.producer_epoch == 0
+                    seen.append(response.producer_id)
+                await client.aclose()
         assert len(set(seen)) == 6
 
     async def test_retry_is_answered_with_the_original_offset_and_not_appended(self, client):
@@ -274,15 +272,13 @@ class TestIdempotence:
         for attempt in ("send", "retry after clean restart", "retry after crash"):
             if attempt == "retry after crash":
                 snapshot.unlink()
-            broker = Broker(broker_config)
-            await nursery.start(broker.serve)
-            client = await WireClient.connect(broker.port)
-            response = await produce(client, batch([b"once"], producer_id=5, epoch=0, sequence=0))
-            assert (response.error_code, response.base_offset) == (ErrorCode.NONE, 0), attempt
-            assert (await fetch(client, 0)).high_watermark == 1, attempt
-            await client.aclose()
-            broker.stop()
-            await broker.stopped.wait()
+            async with Broker(broker_config) as broker:
+                await nursery.start(broker.serve)
+                client = await WireClient.connect(broker.port)
+                response = await produce(client, batch([b"once"], producer_id=5, epoch=0, sequence=0))
+                assert (response.error_code, response.base_offset) == (ErrorCode.NONE, 0), attempt
+                assert (await fetch(client, 0)).high_watermark == 1, attempt
+                await client.aclose()
 
 
 class TestListOffsets:
@@ -330,12 +326,11 @@ class TestListOffsets:
 async def test_idle_connection_is_closed(tmp_path, nursery):
     from broker.config import BrokerConfig
     from broker.server import Broker
-    broker = Broker(BrokerConfig(port=0, data_dir=tmp_path / "idle", connections_max_idle_ms=100))
-    await nursery.start(broker.serve)
-    client = await WireClient.connect(broker.port)
-    with trio.fail_after(10):
-        assert await client.receive_frame() is None
-    broker.stop()
+    async with Broker(BrokerConfig(port=0, data_dir=tmp_path / "idle", connections_max_idle_ms=100)) as broker:
+        await nursery.start(broker.serve)
+        client = await WireClient.connect(broker.port)
+        with trio.fail_after(10):
+            assert await client.receive_frame() is None
 
 
 async def test_bytes_after_the_message_are_ignored_as_kafka_does(client):
@@ -348,13 +343,13 @@ async def test_bytes_after_the_message_are_ignored_as_kafka_does(client):
 
 async def test_stop_does_not_wait_for_idle_or_half_sent_connections(broker_config, nursery):
     from broker.server import Broker
-    broker = Broker(broker_config)
-    await nursery.start(broker.serve)
-    idle = await WireClient.connect(broker.port)
-    half_sent = await WireClient.connect(broker.port)
-    await half_sent.send_raw(b"\x00\x00\x01\x00\x00\x03")   # a 256-byte frame, 2 bytes of it sent
-    await trio.testing.wait_all_tasks_blocked()
-    broker.stop()
-    with trio.fail_after(5):
-        await broker.stopped.wait()
-    assert await idle.receive_frame() is None and await half_sent.receive_frame() is None
+    async with Broker(broker_config) as broker:
+        await nursery.start(broker.serve)
+        idle = await WireClient.connect(broker.port)
+        half_sent = await WireClient.connect(broker.port)
+        await half_sent.send_raw(b"\x00\x00\x01\x00\x00\x03")   # a 256-byte frame, 2 bytes of it sent
+        await trio.testing.wait_all_tasks_blocked()
+        broker.stop()
+        with trio.fail_after(5):
+            await broker.stopped.wait()
+        assert await idle.receive_frame() is None and await half_sent.receive_frame() is None
