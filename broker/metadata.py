@@ -17,6 +17,7 @@ from pathlib import Path
 import trio
 
 from broker.storage_failures import RepeatedFailure
+from broker.storage_work import run_storage_work
 from log.checkpoint import fsync_directory
 
 logger = logging.getLogger(__name__)
@@ -32,8 +33,8 @@ def kafka_uuid_string(value: uuid.UUID) -> str:
 
 def write_atomically(path: Path, text: str) -> None:
     """Durably replace `path` with `text`: a crash leaves the old content or the new, and a
-    failure leaves no temporary file behind. Blocks on fsync: from the event loop, await
-    write_durably instead."""
+    failure leaves no temporary file behind. Blocks on fsync: from the event loop, through
+    run_storage_work."""
     # A short temporary name: the final one may already be near the 255-byte file name limit.
     tmp = path.with_name(f".{uuid.uuid4().hex}.tmp")
     try:
@@ -46,11 +47,6 @@ def write_atomically(path: Path, text: str) -> None:
         tmp.unlink(missing_ok=True)
         raise
     fsync_directory(path.parent)
-
-
-async def write_durably(path: Path, text: str) -> None:
-    """write_atomically in a worker thread, so the event loop keeps serving during the fsyncs."""
-    await trio.to_thread.run_sync(write_atomically, path, text)
 
 
 def read_properties(path: Path) -> dict[str, str]:
@@ -114,7 +110,7 @@ class ProducerIdAllocator:
                 # Reserve the next block on disk before using any id of it.
                 block_end = self._next + PRODUCER_ID_BLOCK_SIZE
                 try:
-                    await write_durably(self._path, str(block_end))
+                    await run_storage_work(write_atomically, self._path, str(block_end))
                 except OSError as exc:
                     self._failures.failed(exc)
                     raise

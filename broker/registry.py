@@ -5,30 +5,30 @@ written atomically; each partition directory also carries Kafka's `partition.met
 topic id. A deleted topic's partition directories are first renamed `<dir>.<id>-delete` (as Kafka
 does) and then removed, so a crash half-way leaves nothing that looks like a live partition.
 
-File work (creating partitions, writing metadata, closing logs) runs in worker threads, so a topic
-of 10,000 partitions does not stall the event loop. A topic appears in the registry only once all
-its files exist; a creation that fails half-way removes what it made.
+File work (creating partitions, writing metadata, closing logs) runs off the event loop through
+broker.storage_work, so a topic of 10,000 partitions does not stall it. A topic appears in the
+registry only once all its files exist; a creation that fails half-way removes what it made.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import gc
 import json
 import logging
 import re
 import shutil
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable
-import concurrent.futures
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import trio
 
-from broker.metadata import PARTITION_METADATA, MetadataError, write_atomically, write_durably, write_topic_id
+from broker.metadata import PARTITION_METADATA, MetadataError, write_atomically, write_topic_id
 from broker.producer_state import ProducerStateTable, write_snapshot_text
+from broker.storage_work import run_storage_work, run_storage_work_each
 from broker.topic_config import TopicConfig
 from log import Log, LogError, LogStorageError
 from log.checkpoint import fsync_directory
@@ -42,10 +42,6 @@ _TOPICS_DIRECTORY = "topics"
 _DELETED_SUFFIX = "-delete"
 _MAX_FILE_NAME = 255
 _PARTITION_DIRECTORY = re.compile(r".+-\d+")
-# Creating or closing many partitions is mostly fsyncs: several threads at once let the file
-# system batch them into far fewer journal commits. One pool, shared by concurrent requests.
-_FILE_THREADS = 4
-_file_pool = ThreadPoolExecutor(_FILE_THREADS, thread_name_prefix="partition-files")
 
 
 class Partition:
@@ -67,7 +63,7 @@ class Partition:
     async def flush_to(self, offset: int) -> None:
         """Return once everything below `offset` is fsynced.
 
-        The fsync runs in a worker thread so the event loop keeps serving; callers that arrive
+        The fsync runs off the event loop, which keeps serving; callers that arrive
         while one runs share the next one (group commit) instead of queueing an fsync each.
         """
         await self._flush_until(lambda: self.log.flushed_offset >= offset)
@@ -80,10 +76,10 @@ class Partition:
         return log_start_offset
 
     async def remove_deleted_files(self) -> None:
-        """Unlink the files of the segments retention or DeleteRecords took out, in a worker thread
+        """Unlink the files of the segments retention or DeleteRecords took out, off the event loop
         (unlinking a file still being written back can block)."""
         try:
-            await trio.to_thread.run_sync(self.log.remove_deleted_files)
+            await run_storage_work(self.log.remove_deleted_files)
         except LogStorageError as exc:
             logger.warning("%s: cannot remove deleted segment files, retried later: %s", self.directory, exc)
 
@@ -94,7 +90,7 @@ class Partition:
                 continue
             self._flush_running = True
             try:
-                await trio.to_thread.run_sync(self.log.flush)
+                await run_storage_work(self.log.flush)
             finally:
                 self._flush_running = False
                 self._flush_done.set()
@@ -270,21 +266,13 @@ class TopicRegistry:
             del self._changing[name]
             done.set()
 
-    def create_topic_before_serving(self, name: str, num_partitions: int) -> Topic:
-        """create_topic with the file work on the caller's thread: at start-up, before serving."""
-        topic = Topic(name, uuid.uuid4(), TopicConfig(self.broker_config, {}))
-        topic.partitions = self._make_partitions(topic, num_partitions)
-        self._add(topic)
-        logger.info("created topic %s with %d partition(s)", name, num_partitions)
-        return topic
-
     async def create_topic(self, name: str, num_partitions: int, overrides: dict[str, str] | None = None) -> Topic:
         """Create a topic whose name, partition count and configs the caller has validated.
 
         Raises LogError, having removed what it made, when its files cannot be made."""
         topic = Topic(name, uuid.uuid4(), TopicConfig(self.broker_config, dict(overrides or {})))
         async with self._change(name):
-            topic.partitions = await trio.to_thread.run_sync(self._make_partitions, topic, num_partitions)
+            topic.partitions = await self._make_partitions(topic, num_partitions)
             self._add(topic)
         logger.info("created topic %s with %d partition(s)", name, num_partitions)
         return topic
@@ -292,16 +280,17 @@ class TopicRegistry:
     async def create_partitions(self, topic: Topic, count: int) -> None:
         """Grow the topic to `count` partitions; raises LogError, having removed what it made."""
         async with self._change(topic.name):
-            added = await trio.to_thread.run_sync(self._make_partitions, topic, count)
+            added = await self._make_partitions(topic, count)
             topic.partitions.extend(added)
         logger.info("topic %s now has %d partition(s)", topic.name, count)
 
-    def _make_partitions(self, topic: Topic, count: int) -> list[Partition]:
+    async def _make_partitions(self, topic: Topic, count: int) -> list[Partition]:
         """Make and open the topic's partitions from len(topic.partitions) up to `count`, then
-        record the new count in its metadata file. Runs in a worker thread: it touches only what
-        no one else sees yet. On any failure (full disk, no descriptors left, ...) it closes and
-        removes what it made, and raises LogError (LogStorageError for what the system refused)."""
-        made: list[Path] = []  # appended to by the threads of _in_threads
+        record the new count in its metadata file. The file work, in worker threads, touches only
+        what no one else sees yet. On any failure (full disk, no descriptors left, ...) it closes
+        and removes what it made, and raises LogError (LogStorageError for what the system refused).
+        It is not cancelled half-way: its files are made or removed whole."""
+        made: list[Path] = []  # appended to by the threads of run_storage_work_each
 
         def make(index: int) -> Partition:
             directory = self._partition_directory(topic, index)
@@ -314,22 +303,26 @@ class TopicRegistry:
             return partition
 
         opened: list[Partition] = []
-        try:
-            opened = _in_threads(make, range(len(topic.partitions), count))
-            # The metadata file is written last: a crash before it leaves no half-created topic.
-            self._topics_dir.mkdir(parents=True, exist_ok=True)
-            write_atomically(self._metadata_path(topic.name), topic.to_json(count, topic.config))
-        except (OSError, LogError) as exc:
-            # Dropping the logs closes their descriptors, which removing their files may need.
-            opened.clear()
-            for directory in made:
-                shutil.rmtree(directory, ignore_errors=True)
-            logger.error("topic %s: cannot create partitions %d to %d: %s", topic.name,
-                         len(topic.partitions), count - 1, exc)
-            if isinstance(exc, OSError):
-                raise LogStorageError(exc.filename or self.data_dir, exc.strerror or str(exc)) from exc
-            raise
+        with trio.CancelScope(shield=True):
+            try:
+                opened = await run_storage_work_each(make, range(len(topic.partitions), count))
+                # The metadata file is written last: a crash before it leaves no half-created topic.
+                await run_storage_work(self._write_metadata, topic, count, topic.config)
+            except (OSError, LogError) as exc:
+                # Dropping the logs closes their descriptors, which removing their files may need.
+                opened.clear()
+                await run_storage_work(_remove_directories, made)
+                logger.error("topic %s: cannot create partitions %d to %d: %s", topic.name,
+                             len(topic.partitions), count - 1, exc)
+                if isinstance(exc, OSError):
+                    raise LogStorageError(exc.filename or self.data_dir, exc.strerror or str(exc)) from exc
+                raise
         return opened
+
+    def _write_metadata(self, topic: Topic, partition_count: int, config: TopicConfig) -> None:
+        """Durably record the topic with `partition_count` partitions and `config` (blocks on fsyncs)."""
+        self._topics_dir.mkdir(parents=True, exist_ok=True)
+        write_atomically(self._metadata_path(topic.name), topic.to_json(partition_count, config))
 
     async def alter_config(self, topic: Topic, overrides: dict[str, str]) -> None:
         """Replace the topic's overrides, persist them, and apply them to its open logs.
@@ -340,7 +333,7 @@ class TopicRegistry:
                 return  # deleted while this waited: no metadata file may bring it back
             config = TopicConfig(self.broker_config, dict(overrides))
             try:
-                await write_durably(self._metadata_path(topic.name), topic.to_json(len(topic.partitions), config))
+                await run_storage_work(self._write_metadata, topic, len(topic.partitions), config)
             except OSError as exc:
                 raise LogStorageError(self._metadata_path(topic.name), exc.strerror or str(exc)) from exc
             topic.config = config
@@ -349,7 +342,7 @@ class TopicRegistry:
             partition.log.reconfigure(log_config)
 
     async def delete_topic(self, topic: Topic) -> None:
-        """Forget the topic at once; remove its data in a worker thread.
+        """Forget the topic at once; remove its data off the event loop.
 
         Its logs are not closed (that would fsync data about to be removed): dropping them
         releases their files, and a request still holding one writes or reads an unlinked file.
@@ -359,12 +352,12 @@ class TopicRegistry:
                 return  # deleted while this waited
             path = self._metadata_path(topic.name)
             try:
-                await trio.to_thread.run_sync(lambda: path.unlink(missing_ok=True))
+                await run_storage_work(functools.partial(path.unlink, missing_ok=True))
             except OSError as exc:
                 raise LogStorageError(path, exc.strerror or str(exc)) from exc
             del self.topics[topic.name]
             del self.topics_by_id[topic.topic_id]
-            await trio.to_thread.run_sync(self._remove_partition_directories, topic)
+            await run_storage_work(self._remove_partition_directories, topic)
         # Without the cycle topic <-> partitions, reference counting frees them, collector or not.
         topic.partitions = []
         logger.info("deleted topic %s", topic.name)
@@ -380,8 +373,7 @@ class TopicRegistry:
         except OSError as exc:
             # The topic is gone with its metadata file: the next start removes what is left.
             logger.warning("topic %s: cannot rename its partition directories for removal: %s", topic.name, exc)
-        for target in doomed:
-            shutil.rmtree(target, ignore_errors=True)
+        _remove_directories(doomed)
 
     def _add(self, topic: Topic) -> None:
         self.topics[topic.name] = topic
@@ -401,7 +393,7 @@ class TopicRegistry:
         """Retention, then producer-state snapshots of the partitions appended to since the last.
 
         Retention changes a log's segment list, which appends change too, so it runs on the event
-        loop, one partition per step (a few unlinks); the snapshots are written in a worker thread."""
+        loop, one partition per step (a few unlinks); the snapshots are written off it."""
         snapshots = []
         trimmed = []
         for partition in list(self.all_partitions()):
@@ -418,7 +410,7 @@ class TopicRegistry:
                 snapshots.append((partition, *taken))
         for partition in trimmed:
             await partition.remove_deleted_files()
-        failed = await trio.to_thread.run_sync(_write_snapshots, snapshots)
+        failed = await run_storage_work(_write_snapshots, snapshots)
         for partition, _ in failed:
             partition.snapshot_not_written()
         if failed:
@@ -428,8 +420,7 @@ class TopicRegistry:
     async def close(self) -> CloseOutcome:
         """Close every partition, in worker threads; what could not be written."""
         outcome = CloseOutcome()
-        await trio.to_thread.run_sync(_in_threads, lambda partition: partition.close(outcome),
-                                      list(self.all_partitions()))
+        await run_storage_work_each(lambda partition: partition.close(outcome), list(self.all_partitions()))
         # Stopped: what _out_of_collections kept is the collector's again (an embedding process
         # may start another broker).
         gc.unfreeze()
@@ -455,16 +446,6 @@ def _out_of_collections() -> None:
     gc.freeze()
 
 
-def _in_threads(function: Callable, items: Iterable) -> list:
-    """function(item) for each item, in the file pool's threads; the results, in order. The first
-    failure cancels the items not started yet and is raised once the running ones are done, the
-    results made so far dropped (so that partitions opened meanwhile close their files)."""
-    futures = [_file_pool.submit(function, item) for item in items]
-    try:
-        return [future.result() for future in futures]
-    except BaseException:
-        for future in futures:
-            future.cancel()
-        concurrent.futures.wait(futures)
-        futures.clear()
-        raise
+def _remove_directories(directories: list[Path]) -> None:
+    for directory in directories:
+        shutil.rmtree(directory, ignore_errors=True)

@@ -19,6 +19,7 @@ from broker.groups import GroupCoordinator
 from broker.loop_monitor import CURRENT_REQUEST, LoopMonitor
 from broker.metadata import ProducerIdAllocator, load_cluster_id
 from broker.registry import TopicRegistry
+from broker.storage_work import run_storage_work
 from broker.topics import Topics
 from log import UNLIMITED
 from log.log import current_time_ms
@@ -84,9 +85,11 @@ class Broker:
         self._data_arrived = trio.Event()
 
     async def __aenter__(self) -> Broker:
-        await trio.to_thread.run_sync(self._open_storage)
+        await run_storage_work(self._open_storage)
         self._entered = True
         try:
+            if self.config.topic not in self.registry.topics:
+                await self.registry.create_topic(self.config.topic, self.config.num_partitions)
             self._listeners = await trio.open_tcp_listeners(self.config.port, host=self.config.host)
         except BaseException:
             await self._close()
@@ -114,8 +117,6 @@ class Broker:
             self.producer_ids = ProducerIdAllocator(self.config.data_dir)
             self.registry = TopicRegistry(self.config.data_dir, self.config)
             self.registry.load()
-            if self.config.topic not in self.registry.topics:
-                self.registry.create_topic_before_serving(self.config.topic, self.config.num_partitions)
             self.coordinator = GroupCoordinator.open(
                 self.config.data_dir, initial_rebalance_delay_ms=self.config.group_initial_rebalance_delay_ms,
                 fsync_commits=self.config.flush_on_ack)
@@ -177,10 +178,10 @@ class Broker:
             self.stopped.set()
 
     async def _close_storage(self) -> bool:
-        """Close the logs in worker threads and log what could not be written; whether
+        """Close the logs off the event loop and log what could not be written; whether
         everything appended is on disk."""
         outcome = await self.registry.close()
-        await trio.to_thread.run_sync(self.coordinator.close, outcome)
+        await run_storage_work(self.coordinator.close, outcome)
         if outcome.unsynced:
             logger.error("stopped: appended data may not be on disk in %d log(s) (%s); the next start "
                          "recovers what is there", len(outcome.unsynced), outcome.unsynced[0])
