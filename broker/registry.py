@@ -21,7 +21,7 @@ import logging
 import re
 import shutil
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import trio
@@ -32,7 +32,7 @@ from broker.storage_work import run_storage_work, run_storage_work_each
 from broker.topic_config import TopicConfig
 from log import Log, LogError, LogStorageError
 from log.checkpoint import fsync_directory
-from log.log import CLEAN_SHUTDOWN_MARKER
+from log.log import CLEAN_SHUTDOWN_MARKER, current_time_ms
 
 logger = logging.getLogger(__name__)
 
@@ -188,9 +188,11 @@ def _load_producer_state(log: Log, directory: Path) -> tuple[ProducerStateTable,
 class TopicRegistry:
     """Every topic and partition this broker hosts, by name and by topic id."""
 
-    def __init__(self, data_dir: Path, broker_config) -> None:
+    def __init__(self, data_dir: Path, broker_config, *, clock: Callable[[], int] = current_time_ms) -> None:
         self.data_dir = data_dir
         self.broker_config = broker_config
+        # The broker's clock, every log's: append times, segment ages, retention, flush.ms.
+        self.clock = clock
         self.topics: dict[str, Topic] = {}
         self.topics_by_id: dict[uuid.UUID, Topic] = {}
         self._topics_dir = data_dir / _TOPICS_DIRECTORY
@@ -205,7 +207,7 @@ class TopicRegistry:
 
     def _open_partition(self, topic: Topic, index: int) -> Partition:
         directory = self._partition_directory(topic, index)
-        log = Log(directory, topic.config.log_config())
+        log = Log(directory, topic.config.log_config(), clock=self.clock)
         return Partition(topic, index, log, *_load_producer_state(log, directory))
 
     def load(self) -> None:

@@ -115,11 +115,11 @@ class Broker:
         try:
             self.cluster_id = load_cluster_id(self.config.data_dir, self.config.node_id)
             self.producer_ids = ProducerIdAllocator(self.config.data_dir)
-            self.registry = TopicRegistry(self.config.data_dir, self.config)
+            self.registry = TopicRegistry(self.config.data_dir, self.config, clock=self.clock)
             self.registry.load()
             self.coordinator = GroupCoordinator.open(
                 self.config.data_dir, initial_rebalance_delay_ms=self.config.group_initial_rebalance_delay_ms,
-                fsync_commits=self.config.flush_on_ack)
+                fsync_commits=self.config.flush_on_ack, clock=self.clock)
             self.topics = Topics(self.registry, node_id=self.config.node_id, num_partitions=self.config.num_partitions,
                                  auto_create=self.config.auto_create_topics,
                                  forget_offsets=self.coordinator.offsets.delete_topic)

@@ -231,6 +231,21 @@ async def test_log_append_time_topic_stamps_the_batch(tmp_path, nursery):
         assert header.max_timestamp == response.log_append_time_ms
 
 
+async def test_the_logs_count_time_on_the_broker_clock(tmp_path):
+    # flush.ms is measured by the flush policy and by the logs alike: on one clock, the broker's.
+    from broker.config import BrokerConfig
+    from broker.server import Broker
+    now = [1_000_000]
+    async with Broker(BrokerConfig(port=0, data_dir=tmp_path / "clock"), clock=lambda: now[0]) as broker:
+        await broker.registry.create_topic("timed", 1, {"flush.ms": "60000"})
+        log = broker.registry.partition("timed", 0).log
+        log.append(batch([b"a"]))
+        now[0] += 59_999
+        assert not log.needs_flush(broker.clock())
+        now[0] += 1
+        assert log.needs_flush(broker.clock())
+
+
 class TestIdempotence:
     async def test_producer_ids_are_unique_across_restarts(self, broker_config, nursery):
         from broker.server import Broker
