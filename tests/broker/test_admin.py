@@ -8,18 +8,15 @@ from broker.config import BrokerConfig
 from broker.server import Broker
 from protocol import records
 from protocol.errors import ErrorCode
+from protocol.messages import ApiKey
 from wire_client import WireClient
 
-PRODUCE, FETCH, LIST_OFFSETS, METADATA = 0, 1, 2, 3
-CREATE_TOPICS, DELETE_TOPICS, DELETE_RECORDS, OFFSET_FOR_LEADER_EPOCH = 19, 20, 21, 23
-DESCRIBE_CONFIGS, ALTER_CONFIGS, CREATE_PARTITIONS, INCREMENTAL_ALTER_CONFIGS = 32, 33, 37, 44
-DESCRIBE_CLUSTER = 60
 TOPIC_RESOURCE, BROKER_RESOURCE = 2, 4
 
 
 async def create(client, name, partitions=3, configs=None, *, replication_factor=-1, validate_only=False,
                  version=7):
-    response = await client.request(CREATE_TOPICS, version, {
+    response = await client.request(ApiKey.CREATE_TOPICS, version, {
         "topics": [{"name": name, "num_partitions": partitions, "replication_factor": replication_factor,
                     "assignments": [], "configs": [{"name": k, "value": v} for k, v in (configs or {}).items()]}],
         "timeout_ms": 5000, "validate_only": validate_only})
@@ -28,12 +25,12 @@ async def create(client, name, partitions=3, configs=None, *, replication_factor
 
 async def metadata(client, names=None, *, auto_create=False):
     topics = None if names is None else [{"name": n, "topic_id": uuid.UUID(int=0)} for n in names]
-    return await client.request(METADATA, 12, {"topics": topics, "allow_auto_topic_creation": auto_create,
+    return await client.request(ApiKey.METADATA, 12, {"topics": topics, "allow_auto_topic_creation": auto_create,
                                                "include_topic_authorized_operations": False})
 
 
 async def describe_topic_configs(client, name, keys=None, synonyms=False):
-    response = await client.request(DESCRIBE_CONFIGS, 4, {
+    response = await client.request(ApiKey.DESCRIBE_CONFIGS, 4, {
         "resources": [{"resource_type": TOPIC_RESOURCE, "resource_name": name, "configuration_keys": keys}],
         "include_synonyms": synonyms, "include_documentation": False})
     return response.results[0]
@@ -48,7 +45,7 @@ async def produce_many(client, placements):
     by_topic = {}
     for topic, partition, value in placements:
         by_topic.setdefault(topic, []).append({"index": partition, "records": batch(value)})
-    response = await client.request(PRODUCE, 9, {
+    response = await client.request(ApiKey.PRODUCE, 9, {
         "transactional_id": None, "acks": -1, "timeout_ms": 5000,
         "topic_data": [{"name": t, "partition_data": p} for t, p in by_topic.items()]})
     return {(t.name, p.index): p for t in response.responses for p in t.partition_responses}
@@ -164,7 +161,7 @@ class TestManyPartitionsInOneRequest:
                                              ("comlog", 0, b"d")])
         assert {k: v.error_code for k, v in result.items()} == {
             ("multi", 0): 0, ("multi", 2): 0, ("multi", 7): ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, ("comlog", 0): 0}
-        response = await client.request(FETCH, 12, {
+        response = await client.request(ApiKey.FETCH, 12, {
             "replica_id": -1, "max_wait_ms": 0, "min_bytes": 1, "max_bytes": 1 << 20, "isolation_level": 0,
             "session_id": 0, "session_epoch": -1, "forgotten_topics_data": [], "rack_id": "",
             "topics": [{"topic": "multi", "partitions": [
@@ -180,7 +177,7 @@ class TestDeleteTopics:
     async def test_by_name_removes_metadata_and_data(self, broker, client):
         await create(client, "doomed", 2)
         await produce_many(client, [("doomed", 1, b"x")])
-        response = await client.request(DELETE_TOPICS, 5, {"topic_names": ["doomed", "never"], "timeout_ms": 5000})
+        response = await client.request(ApiKey.DELETE_TOPICS, 5, {"topic_names": ["doomed", "never"], "timeout_ms": 5000})
         assert [(r.name, r.error_code) for r in response.responses] == [
             ("doomed", ErrorCode.NONE), ("never", ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)]
         assert (await metadata(client, ["doomed"])).topics[0].error_code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
@@ -188,7 +185,7 @@ class TestDeleteTopics:
 
     async def test_by_topic_id(self, client):
         created = await create(client, "by-id", 1)
-        response = await client.request(DELETE_TOPICS, 6, {
+        response = await client.request(ApiKey.DELETE_TOPICS, 6, {
             "topics": [{"name": None, "topic_id": created.topic_id}, {"name": None, "topic_id": uuid.uuid4()}],
             "timeout_ms": 5000})
         assert [(r.name, r.error_code) for r in response.responses] == [
@@ -197,7 +194,7 @@ class TestDeleteTopics:
     async def test_recreated_topic_starts_empty(self, client):
         await create(client, "again", 1)
         await produce_many(client, [("again", 0, b"old")])
-        await client.request(DELETE_TOPICS, 5, {"topic_names": ["again"], "timeout_ms": 5000})
+        await client.request(ApiKey.DELETE_TOPICS, 5, {"topic_names": ["again"], "timeout_ms": 5000})
         await create(client, "again", 1)
         result = await produce_many(client, [("again", 0, b"new")])
         assert result[("again", 0)].base_offset == 0
@@ -205,7 +202,7 @@ class TestDeleteTopics:
 
 class TestCreatePartitions:
     async def request(self, client, name, count, validate_only=False):
-        response = await client.request(CREATE_PARTITIONS, 3, {
+        response = await client.request(ApiKey.CREATE_PARTITIONS, 3, {
             "topics": [{"name": name, "count": count, "assignments": None}], "timeout_ms": 5000,
             "validate_only": validate_only})
         return response.results[0]
@@ -253,7 +250,7 @@ class TestConfigs:
         async with Broker(BrokerConfig(port=0, data_dir=tmp_path / "data", retention_ms=60_000)) as broker:
             await nursery.start(broker.serve)
             client = await WireClient.connect(broker.port)
-            response = await client.request(DESCRIBE_CONFIGS, 4, {
+            response = await client.request(ApiKey.DESCRIBE_CONFIGS, 4, {
                 "resources": [{"resource_type": BROKER_RESOURCE, "resource_name": "1", "configuration_keys": None}],
                 "include_synonyms": False, "include_documentation": False})
             configs = {c.name: c for c in response.results[0].configs}
@@ -268,7 +265,7 @@ class TestConfigs:
         await create(client, "tuned", 1)
 
         async def alter(op, name, value):
-            response = await client.request(INCREMENTAL_ALTER_CONFIGS, 1, {
+            response = await client.request(ApiKey.INCREMENTAL_ALTER_CONFIGS, 1, {
                 "resources": [{"resource_type": TOPIC_RESOURCE, "resource_name": "tuned",
                                "configs": [{"name": name, "config_operation": op, "value": value}]}],
                 "validate_only": False})
@@ -291,7 +288,7 @@ class TestConfigs:
 
     async def test_alter_configs_replaces_every_override(self, client):
         await create(client, "replaced", 1, {"retention.ms": "1000", "segment.ms": "2000"})
-        response = await client.request(ALTER_CONFIGS, 2, {
+        response = await client.request(ApiKey.ALTER_CONFIGS, 2, {
             "resources": [{"resource_type": TOPIC_RESOURCE, "resource_name": "replaced",
                            "configs": [{"name": "retention.bytes", "value": "4096"}]}],
             "validate_only": False})
@@ -307,7 +304,7 @@ class TestConfigs:
 
 class TestDeleteRecords:
     async def request(self, client, offset, topic="comlog", partition=0):
-        response = await client.request(DELETE_RECORDS, 2, {
+        response = await client.request(ApiKey.DELETE_RECORDS, 2, {
             "topics": [{"name": topic, "partitions": [{"partition_index": partition, "offset": offset}]}],
             "timeout_ms": 5000})
         return response.topics[0].partitions[0]
@@ -317,7 +314,7 @@ class TestDeleteRecords:
             await produce_many(client, [("comlog", 0, value)])
         result = await self.request(client, 2)
         assert (result.error_code, result.low_watermark) == (ErrorCode.NONE, 2)
-        response = await client.request(LIST_OFFSETS, 7, {"replica_id": -1, "isolation_level": 0, "topics": [
+        response = await client.request(ApiKey.LIST_OFFSETS, 7, {"replica_id": -1, "isolation_level": 0, "topics": [
             {"name": "comlog", "partitions": [{"partition_index": 0, "timestamp": -2}]}]})
         assert response.topics[0].partitions[0].offset == 2
 
@@ -333,7 +330,7 @@ class TestDeleteRecords:
 
 
 async def test_describe_cluster(broker, client):
-    response = await client.request(DESCRIBE_CLUSTER, 1, {"include_cluster_authorized_operations": False,
+    response = await client.request(ApiKey.DESCRIBE_CLUSTER, 1, {"include_cluster_authorized_operations": False,
                                                           "endpoint_type": 1})
     assert (response.error_code, response.cluster_id, response.controller_id) == (0, broker.cluster_id, 1)
     assert [(b.broker_id, b.host, b.port) for b in response.brokers] == [(1, "127.0.0.1", broker.port)]
@@ -348,7 +345,7 @@ async def test_describe_cluster(broker, client):
 async def test_offset_for_leader_epoch(client, current, asked, expected):
     await produce_many(client, [("comlog", 0, b"a")])
     await produce_many(client, [("comlog", 0, b"b")])
-    response = await client.request(OFFSET_FOR_LEADER_EPOCH, 4, {"replica_id": -1, "topics": [
+    response = await client.request(ApiKey.OFFSET_FOR_LEADER_EPOCH, 4, {"replica_id": -1, "topics": [
         {"topic": "comlog", "partitions": [{"partition": 0, "current_leader_epoch": current, "leader_epoch": asked}]}]})
     result = response.topics[0].partitions[0]
     assert (result.error_code, result.leader_epoch, result.end_offset) == expected
@@ -361,7 +358,7 @@ async def test_deleting_a_topic_drops_its_committed_offsets(client):
         "topics": [{"name": "committed", "partitions": [
             {"partition_index": 0, "committed_offset": 7, "committed_metadata": None}]}]})
     assert commit.topics[0].partitions[0].error_code == ErrorCode.NONE
-    await client.request(DELETE_TOPICS, 5, {"topic_names": ["committed"], "timeout_ms": 5000})
+    await client.request(ApiKey.DELETE_TOPICS, 5, {"topic_names": ["committed"], "timeout_ms": 5000})
     await create(client, "committed", 1)
     fetched = await client.request(9, 1, {"group_id": "g", "topics": [
         {"name": "committed", "partition_indexes": [0]}]})
@@ -372,7 +369,7 @@ async def test_a_storage_failure_answers_kafka_storage_error_and_leaves_nothing(
     # A file where the last partition's directory must go: creating the topic fails half-way.
     (broker.config.data_dir / "blocked-2").write_text("in the way")
     before = sorted(path.name for path in broker.config.data_dir.iterdir())
-    response = await client.request(CREATE_TOPICS, 7, {
+    response = await client.request(ApiKey.CREATE_TOPICS, 7, {
         "topics": [{"name": "blocked", "num_partitions": 3, "replication_factor": 1,
                     "assignments": [], "configs": []}], "timeout_ms": 5000})
     [result] = response.topics
@@ -388,7 +385,7 @@ async def test_a_storage_failure_answers_kafka_storage_error_and_leaves_nothing(
 async def test_authorized_operations_are_all_supported_ones_when_asked_for(client):
     # Kafka without an authorizer reports every operation the resource type supports.
     read, write, describe, describe_configs = 3, 4, 8, 10
-    asked = await client.request(METADATA, 10, {"topics": [{"name": "comlog", "topic_id": uuid.UUID(int=0)}],
+    asked = await client.request(ApiKey.METADATA, 10, {"topics": [{"name": "comlog", "topic_id": uuid.UUID(int=0)}],
                                                 "allow_auto_topic_creation": False,
                                                 "include_cluster_authorized_operations": True,
                                                 "include_topic_authorized_operations": True})
@@ -397,5 +394,5 @@ async def test_authorized_operations_are_all_supported_ones_when_asked_for(clien
     assert asked.cluster_authorized_operations & (1 << describe)
     not_asked = await metadata(client, ["comlog"])
     assert not_asked.topics[0].topic_authorized_operations == -2**31
-    cluster = await client.request(DESCRIBE_CLUSTER, 0, {"include_cluster_authorized_operations": True})
+    cluster = await client.request(ApiKey.DESCRIBE_CLUSTER, 0, {"include_cluster_authorized_operations": True})
     assert cluster.cluster_authorized_operations == asked.cluster_authorized_operations

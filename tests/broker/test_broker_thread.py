@@ -10,9 +10,9 @@ import trio
 from broker.config import BrokerConfig
 from broker.server import Broker
 from protocol import records
+from protocol.messages import ApiKey
 from wire_client import WireClient
 
-API_VERSIONS, PRODUCE = 18, 0
 
 
 def run_broker_in_a_thread(config: BrokerConfig, opened: queue.Queue, failures: list) -> threading.Thread:
@@ -35,9 +35,9 @@ def run_broker_in_a_thread(config: BrokerConfig, opened: queue.Queue, failures: 
 async def produce_one(port: int) -> int:
     client = await WireClient.connect(port)
     try:
-        versions = await client.request(API_VERSIONS, 3, {"client_software_name": "t", "client_software_version": "1"})
+        versions = await client.request(ApiKey.API_VERSIONS, 3, {"client_software_name": "t", "client_software_version": "1"})
         assert versions.error_code == 0
-        response = await client.request(PRODUCE, 9, {
+        response = await client.request(ApiKey.PRODUCE, 9, {
             "transactional_id": None, "acks": -1, "timeout_ms": 5000, "topic_data": [{"name": "comlog", "partition_data": [
                 {"index": 0, "records": records.build_batch([records.Record(value=b"from the main thread")])}]}]})
     finally:

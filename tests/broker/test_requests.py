@@ -7,13 +7,12 @@ import trio
 import trio.testing
 from kafka.record.default_records import DefaultRecordBatchBuilder
 
-from protocol import headers, records
+from protocol import headers, record_batch, records
 from protocol.errors import ErrorCode
 from protocol.framing import framed
-from protocol.messages import REQUESTS
+from protocol.messages import REQUESTS, ApiKey
 from wire_client import WireClient
 
-PRODUCE, FETCH, LIST_OFFSETS, METADATA, API_VERSIONS, INIT_PRODUCER_ID = 0, 1, 2, 3, 18, 22
 TOPIC = "comlog"
 
 
@@ -28,7 +27,7 @@ def produce_body(record_set, *, acks=-1, topic=TOPIC, partition=0):
 
 
 async def produce(client, record_set, version=9, **kwargs):
-    response = await client.request(PRODUCE, version, produce_body(record_set, **kwargs))
+    response = await client.request(ApiKey.PRODUCE, version, produce_body(record_set, **kwargs))
     return response.responses[0].partition_responses[0]
 
 
@@ -41,7 +40,7 @@ def fetch_body(offset, *, max_wait_ms=0, min_bytes=1, partition_max_bytes=1 << 2
 
 
 async def fetch(client, offset, version=12, **kwargs):
-    response = await client.request(FETCH, version, fetch_body(offset, **kwargs))
+    response = await client.request(ApiKey.FETCH, version, fetch_body(offset, **kwargs))
     return response.responses[0].partitions[0]
 
 
@@ -51,33 +50,33 @@ def values_of(record_set):
 
 
 async def test_api_versions_lists_every_served_api(client):
-    response = await client.request(API_VERSIONS, 3, {"client_software_name": "t", "client_software_version": "1"})
+    response = await client.request(ApiKey.API_VERSIONS, 3, {"client_software_name": "t", "client_software_version": "1"})
     assert response.error_code == ErrorCode.NONE
     table = {k.api_key: (k.min_version, k.max_version) for k in response.api_keys}
-    assert table[API_VERSIONS] == (0, 4)
+    assert table[ApiKey.API_VERSIONS] == (0, 4)
     # The versions librdkafka and kafka-python key their features on must be in range.
-    assert table[PRODUCE][0] <= 3 <= 7 <= table[PRODUCE][1]
-    assert table[FETCH][0] <= 4 <= 10 <= table[FETCH][1]
-    assert table[INIT_PRODUCER_ID][0] == 0
+    assert table[ApiKey.PRODUCE][0] <= 3 <= 7 <= table[ApiKey.PRODUCE][1]
+    assert table[ApiKey.FETCH][0] <= 4 <= 10 <= table[ApiKey.FETCH][1]
+    assert table[ApiKey.INIT_PRODUCER_ID][0] == 0
     for api_key, (low, high) in table.items():
         assert REQUESTS[api_key].valid_versions.low <= low <= high <= REQUESTS[api_key].valid_versions.high
 
 
 async def test_api_versions_newer_than_known_gets_unsupported_version_and_the_table(client):
     # Patch the version of an encoded request: the codec cannot encode v99 itself.
-    raw = bytearray(headers.encode_request(API_VERSIONS, 3, 77, "probe", {}))
+    raw = bytearray(headers.encode_request(ApiKey.API_VERSIONS, 3, 77, "probe", {}))
     raw[2:4] = (99).to_bytes(2, "big")
     await client.send_raw(framed(raw))
-    header, body = headers.decode_response(await client.receive_frame(), API_VERSIONS, 0)
+    header, body = headers.decode_response(await client.receive_frame(), ApiKey.API_VERSIONS, 0)
     assert header.correlation_id == 77
     assert body.error_code == ErrorCode.UNSUPPORTED_VERSION
-    assert any(k.api_key == API_VERSIONS and k.max_version == 4 for k in body.api_keys)
+    assert any(k.api_key == ApiKey.API_VERSIONS and k.max_version == 4 for k in body.api_keys)
 
 
 @pytest.mark.parametrize("version", [0, 1, 4, 9, 12])
 async def test_metadata_describes_this_broker_and_the_topic(broker, client, version):
     topics = [] if version == 0 else None
-    response = await client.request(METADATA, version, {"topics": topics, "allow_auto_topic_creation": False})
+    response = await client.request(ApiKey.METADATA, version, {"topics": topics, "allow_auto_topic_creation": False})
     node = broker.config.node_id
     assert [(b.node_id, b.host, b.port) for b in response.brokers] == [(node, "127.0.0.1", broker.port)]
     if version >= 1:
@@ -94,7 +93,7 @@ async def test_metadata_describes_this_broker_and_the_topic(broker, client, vers
 
 
 async def test_metadata_unknown_topic_without_auto_creation(client):
-    response = await client.request(METADATA, 9, {"topics": [{"name": "nope"}], "allow_auto_topic_creation": False})
+    response = await client.request(ApiKey.METADATA, 9, {"topics": [{"name": "nope"}], "allow_auto_topic_creation": False})
     assert [(t.name, t.error_code) for t in response.topics] == [("nope", ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)]
 
 
@@ -200,14 +199,14 @@ async def test_legacy_produce_v2_is_converted_to_magic_2(client):
 
 
 async def test_acks_zero_gets_no_response(client):
-    await client.send(PRODUCE, 9, produce_body(batch([b"fire-and-forget"]), acks=0))
+    await client.send(ApiKey.PRODUCE, 9, produce_body(batch([b"fire-and-forget"]), acks=0))
     # The next request's response is the first thing that comes back.
     partition = await fetch(client, 0)
     assert values_of(partition.records) == [b"fire-and-forget"]
 
 
 async def test_pipelined_requests_are_answered_in_order(client):
-    ids = [await client.send(PRODUCE, 9, produce_body(batch([b"%d" % i]))) for i in range(20)]
+    ids = [await client.send(ApiKey.PRODUCE, 9, produce_body(batch([b"%d" % i]))) for i in range(20)]
     offsets = []
     for correlation_id in ids:
         header, body = await client.receive()
@@ -227,7 +226,7 @@ async def test_log_append_time_topic_stamps_the_batch(tmp_path, nursery):
         assert response.log_append_time_ms > 1_600_000_000_000
         partition = await fetch(client, 0)
         [(header, _)] = list(records.iter_batches(bytes(partition.records)))
-        assert header.timestamp_type == records.TimestampType.LOG_APPEND_TIME
+        assert header.timestamp_type == record_batch.TimestampType.LOG_APPEND_TIME
         assert header.max_timestamp == response.log_append_time_ms
 
 
@@ -255,7 +254,7 @@ class TestIdempotence:
                 await nursery.start(broker.serve)
                 client = await WireClient.connect(broker.port)
                 for _ in range(3):
-                    response = await client.request(INIT_PRODUCER_ID, 4, {"transactional_id": None,
+                    response = await client.request(ApiKey.INIT_PRODUCER_ID, 4, {"transactional_id": None,
                                                                           "transaction_timeout_ms": 60000})
                     assert response.error_code == ErrorCode.NONE and response.producer_epoch == 0
                     seen.append(response.producer_id)
@@ -298,7 +297,7 @@ class TestIdempotence:
 
 class TestListOffsets:
     async def list_offsets(self, client, timestamp, version=7):
-        response = await client.request(LIST_OFFSETS, version, {
+        response = await client.request(ApiKey.LIST_OFFSETS, version, {
             "replica_id": -1, "isolation_level": 0,
             "topics": [{"name": TOPIC, "partitions": [{"partition_index": 0, "timestamp": timestamp,
                                                         "max_num_offsets": 1}]}]})
@@ -332,7 +331,7 @@ class TestListOffsets:
         assert found.old_style_offsets == [2]
 
     async def test_unknown_partition(self, client):
-        response = await client.request(LIST_OFFSETS, 7, {
+        response = await client.request(ApiKey.LIST_OFFSETS, 7, {
             "replica_id": -1, "isolation_level": 0,
             "topics": [{"name": "nope", "partitions": [{"partition_index": 0, "timestamp": -1}]}]})
         assert response.topics[0].partitions[0].error_code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
@@ -350,9 +349,9 @@ async def test_idle_connection_is_closed(tmp_path, nursery):
 
 async def test_bytes_after_the_message_are_ignored_as_kafka_does(client):
     # librdkafka 2.x sends Metadata v12 requests with three extra bytes; Kafka answers them.
-    raw = headers.encode_request(METADATA, 12, 5, "rdkafka", {"topics": None}) + b"\x01\x00\x00"
+    raw = headers.encode_request(ApiKey.METADATA, 12, 5, "rdkafka", {"topics": None}) + b"\x01\x00\x00"
     await client.send_raw(framed(raw))
-    header, body = headers.decode_response(await client.receive_frame(), METADATA, 12)
+    header, body = headers.decode_response(await client.receive_frame(), ApiKey.METADATA, 12)
     assert header.correlation_id == 5 and [t.name for t in body.topics] == [TOPIC]
 
 
