@@ -110,6 +110,11 @@ async def _attempt(operation: Callable[..., Awaitable[None]], *args) -> Outcome[
         return Error(exc)
 
 
+def _moved() -> Outcome:
+    # A new outcome for each parked request: an outcome can be unwrapped only once.
+    return Error(ApiError(ErrorCode.NOT_COORDINATOR))
+
+
 def _parked() -> tuple[trio.MemorySendChannel, trio.MemoryReceiveChannel]:
     """Where a JoinGroup or SyncGroup waits for its one answer."""
     return trio.open_memory_channel(1)
@@ -150,14 +155,13 @@ class GroupCoordinator:
         """Stop coordinating (shutdown): parked requests are answered NOT_COORDINATOR, as when Kafka
         moves a group to another coordinator, so clients look for the coordinator again."""
         self._active = False
-        moved = Error(ApiError(ErrorCode.NOT_COORDINATOR))
         for group in self.groups.values():
             previous = group.state
             group.transition_to(GroupState.DEAD)
             for member in group.members.values():
                 if previous is GroupState.PREPARING_REBALANCE:
-                    group.invoke_join(member, moved)
-                group.invoke_sync(member, moved)
+                    group.invoke_join(member, _moved())
+                group.invoke_sync(member, _moved())
 
     def close(self, outcome: CloseOutcome | None = None) -> None:
         """Close the offsets log (blocking on fsyncs), noting in `outcome` what could not be written."""
@@ -461,8 +465,8 @@ class GroupCoordinator:
     def _reset_and_propagate_assignment_error(self, group: Group, error: ErrorCode) -> None:
         for member in group.members.values():
             member.assignment = b""
-        failed = Error(ApiError(error))
-        self._propagate(group, lambda member: failed)
+        # An outcome apiece: each parked request unwraps its own, and an outcome unwraps once.
+        self._propagate(group, lambda member: Error(ApiError(error)))
 
     def _propagate_assignment(self, group: Group) -> None:
         self._propagate(group, lambda member: Value(self._sync_result(group, member)))

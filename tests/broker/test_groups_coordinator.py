@@ -378,6 +378,30 @@ async def test_a_syncgroup_sent_again_while_one_waits_replaces_it_unanswered(coo
     assert (await newer.result()).assignment == b"f"
 
 
+async def test_a_rebalance_during_completing_rebalance_answers_every_parked_syncgroup(coordinator, nursery,
+                                                                                     autojump_clock):
+    # Kafka's prepareRebalance answers each member waiting in SyncGroup REBALANCE_IN_PROGRESS: every
+    # one of them, not only the first (each parked request gets an outcome of its own to unwrap).
+    ids = [await new_member_id(coordinator) for _ in range(3)]
+    joiners = [await start_join(coordinator, nursery, member_id) for member_id in ids]
+    results = [await joiner.result() for joiner in joiners]
+    leader = results[0].leader_id
+    followers = [member_id for member_id in ids if member_id != leader]
+    syncs = [await Background.start(nursery, coordinator.sync_group, GROUP, 1, member_id, None, None, None, {})
+             for member_id in followers]
+    newcomer = await new_member_id(coordinator)
+    await start_join(coordinator, nursery, newcomer)
+    assert [await refusal(sync.result) for sync in syncs] == [ErrorCode.REBALANCE_IN_PROGRESS] * 2
+
+
+async def test_unload_answers_every_parked_request(coordinator, nursery, autojump_clock):
+    first, second, third = await stable_group(coordinator, nursery, 3)
+    joins = [await start_join(coordinator, nursery, member_id, protocols=[("range", b"new")])
+             for member_id in (second, third)]
+    coordinator.unload()
+    assert [await refusal(join.result) for join in joins] == [ErrorCode.NOT_COORDINATOR] * 2
+
+
 async def test_initial_rebalance_delay_gathers_members_into_the_first_generation(tmp_path, nursery, autojump_clock):
     coordinator = GroupCoordinator(OffsetStore(tmp_path), initial_rebalance_delay_ms=3000)
     nursery.start_soon(coordinator.run)
