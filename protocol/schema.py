@@ -34,7 +34,7 @@ import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from io import BytesIO
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from construct import Compiled, Container
 
@@ -135,12 +135,12 @@ def field(name: str, type: str, versions: str, *, nullable: str | None = None,  
                  Versions.parse(tagged) if tagged else None, default, flexible)
 
 
-def collect_tags(obj: Mapping[str, Any], specs: Sequence[tuple[int, str, Any, Any]]) -> dict[int, Any]:
+def collect_tags(obj: Mapping[str, Any], specs: Sequence[tuple[int, str, Any]]) -> dict[int, Any]:
     """Tagged fields to write: known ones that differ from their default, then unknown ones."""
     tags = {}
-    for tag, name, default, shared_default in specs:
+    for tag, name, default in specs:
         value = obj.get(name, default)
-        if value is not default and value is not shared_default and value != default:
+        if value is not default and value != default:
             tags[tag] = value
     unknown = obj.get(UNKNOWN_TAGS)
     if unknown:
@@ -148,101 +148,43 @@ def collect_tags(obj: Mapping[str, Any], specs: Sequence[tuple[int, str, Any, An
     return tags
 
 
-class Message(Container):
-    """A struct as its declaration's constructor builds it: every field of every version, each
-    defaulted as declared. Assigning a name that no version declares raises, where a plain
-    mapping would carry a misspelled field to the encoder, which would send its default."""
+class Constructor(Protocol):
+    """A declared struct's constructor: ``PRODUCE_RESPONSE.PartitionProduceResponse(index=0,
+    error_code=3)`` gives the dict of those fields; each field left out is encoded as its
+    declared default. ``names`` are the fields any version declares, ``path`` where the struct
+    sits in its message."""
 
-    names: frozenset[str] = frozenset()
-    path = ""
-    index = -1
-    # The value of a nested struct left out of its parent: one instance, shared and unchangeable,
-    # so that constructing a parent builds nothing for it and encoding knows it at a glance.
-    shared_default: Message | None = None
+    __name__: str
+    names: frozenset[str]
+    path: str
 
-    def __setitem__(self, name: str, value: Any) -> None:
-        if name not in self.names:
-            raise KeyError(f"{self.path}: no version declares a field {name!r}")
-        if self is self.shared_default:
-            raise KeyError(f"{self.path}: the shared default cannot change; assign a new struct instead")
-        dict.__setitem__(self, name, value)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in Container.__slots__:  # construct's own bookkeeping, as its repr sets it
-            object.__setattr__(self, name, value)
-            return
-        try:
-            self[name] = value
-        except KeyError as exc:
-            raise AttributeError(exc.args[0]) from None
-
-    def update(self, other: Mapping[str, Any] | Sequence[tuple[str, Any]] = (), **fields: Any) -> None:
-        for name, value in (other.items() if isinstance(other, Mapping) else other):
-            self[name] = value
-        for name, value in fields.items():
-            self[name] = value
+    def __call__(self, **fields: Any) -> dict[str, Any]: ...
 
 
-DECLARED: list[type[Message]] = []
-"""Every struct class, by ``index``: how compiled encoders find theirs."""
-COMPILED_CONSTANTS: list[Any] = []
-"""Values compiled code refers to by index, where a repr would copy them."""
-
-
-def _message_class(name: str, path: str, names: frozenset[str]) -> type[Message]:
-    cls = type(name, (Message,),
-               {"names": names | {UNKNOWN_TAGS}, "path": path, "index": len(DECLARED)})
-    DECLARED.append(cls)
-    return cls
-
-
-def check_declared(value: Mapping[str, Any], declared: type[Message]) -> None:
-    """Refuses to encode a mapping holding a name that no version of its struct declares."""
-    if value.__class__ is not declared:
-        undeclared = value.keys() - declared.names
-        if undeclared:
-            raise ProtocolError(f"{declared.path}: no version declares {', '.join(sorted(undeclared))}")
-
-
-_FRESH: Any = object()
-
-
-def _constructor_default(f: Field, types: Mapping[int, type[Message]]) -> tuple[Any, str | None]:
-    """A field's constructor default: a value shared by every call, or the code making a fresh one."""
-    if f.default is not NO_DEFAULT:
-        return f.default, None
-    if f.is_array:
-        return _FRESH, "[]"
-    if f.fields:
-        return types[id(f.fields)].shared_default, None
-    return _TYPE_DEFAULTS.get(f.type, 0), None
+def undeclared(value: Mapping[str, Any], names: frozenset[str], path: str) -> ProtocolError:
+    """Why a struct holding a name that no version of it declares cannot be encoded: in a plain
+    mapping a misspelled field would reach the encoder, which would send the field's default."""
+    return ProtocolError(f"{path}: no version declares {', '.join(sorted(value.keys() - names))}")
 
 
 def _declare_struct(name: str, path: str, fields: tuple[Field, ...],
-                    types: dict[int, type[Message]]) -> type[Message]:
-    """The struct class of ``fields`` (and, first, of the structs nested in them), its ``__init__``
-    taking every declared field by keyword, so that a misspelled one is a TypeError."""
+                    types: dict[int, Constructor]) -> Constructor:
+    """The constructor of the struct of ``fields``, and first those of the structs nested in them.
+    It returns its keyword arguments as they are (as cheap as a dict literal: the broker builds one
+    per partition of every response); the encoder checks their names."""
     for f in fields:
         if f.fields:
             _declare_struct(f.type.removeprefix("[]"), f"{path}.{f.name}" + ("[]" if f.is_array else ""),
                             f.fields, types)
-    cls = _message_class(name, path, frozenset(f.name for f in fields))
-    namespace: dict[str, Any] = {"types": types, "FRESH": _FRESH, "dict_init": dict.__init__}
-    params, fresh = [], []
-    for i, f in enumerate(fields):
-        namespace[f"default_{i}"], factory = _constructor_default(f, types)
-        params.append(f"{f.name}=default_{i}")
-        if factory:
-            fresh.append(f"    if {f.name} is FRESH:\n        {f.name} = {factory}\n")
-    arguments = ", ".join(f"{f.name}={f.name}" for f in fields)
-    source = (f"def __init__(self, *, {', '.join(params)}):\n" + "".join(fresh)
-              + f"    dict_init(self, {arguments})\n")
-    exec(source, namespace)  # noqa: S102 -- the declaration is ours; its names are identifiers
-    cls.__init__ = namespace["__init__"]
-    cls.__init__.__qualname__ = f"{name}.__init__"
-    cls.shared_default = cls()
-    types[id(fields)] = cls
-    return cls
+
+    def construct(**given: Any) -> dict[str, Any]:
+        return given
+
+    construct.__name__ = construct.__qualname__ = name
+    construct.names = frozenset(f.name for f in fields) | {UNKNOWN_TAGS}  # type: ignore[attr-defined]
+    construct.path = path  # type: ignore[attr-defined]
+    types[id(fields)] = construct  # type: ignore[assignment]
+    return construct  # type: ignore[return-value]
 
 
 class StructField(NamedTuple):
@@ -262,17 +204,16 @@ class KafkaStruct(KafkaType):
     ``struct.Struct`` and nothing but the fields is built per value.
     """
 
-    def __init__(self, fields: Sequence[StructField], flexible: bool, path: str, declared: type[Message]) -> None:
+    def __init__(self, fields: Sequence[StructField], flexible: bool, path: str, declared: Constructor) -> None:
         super().__init__(path)
         self.fields = tuple(fields)
         self.flexible = flexible
-        # What a value may hold: a struct its constructor built, or a mapping of declared names.
+        # The names a value may hold: those of the declaration's struct, in any version.
         self.declared = declared
         self.positional = [f for f in self.fields if f.tag is None]
         self.tagged = [f for f in self.fields if f.tag is not None]
         self.section = TaggedFields({f.tag: f.kind for f in self.tagged}, f"{path}(tagged fields)")
-        self.tag_specs = tuple((f.tag, f.name, f.default, getattr(f.kind, "declared", Message).shared_default)
-                               for f in self.tagged)
+        self.tag_specs = tuple((f.tag, f.name, f.default) for f in self.tagged)
         self.min_size = sum(f.kind.min_size for f in self.positional) + flexible
 
     def read(self, io: Any) -> Container:
@@ -289,7 +230,8 @@ class KafkaStruct(KafkaType):
         return result
 
     def write(self, io: Any, value: Mapping[str, Any]) -> None:
-        check_declared(value, self.declared)
+        if not self.declared.names.issuperset(value):
+            raise undeclared(value, self.declared.names, self.declared.path)
         for f in self.positional:
             f.kind._build(value.get(f.name, f.default), io, None, f.kind.path)
         if self.flexible:
@@ -345,12 +287,12 @@ class KafkaStruct(KafkaType):
 
     def emit_write(self, code: Any, value: str) -> str:
         emit_helpers_import(code)
-        code.append(f"from {__name__} import collect_tags, check_declared, DECLARED")
+        code.append(f"from {__name__} import collect_tags, undeclared")
         name = f"write_struct_{code.allocateId()}"
-        declared = f"declared_{code.allocateId()}"
-        code.append(f"{declared} = DECLARED[{self.declared.index}]")
-        body = [f"if obj.__class__ is not {declared}:",
-                f"    check_declared(obj, {declared})",
+        names = f"names_{code.allocateId()}"
+        code.append(f"{names} = {self.declared.names!r}")
+        body = [f"if not {names}.issuperset(obj):",
+                f"    raise undeclared(obj, {names}, {self.declared.path!r})",
                 "get = obj.get"]
         for group in self._groups():
             if isinstance(group[0].kind, FixedWidth):
@@ -361,10 +303,7 @@ class KafkaStruct(KafkaType):
                 body.append(f.kind.emit_write(code, f"get({f.name!r}, {f.default!r})"))
         if self.tagged:
             specs = f"tag_specs_{code.allocateId()}"
-            # By reference, not by repr: the shared defaults are compared by identity.
-            COMPILED_CONSTANTS.append(self.tag_specs)
-            code.append(f"from {__name__} import COMPILED_CONSTANTS")
-            code.append(f"{specs} = COMPILED_CONSTANTS[{len(COMPILED_CONSTANTS) - 1}]")
+            code.append(f"{specs} = {self.tag_specs!r}")
             body.append(self.section.emit_write(code, f"collect_tags(obj, {specs})"))
         elif self.flexible:
             body += [f"if {UNKNOWN_TAGS!r} in obj:",
@@ -385,7 +324,7 @@ def _leaf(type_name: str, compact: bool, nullable: bool, path: str) -> KafkaType
 
 
 def build_struct(fields: Sequence[Field], version: int, flexible: bool, root: str,
-                 types: Mapping[int, type[Message]], prefix: str = "") -> KafkaStruct:
+                 types: Mapping[int, Constructor], prefix: str = "") -> KafkaStruct:
     """The struct of ``fields`` as they are in ``version``; ``root`` names the message and
     version, ``prefix`` the struct's place in it (``"topics[]."``), for error messages;
     ``types`` holds the declaration's struct classes (by ``id`` of their fields)."""
@@ -427,9 +366,11 @@ class MessageCodec:
         self.valid_versions = Versions.parse(valid)
         self.flexible_versions = Versions.parse(flexible)
         self.fields = tuple(fields)
-        self._types: dict[int, type[Message]] = {}
+        self._types: dict[int, Constructor] = {}
         self._message = _declare_struct(name, name, self.fields, self._types)
-        self._by_type_name = _struct_types(name, self.fields, self._types)
+        # Nested structs' constructors as attributes named after their declared types, so that
+        # `PRODUCE_RESPONSE.PartitionProduceResponse` is a plain attribute read.
+        self.__dict__.update(_struct_types(name, self.fields, self._types))
         self._structs: dict[int, KafkaStruct] = {}
         self._compiled: dict[int, Compiled] = {}
 
@@ -438,16 +379,9 @@ class MessageCodec:
         """The top-level field names of every version."""
         return self._message.names
 
-    def __call__(self, **fields: Any) -> Message:
-        """The message with ``fields`` and every other field at its declared default."""
+    def __call__(self, **fields: Any) -> dict[str, Any]:
+        """The message with ``fields``; every other field is encoded as its declared default."""
         return self._message(**fields)
-
-    def __getattr__(self, type_name: str) -> type[Message]:
-        """A nested struct's class by its declared type name: ``PRODUCE_RESPONSE.PartitionProduceResponse``."""
-        try:
-            return self.__dict__["_by_type_name"][type_name]
-        except KeyError:
-            raise AttributeError(f"{self.__dict__.get('name')} declares no struct {type_name!r}") from None
 
     def __repr__(self) -> str:
         return f"<{self.name} v{self.valid_versions}>"
@@ -512,9 +446,9 @@ class MessageCodec:
         return io.chunks()
 
 
-def _struct_types(message: str, fields: Sequence[Field], types: Mapping[int, type[Message]]) -> dict[str, type[Message]]:
+def _struct_types(message: str, fields: Sequence[Field], types: Mapping[int, Constructor]) -> dict[str, Constructor]:
     """The declaration's struct classes by type name ("[]TopicProduceData" declares TopicProduceData)."""
-    found: dict[str, type[Message]] = {}
+    found: dict[str, Constructor] = {}
     for f in fields:
         if f.fields:
             type_name = f.type.removeprefix("[]")

@@ -34,7 +34,7 @@ from log.checkpoint import fsync_directory
 from protocol import records
 from protocol.errors import ProtocolError
 from protocol.messages.group_data import OFFSET_COMMIT_KEY, OFFSET_COMMIT_VALUE
-from protocol.schema import Message, MessageCodec
+from protocol.schema import MessageCodec
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ def fits_in_key(name: str) -> bool:
     return len(name.encode()) <= _MAX_STRING_BYTES
 
 
-def _versioned(codec: MessageCodec, version: int, fields: Message) -> bytes:
+def _versioned(codec: MessageCodec, version: int, fields: dict) -> bytes:
     return _VERSION.pack(version) + codec.encode(version, fields)
 
 

@@ -12,7 +12,7 @@ from protocol import headers, messages
 from protocol.messages import ApiKey
 from protocol.errors import ApiError, ErrorCode
 from protocol.primitives import open_frame
-from protocol.schema import Message, MessageCodec
+from protocol.schema import Constructor, MessageCodec
 
 if TYPE_CHECKING:
     from broker.config import BrokerConfig
@@ -97,7 +97,7 @@ def error_fields(codec_or_struct, exc: ApiError) -> dict:
     return fields
 
 
-def error_response(codec: MessageCodec, exc: ApiError, failed: Mapping[str, Any] = {}) -> Message:
+def error_response(codec: MessageCodec, exc: ApiError, failed: Mapping[str, Any] = {}) -> dict:
     """The whole request failed: its response with the error at the top, the rest defaulted. A
     response without a top-level error code cannot say it: a handler raising there is a bug."""
     if "error_code" not in codec.names:
@@ -121,9 +121,9 @@ def handles(api_key: ApiKey, min_version: int | None = None, max_version: int | 
     return register
 
 
-async def answer_each_partition(broker: Services, request_topics, topic_result: type[Message],
-                                partition_result: type[Message], answer, *, failed: Mapping[str, Any] = {},
-                                topic_field: str = "name", partition_field: str = "partition_index") -> list[Message]:
+async def answer_each_partition(broker: Services, request_topics, topic_result: Constructor,
+                                partition_result: Constructor, answer, *, failed: Mapping[str, Any] = {},
+                                topic_field: str = "name", partition_field: str = "partition_index") -> list[dict]:
     """The topics -> partitions answer of requests that name partitions (ListOffsets, DeleteRecords,
     OffsetForLeaderEpoch): `await answer(partition, wanted)` gives a partition's result fields, or
     raises ApiError, which becomes the partition's error, with the `failed` fields beside it."""

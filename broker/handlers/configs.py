@@ -116,7 +116,7 @@ def _described_configs(broker: Services, resource, include_synonyms: bool) -> li
     else:
         raise _unsupported(resource)
     keys = resource.configuration_keys
-    return configs if keys is None else [c for c in configs if c.name in keys]
+    return configs if keys is None else [c for c in configs if c["name"] in keys]
 
 
 @handles(ApiKey.DESCRIBE_CONFIGS)

@@ -141,7 +141,7 @@ def _failed(index: int, exc: ApiError):
     """A partition's answer to a failed produce: the one place its errors become fields."""
     response = _PartitionProduceResponse(index=index, base_offset=-1, **error_fields(_PartitionProduceResponse, exc))
     if isinstance(exc, Rejected) and exc.batch_index is not None:
-        response.record_errors = [PRODUCE_RESPONSE.BatchIndexAndErrorMessage(
+        response["record_errors"] = [PRODUCE_RESPONSE.BatchIndexAndErrorMessage(
             batch_index=exc.batch_index, batch_index_error_message=exc.message)]
     return response
 

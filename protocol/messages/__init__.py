@@ -32,11 +32,12 @@ Anything malformed, an unsupported version, or a value that cannot be encoded ra
 :class:`~protocol.errors.ProtocolError` naming the message, version and field.
 Field names are the snake_case of Kafka's names (ThrottleTimeMs is ``throttle_time_ms``).
 
-Messages are built with their declarations' constructors, never as plain dicts: calling a codec
-gives the message (``PRODUCE_RESPONSE(responses=[...])``), and its nested structs are classes by
-their declared type names (``PRODUCE_RESPONSE.PartitionProduceResponse(index=0, error_code=3)``).
-Each takes the fields of every version by keyword, defaulting the rest as declared; a name that
-no version declares is a TypeError, and encoding a plain mapping holding one is a ProtocolError.
+Messages are built with their declarations' constructors: calling a codec gives the message
+(``PRODUCE_RESPONSE(responses=[...])``), and its nested structs' constructors are named after
+their declared types (``PRODUCE_RESPONSE.PartitionProduceResponse(index=0, error_code=3)``).
+Each gives the dict of the fields passed; a field left out is encoded as its declared default,
+and encoding a struct holding a name that no version declares raises ProtocolError (a
+misspelled field would otherwise go out as its default).
 
 ``ApiKey`` is the IntEnum of the API keys, named after the requests (``ApiKey.PRODUCE == 0``,
 ``ApiKey.OFFSET_FOR_LEADER_EPOCH == 23``).
