@@ -17,6 +17,7 @@ Public API:
   about what it sent, and it is allocated only by the first ``get_buffer()`` after the size is
   known: a reader that accounts for memory (the broker's request budget) does so in between.
   ``FrameTooLarge`` (a ProtocolError) for a negative size or one over the limit.
+  ``receive_data(data, read_size)`` copies in bytes already at hand and takes the frames.
 - ``InFlightRequests``: a client's side of correlation: it encodes and frames requests with the
   next correlation id, remembers each one's API key and version, and decodes the response frames
   in order, rejecting one whose correlation id is not the oldest in flight
@@ -117,6 +118,23 @@ class FrameBuffer:
             self._filled += count
         else:
             self._end += count
+
+    def receive_data(self, data: bytes | bytearray | memoryview, read_size: int) -> list[bytes | bytearray]:
+        """Copy in bytes already at hand (a test's, a benchmark's) as reads of at most
+        `read_size` bytes would receive them, and take every whole frame that came out."""
+        frames = []
+        view = memoryview(data)
+        while True:
+            while (frame := self.next_frame()) is not None:
+                frames.append(frame)
+            if not view:
+                return frames
+            room = self.get_buffer()
+            count = min(len(room), len(view), read_size)
+            room[:count] = view[:count]
+            del room  # a large frame's buffer may grow, which no view of it may outlive
+            self.buffer_updated(count)
+            view = view[count:]
 
     def _begin_large_frame(self, size: int) -> None:
         if not 0 <= size <= self.max_frame_bytes:

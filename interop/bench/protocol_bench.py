@@ -158,26 +158,14 @@ def bench_fetch_response() -> None:
            median_seconds(lambda: interpreted._build(response, ChunkWriter(), None, ""), 2_000))
 
 
-def receive(frames: FrameBuffer, data: memoryview, read_size: int) -> bytes | bytearray:
-    """Receive `data` into `frames` `read_size` bytes at a time, as the socket would, up to the frame."""
-    while (frame := frames.next_frame()) is None:
-        room = frames.get_buffer()
-        count = min(len(room), len(data), read_size)
-        room[:count] = data[:count]
-        del room
-        frames.buffer_updated(count)
-        data = data[count:]
-    return frame
-
-
 def bench_framing() -> None:
     frames = FrameBuffer()
     small = memoryview(framed(encode_request(ApiKey.PRODUCE, 9, 1, "bench-client", produce_request(9, [bytes(200)]))))
     report("FrameBuffer: a 300 B Produce frame in (copied, as by the kernel) and out",
-           median_seconds(lambda: receive(frames, small, 64 * 1024), 100_000))
+           median_seconds(lambda: frames.receive_data(small, 64 * 1024), 100_000))
     large = memoryview(framed(bytes(1 << 20)))
     report("FrameBuffer: a 1 MiB frame received in place, 64 KiB per read",
-           median_seconds(lambda: receive(frames, large, 64 * 1024), 500))
+           median_seconds(lambda: frames.receive_data(large, 64 * 1024), 500))
 
 
 def main() -> None:

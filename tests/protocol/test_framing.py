@@ -8,41 +8,24 @@ from protocol.messages import ApiKey
 
 
 
-def feed(frames: FrameBuffer, data: bytes, step: int) -> list:
-    """Receive `data` into `frames` at most `step` bytes at a time; every frame that came out."""
-    out = []
-    view = memoryview(data)
-    while True:
-        while (frame := frames.next_frame()) is not None:
-            out.append(frame)
-        if not view:
-            return out
-        room = frames.get_buffer()
-        count = min(len(room), len(view), step)
-        room[:count] = view[:count]
-        del room
-        frames.buffer_updated(count)
-        view = view[count:]
-
-
 @pytest.mark.parametrize("step", [1, 3, 4096, 1 << 20])
 def test_frames_of_every_size_come_out_whole_and_in_order(step):
     payloads = [b"", b"a", bytes(range(256)) * 63, b"b" * 16380, b"c" * 16381, bytes(3 * FIRST_BUFFER + 5), b"end"]
     frames = FrameBuffer()
-    assert feed(frames, b"".join(framed(p) for p in payloads), step) == payloads
+    assert frames.receive_data(b"".join(framed(p) for p in payloads), step) == payloads
     assert not frames.frame_begun
 
 
 def test_a_frame_begun_is_held_until_whole():
     frames = FrameBuffer()
-    assert feed(frames, framed(b"whole")[:2], 10) == [] and frames.frame_begun
-    assert feed(frames, framed(b"whole")[2:], 10) == [b"whole"] and not frames.frame_begun
+    assert frames.receive_data(framed(b"whole")[:2], 10) == [] and frames.frame_begun
+    assert frames.receive_data(framed(b"whole")[2:], 10) == [b"whole"] and not frames.frame_begun
 
 
 def test_a_large_frame_is_received_in_place_into_a_buffer_that_grows_with_what_arrives():
     frames = FrameBuffer()
     size = 100 * FIRST_BUFFER
-    feed(frames, SIZE_PREFIX.pack(size) + b"x" * 100, 4096)
+    frames.receive_data(SIZE_PREFIX.pack(size) + b"x" * 100, 4096)
     assert frames.large_frame_size == size
     room = frames.get_buffer()
     # What the read-ahead held of it is in its buffer, which is no bigger than the first buffer.
@@ -55,7 +38,7 @@ def test_a_large_frame_is_received_in_place_into_a_buffer_that_grows_with_what_a
 
 def test_a_large_frame_gets_its_buffer_only_when_asked_for_room():
     frames = FrameBuffer()
-    feed(frames, SIZE_PREFIX.pack(50_000), 4096)
+    frames.receive_data(SIZE_PREFIX.pack(50_000), 4096)
     assert frames.large_frame_size == 50_000 and frames._large is None
     assert len(frames.get_buffer()) == 50_000
 
@@ -64,7 +47,7 @@ def test_a_large_frame_gets_its_buffer_only_when_asked_for_room():
 def test_negative_or_oversized_frames_are_refused(size):
     frames = FrameBuffer(max_frame_bytes=1000)
     with pytest.raises(FrameTooLarge) as refused:
-        feed(frames, SIZE_PREFIX.pack(size), 4096)
+        frames.receive_data(SIZE_PREFIX.pack(size), 4096)
     assert isinstance(refused.value, ProtocolError)
     assert ("negative" if size < 0 else "over the limit of 1000 bytes") in str(refused.value)
 
