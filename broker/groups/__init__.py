@@ -9,7 +9,7 @@ from broker.groups.coordinator import (
     MemberIdRequired,
     MemberSummary,
 )
-from broker.groups.group import GroupState, JoinedMember, JoinResult, Superseded, SyncResult
+from broker.groups.group import GroupState, JoinedMember, JoinResult, SyncResult
 from broker.groups.offsets import OFFSETS_LOG_DIRECTORY, OffsetAndMetadata, OffsetStore, OffsetsLogError, TopicPartition
 
 __all__ = [
@@ -26,7 +26,6 @@ __all__ = [
     "OffsetAndMetadata",
     "OffsetStore",
     "OffsetsLogError",
-    "Superseded",
     "SyncResult",
     "TopicPartition",
     "UNKNOWN_MEMBER_ID",

@@ -19,13 +19,7 @@ CONSUMER_PROTOCOL_TYPE = "consumer"
 _PROTOCOL_VERSION_BYTES = 2
 
 # Where a parked JoinGroup or SyncGroup waits for its answer: the result, or the ApiError it fails with.
-# Closed without an answer when the member sends the request again (see `Superseded`).
 Answer = trio.MemorySendChannel
-
-
-class Superseded(Exception):
-    """A parked JoinGroup or SyncGroup that the member sent again while it waited. Kafka replaces
-    the member's awaiting callback with the new request's and never answers the old one."""
 
 
 class GroupState(enum.Enum):
@@ -215,7 +209,7 @@ class Group:
             self.num_awaiting_join += 1
         else:
             # The member re-sent JoinGroup (from another connection) while the older one waits:
-            # as in Kafka, the new request takes its place and the older one is never answered.
+            # the new request takes its place.
             _supersede(member.awaiting_join)
         member.awaiting_join = reply
 
@@ -249,8 +243,7 @@ class Group:
         return answered
 
     def set_awaiting_sync(self, member: Member, reply: Answer[Outcome[SyncResult]]) -> None:
-        # As for JoinGroup (and in Kafka): a SyncGroup sent again replaces the one that waits,
-        # which is never answered.
+        # As for JoinGroup: a SyncGroup sent again replaces the one that waits.
         if member.awaiting_sync is not None:
             _supersede(member.awaiting_sync)
         member.awaiting_sync = reply
@@ -324,17 +317,14 @@ def _answer(reply: Answer | None, result: Outcome) -> bool:
 
 
 def _supersede(reply: Answer) -> None:
-    # Its waiter sees the channel closed with nothing in it, and raises Superseded.
-    reply.close()
+    # Kafka answers the request a newer one replaced NOT_COORDINATOR (KAFKA-20938; before, it
+    # dropped it, and the client waited for it until its request timeout).
+    _answer(reply, Error(ApiError(ErrorCode.NOT_COORDINATOR, "the member sent this request again")))
 
 
 async def wait_for_answer(answer: trio.MemoryReceiveChannel):
-    """The parked request's result; raises the ApiError it failed with, or Superseded."""
-    try:
-        result = await answer.receive()
-    except trio.EndOfChannel:
-        raise Superseded() from None
-    return result.unwrap()
+    """The parked request's result; raises the ApiError it failed with."""
+    return (await answer.receive()).unwrap()
 
 
 def _subscription(metadata: bytes) -> list[str]:

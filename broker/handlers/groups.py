@@ -10,7 +10,7 @@ from __future__ import annotations
 from outcome import Error, Outcome
 
 from broker import authorized_operations
-from broker.groups import JoinRequest, JoinResult, MemberIdRequired, Superseded
+from broker.groups import JoinRequest, JoinResult, MemberIdRequired
 from broker.handlers.base import Services, error_fields, handles
 from protocol.errors import ApiError
 from protocol.messages import ApiKey
@@ -71,10 +71,6 @@ async def join_group(broker: Services, header, request):
     version = header.request_api_version
     try:
         result: JoinResult = await broker.coordinator.join_group(_join_request(header, request))
-    except Superseded:
-        # The member sent JoinGroup again (on another connection): as Kafka, this one goes
-        # unanswered, and a client still waiting for it times it out.
-        return None
     except ApiError as exc:
         # As Kafka: the request's member id comes back, or the one a new member must use.
         member_id = exc.member_id if isinstance(exc, MemberIdRequired) else request.member_id
@@ -91,13 +87,10 @@ async def join_group(broker: Services, header, request):
 
 @handles(ApiKey.SYNC_GROUP)
 async def sync_group(broker: Services, header, request):
-    try:
-        result = await broker.coordinator.sync_group(
-            request.group_id, request.generation_id, request.member_id, request.get("group_instance_id"),
-            request.get("protocol_type"), request.get("protocol_name"),
-            {assignment.member_id: bytes(assignment.assignment) for assignment in request.assignments})
-    except Superseded:
-        return None  # as for JoinGroup
+    result = await broker.coordinator.sync_group(
+        request.group_id, request.generation_id, request.member_id, request.get("group_instance_id"),
+        request.get("protocol_type"), request.get("protocol_name"),
+        {assignment.member_id: bytes(assignment.assignment) for assignment in request.assignments})
     # An empty assignment is empty bytes, never null (some clients cannot parse a null one).
     return SYNC_GROUP_RESPONSE(protocol_type=result.protocol_type, protocol_name=result.protocol_name,
                                assignment=result.assignment)

@@ -15,7 +15,6 @@ from broker.groups import (
     JoinRequest,
     OffsetAndMetadata,
     OffsetStore,
-    Superseded,
 )
 from protocol.errors import ApiError, ErrorCode
 
@@ -344,17 +343,18 @@ async def test_a_pending_member_that_leaves_lets_the_rebalance_complete_at_once(
     assert codes(coordinator.leave_group(GROUP, [(pending, None)])) == [ErrorCode.UNKNOWN_MEMBER_ID]
 
 
-async def test_a_joingroup_sent_again_while_one_waits_replaces_it_unanswered(coordinator, nursery, autojump_clock):
-    # Kafka's updateMember replaces the member's awaiting-join callback: the older request is never
-    # answered (no REBALANCE_IN_PROGRESS that would send the client round again), and the member
-    # counts once towards everyone having joined.
+async def test_a_joingroup_sent_again_while_one_waits_replaces_it(coordinator, nursery, autojump_clock):
+    # As Kafka's coordinator since KAFKA-20938: the older request is answered NOT_COORDINATOR (not
+    # REBALANCE_IN_PROGRESS, which would send the client round again), and the member counts once
+    # towards everyone having joined.
     first, second = await stable_group(coordinator, nursery, 2)
     older = await start_join(coordinator, nursery, second, protocols=[("range", b"changed")])
     assert coordinator.groups[GROUP].state is GroupState.PREPARING_REBALANCE
     newer = await start_join(coordinator, nursery, second, protocols=[("range", b"changed again")])
     await older.done.wait()
-    with pytest.raises(Superseded):
+    with pytest.raises(ApiError) as refused:
         await older.result()
+    assert refused.value.code == ErrorCode.NOT_COORDINATOR
     assert not newer.done.is_set()
     rejoined = await coordinator.join_group(request(first))
     assert rejoined.generation_id == 2
@@ -362,7 +362,7 @@ async def test_a_joingroup_sent_again_while_one_waits_replaces_it_unanswered(coo
     assert (await newer.result()).generation_id == 2
 
 
-async def test_a_syncgroup_sent_again_while_one_waits_replaces_it_unanswered(coordinator, nursery, autojump_clock):
+async def test_a_syncgroup_sent_again_while_one_waits_replaces_it(coordinator, nursery, autojump_clock):
     ids = [await new_member_id(coordinator) for _ in range(2)]
     joiners = [await start_join(coordinator, nursery, member_id) for member_id in ids]
     results = [await joiner.result() for joiner in joiners]
@@ -372,8 +372,9 @@ async def test_a_syncgroup_sent_again_while_one_waits_replaces_it_unanswered(coo
     older = await Background.start(nursery, sync, GROUP, 1, follower, None, None, None, {})
     newer = await Background.start(nursery, sync, GROUP, 1, follower, None, None, None, {})
     await older.done.wait()
-    with pytest.raises(Superseded):
+    with pytest.raises(ApiError) as refused:
         await older.result()
+    assert refused.value.code == ErrorCode.NOT_COORDINATOR
     await sync(GROUP, 1, leader, None, None, None, {leader: b"l", follower: b"f"})
     assert (await newer.result()).assignment == b"f"
 
