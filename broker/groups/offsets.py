@@ -29,6 +29,7 @@ from construct import Container
 
 from broker.metadata import MetadataError
 from broker.registry import CloseOutcome, close_log
+from broker.storage_work import run_storage_work
 from log import CorruptLogError, Log, LogConfig, current_time_ms
 from log.checkpoint import fsync_directory
 from protocol import records
@@ -147,7 +148,7 @@ class OffsetStore:
         self._writing = trio.Lock()
         self._flushing = trio.Lock()
         self._finish_interrupted_compaction()
-        self._log = Log(self.directory, _offsets_log_config())
+        self._log = Log(self.directory, _offsets_log_config(), clock=self.clock)
         try:
             self._replay()
         except BaseException:
@@ -210,12 +211,12 @@ class OffsetStore:
             end = log.log_end_offset
             if self._needs_compaction():
                 async with self._flushing:
-                    await trio.to_thread.run_sync(self._compact)
+                    await run_storage_work(self._compact)
         if self.fsync:
             async with self._flushing:
                 # A compaction meanwhile closed `log`, fsyncing it, and swapped in a synced copy.
                 if log is self._log and log.flushed_offset < end:
-                    await trio.to_thread.run_sync(log.flush)
+                    await run_storage_work(log.flush)
 
     def _apply_commit(self, group_id: str, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
         committed = self._offsets.setdefault(group_id, {})
@@ -293,7 +294,7 @@ class OffsetStore:
         """Replace the log with one holding only the live entries (tombstones have nothing left to hide)."""
         compacted = self._sibling(_COMPACTED_SUFFIX)
         shutil.rmtree(compacted, ignore_errors=True)
-        fresh = Log(compacted, _offsets_log_config())
+        fresh = Log(compacted, _offsets_log_config(), clock=self.clock)
         now = self.clock()
         for chunk in _chunks(self._live_entries(), _RECORDS_PER_COMPACTED_BATCH):
             fresh.append(_batch(chunk, now))
@@ -305,7 +306,7 @@ class OffsetStore:
         fsync_directory(self.directory.parent)
         shutil.rmtree(retired)
         logger.info("compacted the offsets log from %d records to %d", self.log_records, self.live_records)
-        self._log = Log(self.directory, _offsets_log_config())
+        self._log = Log(self.directory, _offsets_log_config(), clock=self.clock)
         self.log_records = self.live_records
 
     def _finish_interrupted_compaction(self) -> None:
