@@ -56,6 +56,15 @@ def stop_cleanly(broker: BrokerProcess) -> None:
     assert problems(broker) == []
 
 
+async def restart_with_room(broker: BrokerProcess, client: WireClient, filler: Path) -> WireClient:
+    """Stop the broker cleanly, free the disk, start it again: a client of the new process."""
+    await client.aclose()
+    stop_cleanly(broker)
+    filler.unlink()
+    broker.start()
+    return await WireClient.connect(broker.port)
+
+
 def fill(disk: Path) -> Path:
     """Take every free byte of `disk` with a filler file; remove it to free the space again."""
     filler = disk / "filler"
@@ -140,12 +149,7 @@ async def test_create_topics_on_a_full_disk_answers_storage_error_and_leaves_not
     assert partition_directories(broker.data_dir, "no-room") == []
     # The same connection is served on, and the topic does not exist.
     assert await topic_error(client, "no-room") == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
-    await client.aclose()
-    stop_cleanly(broker)
-
-    filler.unlink()
-    broker.start()
-    client = await WireClient.connect(broker.port)
+    client = await restart_with_room(broker, client, filler)
     assert await topic_error(client, "no-room") == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
     assert partition_directories(broker.data_dir, "no-room") == []
     # With room again, the same topic can be created.
@@ -173,12 +177,7 @@ async def test_create_partitions_and_alter_configs_on_a_full_disk_answer_storage
     deleted = await client.request(ApiKey.DELETE_TOPICS, 4, {"topic_names": ["grows"], "timeout_ms": 30_000})
     assert deleted.responses[0].error_code == ErrorCode.NONE
     assert partition_directories(disk_broker.data_dir, "grows") == []
-    await client.aclose()
-    stop_cleanly(disk_broker)
-
-    filler.unlink()
-    disk_broker.start()
-    client = await WireClient.connect(disk_broker.port)
+    client = await restart_with_room(disk_broker, client, filler)
     assert await topic_error(client, "grows") == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
     await client.aclose()
     stop_cleanly(disk_broker)
