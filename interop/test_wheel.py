@@ -3,6 +3,7 @@ environment, started as `comlog-broker` from a directory outside the clone, and 
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tomllib
@@ -20,8 +21,15 @@ CLONE = Path(__file__).resolve().parent.parent
 BUILD_TIMEOUT_SECONDS = 300
 
 
+def _outside_environment() -> dict[str, str]:
+    """This process's environment without PYTHONPATH, which would let the venv see a checkout (and
+    pip take the package for installed already)."""
+    return {name: value for name, value in os.environ.items() if name != "PYTHONPATH"}
+
+
 def _run(*command, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=BUILD_TIMEOUT_SECONDS)
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=BUILD_TIMEOUT_SECONDS,
+                          env=_outside_environment())
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +76,8 @@ def test_the_command_names_itself_and_its_version(installed, tmp_path):
     assert versioned.stdout.strip() == f"comlog-broker {version}"
 
 
-def test_the_installed_broker_serves_a_real_client_from_outside_the_clone(installed, tmp_path):
+def test_the_installed_broker_serves_a_real_client_from_outside_the_clone(installed, tmp_path, monkeypatch):
+    monkeypatch.delenv("PYTHONPATH", raising=False)  # the broker process inherits this environment
     outside = tmp_path / "elsewhere"
     assert not outside.resolve().is_relative_to(CLONE)
     with BrokerProcess(outside / "data", command=(str(installed / "bin" / "comlog-broker"),)) as broker:
