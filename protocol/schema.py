@@ -167,24 +167,40 @@ def undeclared(value: Mapping[str, Any], names: frozenset[str], path: str) -> Pr
     return ProtocolError(f"{path}: no version declares {', '.join(sorted(value.keys() - names))}")
 
 
-def _declare_struct(name: str, path: str, fields: tuple[Field, ...],
-                    types: dict[int, Constructor]) -> Constructor:
-    """The constructor of the struct of ``fields``, and first those of the structs nested in them.
-    It returns its keyword arguments as they are (as cheap as a dict literal: the broker builds one
-    per partition of every response); the encoder checks their names."""
-    for f in fields:
-        if f.fields:
-            _declare_struct(f.type.removeprefix("[]"), f"{path}.{f.name}" + ("[]" if f.is_array else ""),
-                            f.fields, types)
+def _declared_names(fields: Sequence[Field]) -> frozenset[str]:
+    """The names a struct's value may hold: its fields in any version, and unknown tagged fields."""
+    return frozenset(f.name for f in fields) | {UNKNOWN_TAGS}
+
+
+def _constructor(name: str, path: str, fields: Sequence[Field]) -> Constructor:
+    """The constructor of the struct of ``fields``. It returns its keyword arguments as they are
+    (as cheap as a dict literal: the broker builds one per partition of every response); the
+    encoder checks their names."""
 
     def construct(**given: Any) -> dict[str, Any]:
         return given
 
     construct.__name__ = construct.__qualname__ = name
-    construct.names = frozenset(f.name for f in fields) | {UNKNOWN_TAGS}  # type: ignore[attr-defined]
+    construct.names = _declared_names(fields)  # type: ignore[attr-defined]
     construct.path = path  # type: ignore[attr-defined]
-    types[id(fields)] = construct  # type: ignore[assignment]
     return construct  # type: ignore[return-value]
+
+
+def _nested_constructors(message: str, path: str, fields: Sequence[Field]) -> dict[str, Constructor]:
+    """The constructors of the structs nested in ``fields``, by declared type name
+    ("[]TopicProduceData" declares TopicProduceData)."""
+    found: dict[str, Constructor] = {}
+    for f in fields:
+        if not f.fields:
+            continue
+        type_name = f.type.removeprefix("[]")
+        nested_path = f"{path}.{f.name}" + ("[]" if f.is_array else "")
+        own = {type_name: _constructor(type_name, nested_path, f.fields)}
+        for type_name, construct in [*own.items(), *_nested_constructors(message, nested_path, f.fields).items()]:
+            if type_name in found:
+                raise ValueError(f"{message}: struct type {type_name} is declared twice")
+            found[type_name] = construct
+    return found
 
 
 class StructField(NamedTuple):
@@ -204,12 +220,15 @@ class KafkaStruct(KafkaType):
     ``struct.Struct`` and nothing but the fields is built per value.
     """
 
-    def __init__(self, fields: Sequence[StructField], flexible: bool, path: str, declared: Constructor) -> None:
+    def __init__(self, fields: Sequence[StructField], flexible: bool, path: str, names: frozenset[str],
+                 declared_path: str) -> None:
         super().__init__(path)
         self.fields = tuple(fields)
         self.flexible = flexible
-        # The names a value may hold: those of the declaration's struct, in any version.
-        self.declared = declared
+        # The names a value may hold (those of the struct in any version), and where its
+        # declaration puts it, for the error that refuses any other name.
+        self.names = names
+        self.declared_path = declared_path
         self.positional = [f for f in self.fields if f.tag is None]
         self.tagged = [f for f in self.fields if f.tag is not None]
         self.section = TaggedFields({f.tag: f.kind for f in self.tagged}, f"{path}(tagged fields)")
@@ -230,8 +249,8 @@ class KafkaStruct(KafkaType):
         return result
 
     def write(self, io: Any, value: Mapping[str, Any]) -> None:
-        if not self.declared.names.issuperset(value):
-            raise undeclared(value, self.declared.names, self.declared.path)
+        if not self.names.issuperset(value):
+            raise undeclared(value, self.names, self.declared_path)
         for f in self.positional:
             f.kind._build(value.get(f.name, f.default), io, None, f.kind.path)
         if self.flexible:
@@ -290,9 +309,9 @@ class KafkaStruct(KafkaType):
         code.append(f"from {__name__} import collect_tags, undeclared")
         name = f"write_struct_{code.allocateId()}"
         names = f"names_{code.allocateId()}"
-        code.append(f"{names} = {self.declared.names!r}")
+        code.append(f"{names} = {self.names!r}")
         body = [f"if not {names}.issuperset(obj):",
-                f"    raise undeclared(obj, {names}, {self.declared.path!r})",
+                f"    raise undeclared(obj, {names}, {self.declared_path!r})",
                 "get = obj.get"]
         for group in self._groups():
             if isinstance(group[0].kind, FixedWidth):
@@ -323,11 +342,10 @@ def _leaf(type_name: str, compact: bool, nullable: bool, path: str) -> KafkaType
     return kind(compact, nullable, path)
 
 
-def build_struct(fields: Sequence[Field], version: int, flexible: bool, root: str,
-                 types: Mapping[int, Constructor], prefix: str = "") -> KafkaStruct:
-    """The struct of ``fields`` as they are in ``version``; ``root`` names the message and
-    version, ``prefix`` the struct's place in it (``"topics[]."``), for error messages;
-    ``types`` holds the declaration's struct classes (by ``id`` of their fields)."""
+def build_struct(fields: Sequence[Field], version: int, flexible: bool, message: str, prefix: str = "") -> KafkaStruct:
+    """The struct of ``fields`` as they are in ``version``; ``message`` names the message and
+    ``prefix`` the struct's place in it (``"topics[]."``), for error messages."""
+    root = f"{message} v{version}"
     members = []
     for f in fields:
         if version not in f.versions:
@@ -337,17 +355,18 @@ def build_struct(fields: Sequence[Field], version: int, flexible: bool, root: st
         nullable = f.nullable is not None and version in f.nullable
         if f.is_array:
             if f.fields:
-                element: KafkaType = build_struct(f.fields, version, flexible, root, types, f"{field_path}[].")
+                element: KafkaType = build_struct(f.fields, version, flexible, message, f"{field_path}[].")
             else:
                 element = _leaf(f.type[2:], compact, False, f"{root}: {field_path}[]")
             kind: KafkaType = KafkaArray(element, compact, nullable, f"{root}: {field_path}")
         elif f.fields:
-            kind = build_struct(f.fields, version, flexible, root, types, f"{field_path}.")
+            kind = build_struct(f.fields, version, flexible, message, f"{field_path}.")
         else:
             kind = _leaf(f.type, compact, nullable, f"{root}: {field_path}")
         tag = f.tag if flexible and f.tagged is not None and version in f.tagged else None
         members.append(StructField(f.name, kind, f.default_value(version), tag))
-    return KafkaStruct(members, flexible, f"{root}: {prefix}", types[id(fields)])
+    declared_path = f"{message}.{prefix[:-1]}" if prefix else message
+    return KafkaStruct(members, flexible, f"{root}: {prefix}", _declared_names(fields), declared_path)
 
 
 class MessageCodec:
@@ -366,11 +385,10 @@ class MessageCodec:
         self.valid_versions = Versions.parse(valid)
         self.flexible_versions = Versions.parse(flexible)
         self.fields = tuple(fields)
-        self._types: dict[int, Constructor] = {}
-        self._message = _declare_struct(name, name, self.fields, self._types)
+        self._message = _constructor(name, name, self.fields)
         # Nested structs' constructors as attributes named after their declared types, so that
         # `PRODUCE_RESPONSE.PartitionProduceResponse` is a plain attribute read.
-        self.__dict__.update(_struct_types(name, self.fields, self._types))
+        self.__dict__.update(_nested_constructors(name, name, self.fields))
         self._structs: dict[int, KafkaStruct] = {}
         self._compiled: dict[int, Compiled] = {}
 
@@ -397,7 +415,7 @@ class MessageCodec:
             if version not in self.valid_versions:
                 raise ProtocolError(f"{self.name}: version {version} is not supported "
                                     f"(valid {self.valid_versions})")
-            built = build_struct(self.fields, version, self.is_flexible(version), f"{self.name} v{version}", self._types)
+            built = build_struct(self.fields, version, self.is_flexible(version), self.name)
             self._structs[version] = built
         return built
 
@@ -444,22 +462,6 @@ class MessageCodec:
         io = ChunkWriter()
         self.write(version, value, io)
         return io.chunks()
-
-
-def _struct_types(message: str, fields: Sequence[Field], types: Mapping[int, Constructor]) -> dict[str, Constructor]:
-    """The declaration's struct classes by type name ("[]TopicProduceData" declares TopicProduceData)."""
-    found: dict[str, Constructor] = {}
-    for f in fields:
-        if f.fields:
-            type_name = f.type.removeprefix("[]")
-            if type_name in found:
-                raise ValueError(f"{message}: struct type {type_name} is declared twice")
-            found[type_name] = types[id(f.fields)]
-            nested = _struct_types(message, f.fields, types)
-            if found.keys() & nested.keys():
-                raise ValueError(f"{message}: struct types {sorted(found.keys() & nested.keys())} are declared twice")
-            found.update(nested)
-    return found
 
 
 def request(api_key: int, name: str, valid: str, flexible: str, *fields: Field) -> MessageCodec:

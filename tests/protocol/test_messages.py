@@ -290,3 +290,11 @@ def test_api_keys_are_named_after_their_requests():
     assert {key: codec.name for key, codec in REQUESTS.items()} == {
         key: "".join(word.capitalize() for word in key.name.split("_")) + "Request" for key in ApiKey}
     assert ApiKey.OFFSET_FOR_LEADER_EPOCH == 23 and ApiKey.PRODUCE == 0
+
+
+def test_a_struct_type_declared_twice_in_one_message_is_refused():
+    from protocol.schema import response
+    with pytest.raises(ValueError, match="struct type Shared is declared twice"):
+        response(99, "TwiceResponse", "0", "none",
+                 field("a", "[]Shared", "0", fields=(field("x", "int8", "0"),)),
+                 field("b", "Outer", "0", fields=(field("c", "[]Shared", "0", fields=(field("y", "int8", "0"),)),)))
