@@ -37,11 +37,22 @@ Public API (everything malformed raises ``CorruptRecordError``, a ``ProtocolErro
   the previous one; a record without timestamp gets ``base_timestamp`` (no clock is read here:
   callers pass theirs). ``log_append_time`` (ms) sets the LogAppendTime bit and maxTimestamp.
   Bad arguments raise ValueError.
+- ``ControlType``: the type of a control record (Kafka's ControlRecordType), ABORT or COMMIT.
+- ``build_control_batch(control_type, *, producer_id, producer_epoch, coordinator_epoch,
+  timestamp, base_offset=0) -> bytes``: the transaction marker a coordinator writes to each
+  partition of a transaction it ends: one control record, its key (int16 version 0, int16
+  type) and value (Kafka's EndTransactionMarker: int16 version 0, int32 coordinator epoch), in
+  a transactional control batch without sequence.
+- ``control_type(batch) -> ControlType``: the type of one whole control batch, from its first
+  record's key (not CRC-checked again); a batch that is not a readable control batch of a known
+  type raises ``CorruptRecordError``.
 """
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterable, Iterator, Sequence
+from enum import IntEnum
 from typing import NamedTuple
 
 from protocol.compression import (
@@ -432,3 +443,50 @@ def build_batch(
     batch += body
     write_crc(batch, len(batch))
     return bytes(batch)
+
+
+class ControlType(IntEnum):
+    """The type in a control record's key. Kafka's other types are KRaft's own, never in a
+    partition's log."""
+
+    ABORT = 0
+    COMMIT = 1
+
+
+# Version 0, the only one, of a control record's key (version, type) and of an end-transaction
+# marker's value (version, coordinator epoch).
+_CONTROL_KEY = struct.Struct(">hh")
+_END_TXN_MARKER = struct.Struct(">hi")
+
+
+def build_control_batch(
+    control_type: ControlType,
+    *,
+    producer_id: int,
+    producer_epoch: int,
+    coordinator_epoch: int,
+    timestamp: int,
+    base_offset: int = 0,
+) -> bytes:
+    """The marker that ends ``producer_id``'s transaction in a partition (see the module docstring)."""
+    marker = Record(_CONTROL_KEY.pack(0, ControlType(control_type)), _END_TXN_MARKER.pack(0, coordinator_epoch),
+                    timestamp=timestamp)
+    return build_batch([marker], base_offset=base_offset, producer_id=producer_id, producer_epoch=producer_epoch,
+                       transactional=True, control=True)
+
+
+def control_type(batch: bytes | bytearray | memoryview) -> ControlType:
+    """The type of the control batch ``batch``, read from its first record's key. A key version
+    above 0 is read as version 0, as Kafka does, so that newer keys still parse."""
+    if not parse_header(batch).is_control:
+        raise CorruptRecordError("not a control batch")
+    record = next(iter_records(batch), None)
+    if record is None or record.key is None or len(record.key) < _CONTROL_KEY.size:
+        raise CorruptRecordError("control batch without a control record key (int16 version, int16 type)")
+    version, type_id = _CONTROL_KEY.unpack_from(record.key)
+    if version < 0:
+        raise CorruptRecordError(f"control record key version {version}")
+    try:
+        return ControlType(type_id)
+    except ValueError:
+        raise CorruptRecordError(f"unknown control record type {type_id}") from None

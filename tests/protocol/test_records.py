@@ -1,4 +1,5 @@
-"""Record batches (magic 2): header, CRC, attributes, records, building and the LogAppendTime rewrite."""
+"""Record batches (magic 2): header, CRC, attributes, records, building, the LogAppendTime rewrite and
+transaction markers (control batches)."""
 
 import struct
 
@@ -16,9 +17,12 @@ from protocol.record_batch import (
 )
 from protocol.record_batch import BATCH_HEADER_SIZE, TimestampType
 from protocol.records import (
+    ControlType,
     InvalidRecordError,
     Record,
     build_batch,
+    build_control_batch,
+    control_type,
     iter_batches,
     iter_records,
     validate_batch,
@@ -409,3 +413,50 @@ def test_corrupt_compressed_records_are_corrupt():
     batch[BATCH_HEADER_SIZE + 20] ^= 0xFF
     with pytest.raises(ProtocolError):
         list(iter_records(reseal(batch)))
+
+
+@pytest.mark.parametrize("marker", list(ControlType), ids=lambda marker: marker.name)
+def test_a_control_batch_is_one_transactional_control_record_of_its_type(marker):
+    batch = build_control_batch(marker, producer_id=4000, producer_epoch=7, coordinator_epoch=12,
+                                timestamp=1_700_000_000_000, base_offset=55)
+    header = validate_batch(batch)
+    assert header.is_control and header.is_transactional and not header.is_compressed
+    assert (header.base_offset, header.records_count, header.last_offset_delta) == (55, 1, 0)
+    assert (header.producer_id, header.producer_epoch, header.base_sequence) == (4000, 7, -1)
+    assert header.base_timestamp == header.max_timestamp == 1_700_000_000_000
+    [record] = iter_records(batch)
+    # Key: version 0, type; value (Kafka's EndTransactionMarker): version 0, coordinator epoch.
+    assert record.key == struct.pack(">hh", 0, marker)
+    assert record.value == struct.pack(">hi", 0, 12)
+    assert (record.offset, record.timestamp, record.headers) == (55, 1_700_000_000_000, ())
+    for form in (batch, bytearray(batch), memoryview(batch)):
+        assert control_type(form) is marker
+
+
+def control_batch_with_key(key, records_count=1):
+    return build_batch([Record(key, struct.pack(">hi", 0, 0), (), 0)] * records_count, control=True,
+                       transactional=True, producer_id=1, producer_epoch=0)
+
+
+def test_a_newer_control_key_version_is_read_as_version_0():
+    assert control_type(control_batch_with_key(struct.pack(">hhi", 1, 1, 99))) is ControlType.COMMIT
+
+
+@pytest.mark.parametrize("batch, message", [
+    (build_batch([Record(struct.pack(">hh", 0, 1), b"")]), "not a control batch"),
+    (control_batch_with_key(None), "without a control record key"),
+    (control_batch_with_key(b"\x00\x00\x01"), "without a control record key"),
+    (control_batch_with_key(struct.pack(">hh", -1, 0)), "key version -1"),
+    (control_batch_with_key(struct.pack(">hh", 0, 2)), "unknown control record type 2"),
+    (control_batch_with_key(struct.pack(">hh", 0, 0))[:-3], "length says"),
+    (patched(control_batch_with_key(struct.pack(">hh", 0, 0)), ">i", 57, 2), "2 records declared"),
+], ids=["not-control", "null-key", "short-key", "negative-version", "unknown-type", "truncated",
+        "wrong-count"])
+def test_a_batch_that_is_no_readable_marker_raises_corrupt_record_error(batch, message):
+    with pytest.raises(CorruptRecordError, match=message):
+        control_type(batch)
+
+
+def test_a_control_batch_of_an_unknown_type_is_not_built():
+    with pytest.raises(ValueError):
+        build_control_batch(2, producer_id=1, producer_epoch=0, coordinator_epoch=0, timestamp=0)

@@ -9,7 +9,15 @@ from kafka.record.memory_records import MemoryRecords
 
 from protocol.compression import Compression, compression_of
 from protocol.record_batch import parse_header, set_log_append_time
-from protocol.records import Record, build_batch, iter_batches, iter_records, validate_batch
+from protocol.records import (
+    ControlType,
+    Record,
+    build_batch,
+    build_control_batch,
+    iter_batches,
+    iter_records,
+    validate_batch,
+)
 
 KAFKA_PYTHON_CODEC_PACKAGE = {
     Compression.NONE: ("nothing", lambda: True),
@@ -77,6 +85,15 @@ def test_kafka_python_decodes_our_batches(codec):
     assert theirs.max_timestamp == max(r.timestamp for r in RECORDS)
     assert kafka_python_records(batch) == RECORDS
 
+
+@pytest.mark.parametrize("marker", list(ControlType), ids=lambda marker: marker.name)
+def test_kafka_python_reads_our_transaction_markers(marker):
+    theirs = DefaultRecordBatch(build_control_batch(marker, producer_id=9, producer_epoch=2, coordinator_epoch=5,
+                                                    timestamp=1_700_000_000_000, base_offset=30))
+    assert theirs.validate_crc() and theirs.is_control_batch and theirs.is_transactional
+    assert (theirs.producer_id, theirs.producer_epoch, theirs.base_sequence) == (9, 2, -1)
+    [record] = list(theirs)
+    assert (record.offset, record.version, record.type, record.commit) == (30, 0, marker, marker is ControlType.COMMIT)
 
 def test_uncompressed_batches_are_byte_identical():
     ours = build_batch(
