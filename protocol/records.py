@@ -43,9 +43,9 @@ Public API (everything malformed raises ``CorruptRecordError``, a ``ProtocolErro
   partition of a transaction it ends: one control record, its key (int16 version 0, int16
   type) and value (Kafka's EndTransactionMarker: int16 version 0, int32 coordinator epoch), in
   a transactional control batch without sequence.
-- ``control_type(batch) -> ControlType``: the type of one whole control batch, from its first
-  record's key (not CRC-checked again); a batch that is not a readable control batch of a known
-  type raises ``CorruptRecordError``.
+- ``end_txn_marker(batch) -> EndTxnMarker``: the (control_type, coordinator_epoch) of one whole
+  control batch, from its first record (not CRC-checked again); a batch that is not a readable
+  transaction marker raises ``CorruptRecordError``. ``control_type(batch)`` is its type alone.
 """
 
 from __future__ import annotations
@@ -475,18 +475,38 @@ def build_control_batch(
                        transactional=True, control=True)
 
 
-def control_type(batch: bytes | bytearray | memoryview) -> ControlType:
-    """The type of the control batch ``batch``, read from its first record's key. A key version
-    above 0 is read as version 0, as Kafka does, so that newer keys still parse."""
+class EndTxnMarker(NamedTuple):
+    control_type: ControlType
+    coordinator_epoch: int
+
+
+def end_txn_marker(batch: bytes | bytearray | memoryview) -> EndTxnMarker:
+    """The marker in the control batch ``batch``, read from its first record. Versions above 0
+    of the key and the value are read as version 0, as Kafka does: newer versions only append."""
     if not parse_header(batch).is_control:
         raise CorruptRecordError("not a control batch")
     record = next(iter_records(batch), None)
-    if record is None or record.key is None or len(record.key) < _CONTROL_KEY.size:
-        raise CorruptRecordError("control batch without a control record key (int16 version, int16 type)")
-    version, type_id = _CONTROL_KEY.unpack_from(record.key)
-    if version < 0:
-        raise CorruptRecordError(f"control record key version {version}")
+    if record is None:
+        raise CorruptRecordError("control batch without records")
+    type_id = _versioned(_CONTROL_KEY, record.key, "control record key")
     try:
-        return ControlType(type_id)
+        marker_type = ControlType(type_id)
     except ValueError:
         raise CorruptRecordError(f"unknown control record type {type_id}") from None
+    return EndTxnMarker(marker_type, _versioned(_END_TXN_MARKER, record.value, "transaction marker value"))
+
+
+def control_type(batch: bytes | bytearray | memoryview) -> ControlType:
+    """The type of the control batch ``batch`` (see ``end_txn_marker``)."""
+    return end_txn_marker(batch).control_type
+
+
+def _versioned(layout: struct.Struct, data: bytes | None, what: str) -> int:
+    """The field after the int16 version of the version-prefixed ``layout`` that ``data`` starts with."""
+    if data is None or len(data) < layout.size:
+        raise CorruptRecordError(f"{what} of {'null' if data is None else len(data)} bytes, "
+                                 f"at least {layout.size} expected")
+    version, value = layout.unpack_from(data)
+    if version < 0:
+        raise CorruptRecordError(f"{what} version {version}")
+    return value

@@ -18,11 +18,13 @@ from protocol.record_batch import (
 from protocol.record_batch import BATCH_HEADER_SIZE, TimestampType
 from protocol.records import (
     ControlType,
+    EndTxnMarker,
     InvalidRecordError,
     Record,
     build_batch,
     build_control_batch,
     control_type,
+    end_txn_marker,
     iter_batches,
     iter_records,
     validate_batch,
@@ -430,29 +432,45 @@ def test_a_control_batch_is_one_transactional_control_record_of_its_type(marker)
     assert record.value == struct.pack(">hi", 0, 12)
     assert (record.offset, record.timestamp, record.headers) == (55, 1_700_000_000_000, ())
     for form in (batch, bytearray(batch), memoryview(batch)):
-        assert control_type(form) is marker
+        assert end_txn_marker(form) == EndTxnMarker(marker, 12) and control_type(form) is marker
 
 
-def control_batch_with_key(key, records_count=1):
-    return build_batch([Record(key, struct.pack(">hi", 0, 0), (), 0)] * records_count, control=True,
-                       transactional=True, producer_id=1, producer_epoch=0)
+def control_batch_of(key, value=struct.pack(">hi", 0, 0)):
+    return build_batch([Record(key, value, (), 0)], control=True, transactional=True, producer_id=1, producer_epoch=0)
 
 
-def test_a_newer_control_key_version_is_read_as_version_0():
-    assert control_type(control_batch_with_key(struct.pack(">hhi", 1, 1, 99))) is ControlType.COMMIT
+def test_newer_key_and_value_versions_are_read_as_version_0():
+    batch = control_batch_of(struct.pack(">hhi", 1, 1, 99), struct.pack(">hiq", 3, 17, 5))
+    assert end_txn_marker(batch) == (ControlType.COMMIT, 17)
+
+
+COMMIT_KEY = struct.Struct(">hh").pack(0, 1)
+
+
+def control_batch_without_records():
+    batch = bytearray(control_batch_of(COMMIT_KEY)[:BATCH_HEADER_SIZE])
+    struct.pack_into(">i", batch, 8, BATCH_HEADER_SIZE - 12)  # the batch length, after offset and length
+    struct.pack_into(">i", batch, 57, 0)  # records count
+    return reseal(batch)
 
 
 @pytest.mark.parametrize("batch, message", [
-    (build_batch([Record(struct.pack(">hh", 0, 1), b"")]), "not a control batch"),
-    (control_batch_with_key(None), "without a control record key"),
-    (control_batch_with_key(b"\x00\x00\x01"), "without a control record key"),
-    (control_batch_with_key(struct.pack(">hh", -1, 0)), "key version -1"),
-    (control_batch_with_key(struct.pack(">hh", 0, 2)), "unknown control record type 2"),
-    (control_batch_with_key(struct.pack(">hh", 0, 0))[:-3], "length says"),
-    (patched(control_batch_with_key(struct.pack(">hh", 0, 0)), ">i", 57, 2), "2 records declared"),
-], ids=["not-control", "null-key", "short-key", "negative-version", "unknown-type", "truncated",
-        "wrong-count"])
+    (build_batch([Record(COMMIT_KEY, struct.pack(">hi", 0, 0))]), "not a control batch"),
+    (control_batch_without_records(), "control batch without records"),
+    (control_batch_of(None), "control record key of null bytes"),
+    (control_batch_of(b"\x00\x00\x01"), "control record key of 3 bytes, at least 4 expected"),
+    (control_batch_of(struct.pack(">hh", -1, 0)), "control record key version -1"),
+    (control_batch_of(struct.pack(">hh", 0, 2)), "unknown control record type 2"),
+    (control_batch_of(COMMIT_KEY, None), "transaction marker value of null bytes"),
+    (control_batch_of(COMMIT_KEY, b"\x00\x00\x00\x00\x07"), "transaction marker value of 5 bytes"),
+    (control_batch_of(COMMIT_KEY, struct.pack(">hi", -2, 0)), "transaction marker value version -2"),
+    (control_batch_of(COMMIT_KEY)[:-3], "length says"),
+    (patched(control_batch_of(COMMIT_KEY), ">i", 57, 2), "2 records declared"),
+], ids=["not-control", "no-records", "null-key", "short-key", "negative-key-version", "unknown-type",
+        "null-value", "short-value", "negative-value-version", "truncated", "wrong-count"])
 def test_a_batch_that_is_no_readable_marker_raises_corrupt_record_error(batch, message):
+    with pytest.raises(CorruptRecordError, match=message):
+        end_txn_marker(batch)
     with pytest.raises(CorruptRecordError, match=message):
         control_type(batch)
 
