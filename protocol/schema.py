@@ -188,18 +188,25 @@ def _constructor(name: str, path: str, fields: Sequence[Field]) -> Constructor:
 
 def _nested_constructors(message: str, path: str, fields: Sequence[Field]) -> dict[str, Constructor]:
     """The constructors of the structs nested in ``fields``, by declared type name
-    ("[]TopicProduceData" declares TopicProduceData)."""
+    ("[]TopicProduceData" declares TopicProduceData). A type may sit in several places with the
+    same fields (Kafka's commonStructs); its constructor's path is then the first of them."""
     found: dict[str, Constructor] = {}
-    for f in fields:
-        if not f.fields:
-            continue
-        type_name = f.type.removeprefix("[]")
-        nested_path = f"{path}.{f.name}" + ("[]" if f.is_array else "")
-        own = {type_name: _constructor(type_name, nested_path, f.fields)}
-        for type_name, construct in [*own.items(), *_nested_constructors(message, nested_path, f.fields).items()]:
-            if type_name in found:
-                raise ValueError(f"{message}: struct type {type_name} is declared twice")
-            found[type_name] = construct
+    declared: dict[str, tuple[Field, ...]] = {}
+
+    def walk(path: str, fields: Sequence[Field]) -> None:
+        for f in fields:
+            if not f.fields:
+                continue
+            type_name = f.type.removeprefix("[]")
+            nested_path = f"{path}.{f.name}" + ("[]" if f.is_array else "")
+            if type_name not in declared:
+                declared[type_name] = f.fields
+                found[type_name] = _constructor(type_name, nested_path, f.fields)
+            elif declared[type_name] != f.fields:
+                raise ValueError(f"{message}: struct type {type_name} is declared twice, with different fields")
+            walk(nested_path, f.fields)
+
+    walk(path, fields)
     return found
 
 
