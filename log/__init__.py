@@ -13,8 +13,10 @@ from log.errors import (
 from log.file_records import FileRecords
 from log.batch import BatchInfo
 from log.log import AppendInfo, Log, SegmentInfo, TimestampOffset, current_time_ms
+from log.txn_index import AbortedTxn
 
 __all__ = [
+    "AbortedTxn",
     "AppendInfo",
     "BatchInfo",
     "CorruptLogError",

@@ -23,14 +23,18 @@ from log.errors import (
 )
 from log.file_records import FileRecords
 from log.segment import DELETED_SUFFIX, LogSegment, segment_file_name
+from log.txn_index import TEMPORARY_SUFFIX, AbortedTxn
 from protocol.record_batch import NO_TIMESTAMP, BatchHeader, CorruptBatchError
 
 LOG_START_OFFSET_CHECKPOINT = "log-start-offset.checkpoint"
 RECOVERY_POINT_CHECKPOINT = "recovery-point.checkpoint"
 CLEAN_SHUTDOWN_MARKER = "clean-shutdown"
 _CHECKPOINT_LEFTOVERS = {checkpoint_temporary(name) for name in (LOG_START_OFFSET_CHECKPOINT, RECOVERY_POINT_CHECKPOINT)}
-_SEGMENT_FILE = re.compile(r"(\d{20})\.(log|index|timeindex)")
-_DELETED_FILE = re.compile(rf"\d{{20}}\.(log|index|timeindex){re.escape(DELETED_SUFFIX)}")
+_SEGMENT_FILE = re.compile(r"(\d{20})\.(log|index|timeindex|txnindex)")
+# What a deletion, or the write of a transaction index, that a crash interrupted leaves behind.
+_LEFTOVER_FILE = re.compile(
+    rf"\d{{20}}\.(log|index|timeindex|txnindex){re.escape(DELETED_SUFFIX)}|\d{{20}}\.txnindex{re.escape(TEMPORARY_SUFFIX)}"
+)
 # Sealed segments whose file stays open and indexes mapped between reads (one descriptor and two
 # mappings each), so that reads of the same old segment share them.
 LOADED_SEALED_SEGMENTS = 4
@@ -85,6 +89,8 @@ class Log:
         self._loaded: dict[LogSegment, None] = {}  # sealed segments with mapped indexes, oldest use first
         # Files of segments that retention or DeleteRecords took out of the log, not yet removed.
         self._deleted_files: list[Path] = []
+        # Sealed segments whose transaction index the next flush writes (when it changed).
+        self._unwritten_txn_indexes: list[LogSegment] = []
         self._closed = False
         self._segments: list[LogSegment] = []
         self._base_offsets: list[int] = []
@@ -119,10 +125,14 @@ class Log:
         else:
             recover_from = max(bisect.bisect_right(base_offsets, self._recovery_point) - 1, 0)
         recovered = recover_from < len(segments)
+        # Segments whose transaction index starts empty: recovered ones (recover() resets it) and
+        # those whose .txnindex is missing or unreadable.
+        reset = {segment.base_offset for segment in segments[recover_from:]}
+        reset |= {segment.base_offset for segment in segments[:recover_from] if not segment.open_txn_index()}
         for segment in segments[: min(recover_from, len(segments) - 1)]:
             if not {"index", "timeindex"} <= found.get(segment.base_offset, set()):
                 segment.rebuild_indexes()
-                segment.unload()
+            segment.unload()
         self._recover(segments, recover_from, now)
         self._set_segments(segments)
 
@@ -133,16 +143,22 @@ class Log:
                 segment.delete()
             self._set_segments([LogSegment.create(self.directory, self._log_start_offset, self.config, now)])
             recovered = True
+            reset = set()
         self._log_start_offset = max(self._log_start_offset, self._segments[0].base_offset)
         self._recovery_point = min(self._recovery_point, self.log_end_offset)
+        self._transaction_index_end = min(reset, default=None)
         # Everything on disk was synced by the clean shutdown, or is by the sync just below.
         self._flushed_offset = self.log_end_offset
         self._last_flush_ms = now
         if recovered:
-            self._sync(with_active_indexes=False)
+            # The recovery point stays: the recovered segments' old .txnindex files would be
+            # trusted after a crash, before the broker added their entries again and a flush
+            # wrote them.
+            self._sync(with_active_indexes=False, advance_recovery_point=False)
+        self._unwritten_txn_indexes = [s for s in self._segments[:-1] if s.base_offset in reset]
 
     def _segment_files(self) -> dict[int, set[str]]:
-        """The kinds of segment file (log, index, timeindex) present for each base offset, after
+        """The kinds of segment file (log, index, timeindex, txnindex) present for each base offset, after
         removing what interrupted operations left behind."""
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
@@ -154,8 +170,8 @@ class Log:
             match = _SEGMENT_FILE.fullmatch(name)
             if match:
                 found.setdefault(int(match[1]), set()).add(match[2])
-            elif name in _CHECKPOINT_LEFTOVERS or _DELETED_FILE.fullmatch(name):
-                self._remove(name)  # a checkpoint write or a deletion that a crash interrupted
+            elif name in _CHECKPOINT_LEFTOVERS or _LEFTOVER_FILE.fullmatch(name):
+                self._remove(name)
         for base_offset, kinds in found.items():
             if "log" not in kinds:
                 for kind in kinds:  # indexes of a segment whose deletion a crash interrupted
@@ -224,6 +240,15 @@ class Log:
         return None if largest == NO_TIMESTAMP else largest
 
     @property
+    def transaction_index_end(self) -> int:
+        """Every aborted transaction whose marker lies below this offset is in the transaction
+        indexes. Below the log end offset when the open reset some (after a crash, or a .txnindex
+        missing or unreadable): the first offset of the first such segment, from which the broker
+        replays the log and adds the aborted transactions again."""
+        end = self._transaction_index_end
+        return self.log_end_offset if end is None else max(end, self._log_start_offset)
+
+    @property
     def size_in_bytes(self) -> int:
         return sum(segment.size for segment in self._segments)
 
@@ -281,6 +306,7 @@ class Log:
             self._forget_clean_shutdown()
         old = self._segments[-1]
         old.seal()
+        self._unwritten_txn_indexes.append(old)
         new = LogSegment.create(self.directory, old.next_offset, self.config, self._clock())
         self._set_segments([*self._segments, new])
         return new
@@ -307,21 +333,24 @@ class Log:
 
     # -- reading ---------------------------------------------------------------------------------
 
-    def read(self, offset: int, max_bytes: int, *, min_one_batch: bool = True) -> FileRecords:
+    def read(self, offset: int, max_bytes: int, *, min_one_batch: bool = True, max_offset: int | None = None) -> FileRecords:
         """Stored batches from the one holding `offset`, up to `max_bytes` and never past the end of
         its segment; the last may be cut short, as Kafka does. The batch holding `offset` comes whole
         even when larger than `max_bytes`, unless min_one_batch is False: then the result is empty
         (KIP-74: only the first partition of a fetch response goes over the limit). Empty at the log
         end offset.
 
+        With `max_offset` (a batch boundary, such as the last stable offset for read committed),
+        no batch whose base offset is >= max_offset: empty when `offset` is.
+
         Raises OffsetOutOfRangeError below the log start offset or beyond the log end offset."""
         segment = self._segment_for(offset)
-        if offset == segment.next_offset:
+        if offset == segment.next_offset or (max_offset is not None and offset >= max_offset):
             active = self._segments[-1]
             assert active.file is not None
             return FileRecords(active.file, active.size, 0)
         self._use(segment)
-        return segment.read(offset, max_bytes, min_one_batch)
+        return segment.read(offset, max_bytes, min_one_batch, max_offset)
 
     def _segment_for(self, offset: int) -> LogSegment:
         self._check_open()
@@ -376,6 +405,53 @@ class Log:
                 yield from segment.batches(file, position, first_offset)
             except (CorruptLogError, CorruptBatchError):
                 continue  # damage hides the rest of this segment (reads report it); the next is whole
+
+    # -- aborted transactions --------------------------------------------------------------------
+
+    def add_aborted_transaction(self, entry: AbortedTxn) -> None:
+        """Record an aborted transaction in the index of the segment holding its ABORT marker
+        (entry.last_offset, appended already); nothing when that index has an entry for the marker,
+        so that a replay may add entries again. Flushes and close() make it durable.
+
+        Entries go in the active segment; an earlier one takes them while the broker adds the
+        entries of an index the open reset (from transaction_index_end on), before the first
+        flush: that flush writes them.
+
+        Raises OffsetOutOfRangeError when last_offset is not in the log."""
+        self._check_open()
+        offset = entry.last_offset
+        if not self._log_start_offset <= offset < self.log_end_offset:
+            raise OffsetOutOfRangeError(offset, self._log_start_offset, self.log_end_offset)
+        segment = self._segments[bisect.bisect_right(self._base_offsets, offset) - 1]
+        self._use(segment)
+        if not segment.add_aborted_txn(entry):
+            return
+        if self._clean_shutdown:
+            self._forget_clean_shutdown()
+        if segment is not self._segments[-1]:
+            self._unwritten_txn_indexes.append(segment)
+
+    def aborted_transactions(self, start_offset: int, upper_bound_offset: int) -> list[AbortedTxn]:
+        """The aborted transactions with a last offset >= start_offset and a first offset <
+        upper_bound_offset, in marker order: those overlapping a read committed fetch from
+        start_offset that returned offsets below upper_bound_offset (Kafka's
+        collectAbortedTransactions). Reads the indexes from the segment holding start_offset on,
+        until one shows that no later segment can hold more.
+
+        Raises OffsetOutOfRangeError outside [log start offset, log end offset], CorruptLogError
+        when a transaction index file changed since the open."""
+        self._check_open()
+        if not self._log_start_offset <= start_offset <= self.log_end_offset:
+            raise OffsetOutOfRangeError(start_offset, self._log_start_offset, self.log_end_offset)
+        segments = self._segments
+        found: list[AbortedTxn] = []
+        for segment in segments[bisect.bisect_right(self._base_offsets, start_offset) - 1 :]:
+            if not segment.aborted_txn_count:
+                continue
+            self._use(segment)
+            if segment.txn_index.collect(start_offset, upper_bound_offset, found):
+                break
+        return found
 
     # -- retention -------------------------------------------------------------------------------
 
@@ -454,7 +530,7 @@ class Log:
             return self._flushed_offset
         return self._sync(with_active_indexes=False)
 
-    def _sync(self, *, with_active_indexes: bool) -> int:
+    def _sync(self, *, with_active_indexes: bool, advance_recovery_point: bool = True) -> int:
         with self._flush_lock:
             segments = self._segments
             active = segments[-1]
@@ -467,13 +543,34 @@ class Log:
             for segment in segments[first:-1]:
                 segment.fsync(None, with_indexes=True)
             active.fsync(file, with_indexes=with_active_indexes)
-            if first < len(segments) - 1:
+            advance = advance_recovery_point and first < len(segments) - 1
+            # Close writes every index. A flush moving the recovery point writes the active
+            # segment's transaction index too: should it end there and roll, a crash trusts it.
+            self._write_txn_indexes(segments if with_active_indexes else [active] if advance else [])
+            if advance:
                 write_checkpoint(self.directory / RECOVERY_POINT_CHECKPOINT, end_offset)
                 self._recovery_point = end_offset
             self._sync_metadata()
             self._flushed_offset = max(self._flushed_offset, end_offset)
             self._last_flush_ms = self._clock()
             return self._flushed_offset
+
+    def _write_txn_indexes(self, also: list[LogSegment]) -> None:
+        """Write the transaction indexes that changed, of `also` and of the sealed segments noted
+        since the last flush, and make their directory entries durable (under the flush lock).
+        Last in a flush: the entry for a marker appended just before it started is in by then."""
+        pending, self._unwritten_txn_indexes = self._unwritten_txn_indexes, []
+        try:
+            written = [segment.write_txn_index() for segment in [*pending, *also]]
+        except LogStorageError:
+            self._unwritten_txn_indexes += pending  # tried again by the next flush
+            raise
+        if any(written):
+            try:
+                fsync_directory(self.directory)
+            except OSError as error:
+                self._directory_changed = True
+                raise LogStorageError(self.directory, error) from error
 
     def _sync_metadata(self) -> None:
         """Persist a moved log start offset, and changed directory entries (under the flush lock)."""

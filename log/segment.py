@@ -1,4 +1,5 @@
-"""One log segment: a .log file of record batches with its sparse offset index and time index."""
+"""One log segment: a .log file of record batches with its sparse offset index, time index and
+transaction index."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from log.config import LogConfig
 from log.errors import CorruptLogError, LogStorageError
 from log.file_records import FileRecords, SegmentFile
 from log.index import IndexT, OffsetIndex, TimeIndex
+from log.txn_index import AbortedTxn, TransactionIndex
 from protocol.record_batch import (
     BASE_OFFSET,
     BATCH_HEADER,
@@ -48,7 +50,8 @@ class LogSegment:
 
     The active (last) segment holds its .log file open and its indexes in memory, and appends.
     A sealed segment never changes again: it opens its file and memory-maps its indexes on first
-    use, and lets go of them when the log unloads it."""
+    use, and lets go of them when the log unloads it. Its transaction index is the exception: the
+    broker may add entries again when it rebuilds one that was reset (recovery)."""
 
     __slots__ = (
         "base_offset",
@@ -56,12 +59,15 @@ class LogSegment:
         "log_path",
         "index_path",
         "time_index_path",
+        "txn_index_path",
         "size",
         "next_offset",
         "file",
         "_unloaded_file",
         "_offset_index",
         "_time_index",
+        "_txn_index",
+        "aborted_txn_count",
         "max_timestamp",
         "_offset_of_max_timestamp",
         "_bytes_since_index_entry",
@@ -78,6 +84,7 @@ class LogSegment:
         self.log_path = directory / segment_file_name(base_offset, ".log")
         self.index_path = directory / segment_file_name(base_offset, ".index")
         self.time_index_path = directory / segment_file_name(base_offset, ".timeindex")
+        self.txn_index_path = directory / segment_file_name(base_offset, ".txnindex")
         self.size = 0
         # Offset after the segment's last batch: the next segment's base offset once sealed.
         self.next_offset = base_offset
@@ -86,6 +93,10 @@ class LogSegment:
         self._unloaded_file: weakref.ref[SegmentFile] | None = None
         self._offset_index: OffsetIndex | None = None
         self._time_index: TimeIndex | None = None
+        # None while a sealed segment's entries are not loaded; their number is known anyway, so
+        # that looking for aborted transactions skips segments without any.
+        self._txn_index: TransactionIndex | None = None
+        self.aborted_txn_count = 0
         # Largest batch max timestamp and the batch holding it; None while a sealed segment's
         # time index was never loaded.
         self.max_timestamp: int | None = NO_TIMESTAMP
@@ -113,6 +124,7 @@ class LogSegment:
             raise LogStorageError(segment.log_path, error) from error
         segment.file = SegmentFile(segment.log_path, fd)
         segment._reset_indexes(now_ms)
+        segment.reset_txn_index()
         return segment
 
     @classmethod
@@ -162,7 +174,8 @@ class LogSegment:
 
     def recover(self, now_ms: int, next_segment_base: int | None = None) -> None:
         """Validate every batch (length, magic, CRC-32C, offsets following on from the base offset)
-        and rebuild both indexes from the valid ones.
+        and rebuild both indexes from the valid ones. The transaction index starts empty: markers
+        appended since the last flush may be missing from it, and the broker adds them again.
 
         The last segment (no `next_segment_base`) is cut after its last valid batch: that is the
         torn tail of a crash. An earlier segment keeps its bytes, its damage is reported and reads
@@ -171,6 +184,7 @@ class LogSegment:
         self.file = SegmentFile.open(self.log_path)
         self.size = self._file_size()
         self._unchecked_end = 0
+        self.reset_txn_index()
         valid_end, damage = self._scan_and_index(now_ms, next_segment_base)
         if next_segment_base is not None:
             self._report_unreadable_tail(valid_end, damage, next_segment_base)
@@ -433,15 +447,19 @@ class LogSegment:
             expected_offset = header.next_offset
         return end
 
-    def read(self, offset: int, max_bytes: int, min_one_batch: bool) -> FileRecords:
-        """The batches from the one holding `offset` on, up to `max_bytes`; that first batch whole
-        even beyond `max_bytes` with min_one_batch, else nothing when it does not fit. Stops
-        before a damaged batch; raises CorruptLogError when the one holding `offset` is damaged."""
+    def read(self, offset: int, max_bytes: int, min_one_batch: bool, max_offset: int | None = None) -> FileRecords:
+        """The batches from the one holding `offset` on, up to `max_bytes` and none with a base
+        offset >= `max_offset` (> `offset`); that first batch whole even beyond `max_bytes` with
+        min_one_batch, else nothing when it does not fit. Stops before a damaged batch; raises
+        CorruptLogError when the one holding `offset` (or `max_offset`) is damaged."""
         file = self.open_file()
         batch = self.locate(file, offset)
         if batch.size > max_bytes:
             return FileRecords(file, batch.position, batch.size if min_one_batch else 0)
         end = batch.position + min(self.size - batch.position, max_bytes)
+        if max_offset is not None and max_offset < self.next_offset:
+            limit = self.locate(file, max_offset)
+            end = min(end, limit.position if limit.base_offset >= max_offset else limit.position + limit.size)
         rest = batch.position + batch.size
         if rest < min(end, self._unchecked_end):
             end = self._checked_end(file, rest, min(end, rest + _CHECKED_READ_BYTES), batch.last_offset + 1)
@@ -520,11 +538,61 @@ class LogSegment:
         return self._offset_index, self._time_index
 
     def unload(self) -> None:
-        """Let go of a sealed segment's file and indexes; reads still holding the file keep it open."""
+        """Let go of a sealed segment's file and indexes; reads still holding the file keep it open.
+        A transaction index stays while the flush has yet to write it, or has no entries."""
         if self.file is not None:
             self._unloaded_file = weakref.ref(self.file)
         self.file = None
         self._offset_index = self._time_index = None
+        if self._txn_index is not None and not self._txn_index.dirty and self.aborted_txn_count:
+            self._txn_index = None
+
+    # -- aborted transactions --------------------------------------------------------------------
+
+    def open_txn_index(self) -> bool:
+        """Check the .txnindex found on disk (a sealed segment lets go of its entries until used).
+        False, with an empty index in its place, when it is missing or unreadable."""
+        try:
+            index = TransactionIndex.load(self.txn_index_path, self.base_offset, self.next_offset)
+        except CorruptLogError as error:
+            logger.warning("unreadable transaction index %s; reset, the broker adds its entries again", error)
+            index = None
+        if index is None:
+            self.reset_txn_index()
+            return False
+        self._txn_index, self.aborted_txn_count = index, len(index)
+        return True
+
+    def reset_txn_index(self) -> None:
+        self._txn_index = TransactionIndex.empty(self.txn_index_path)
+        self.aborted_txn_count = 0
+
+    @property
+    def txn_index(self) -> TransactionIndex:
+        """The transaction index, read from its file on first use by a sealed segment."""
+        if self._txn_index is None:
+            index = TransactionIndex.load(self.txn_index_path, self.base_offset, self.next_offset)
+            if index is None:
+                raise CorruptLogError(self.txn_index_path, 0, "the transaction index is gone")
+            self._txn_index, self.aborted_txn_count = index, len(index)
+        return self._txn_index
+
+    def add_aborted_txn(self, entry: AbortedTxn) -> bool:
+        """Add `entry` unless an entry with its last offset is there; whether it was added."""
+        index = self.txn_index
+        if not index.add(entry):
+            return False
+        self.aborted_txn_count = len(index)
+        return True
+
+    def write_txn_index(self) -> bool:
+        """Durably replace the .txnindex file if the index changed since it was written (or it
+        never was); whether it wrote. The flush does it, off the appending thread."""
+        index = self._txn_index
+        if index is None or not index.dirty:
+            return False
+        index.write()
+        return True
 
     # -- durability and deletion -----------------------------------------------------------------
 
@@ -545,7 +613,8 @@ class LogSegment:
     def delete(self) -> None:
         """Remove the segment's files; reads still holding its file keep working."""
         self.unload()
-        for path in (self.log_path, self.index_path, self.time_index_path):
+        self._txn_index = None
+        for path in (self.log_path, self.index_path, self.time_index_path, self.txn_index_path):
             try:
                 path.unlink(missing_ok=True)
             except OSError as error:
@@ -556,8 +625,9 @@ class LogSegment:
         for removal later. As Kafka does: unlinking a large file whose pages are still being written
         back can block for hundreds of milliseconds, a rename does not."""
         self.unload()
+        self._txn_index = None
         marked = []
-        for path in (self.log_path, self.index_path, self.time_index_path):
+        for path in (self.log_path, self.index_path, self.time_index_path, self.txn_index_path):
             target = path.with_name(path.name + DELETED_SUFFIX)
             try:
                 path.rename(target)
