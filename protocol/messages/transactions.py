@@ -3,6 +3,50 @@ administration of transactions and of the producers writing to each partition.""
 
 from ..schema import field, request, response
 
+# Kafka's common structs, each used in two places of its message (v0-3 and the batched v4+ form).
+_ADD_PARTITIONS_TO_TXN_TOPIC = (
+    field("name", "string", "0+"),
+    field("partitions", "[]int32", "0+"),
+)
+
+_ADD_PARTITIONS_TO_TXN_TOPIC_RESULT = (
+    field("name", "string", "0+"),
+    field("results_by_partition", "[]AddPartitionsToTxnPartitionResult", "0+", fields=(
+        field("partition_index", "int32", "0+"),
+        field("partition_error_code", "int16", "0+"),
+    )),
+)
+
+
+ADD_PARTITIONS_TO_TXN_REQUEST = request(
+    24, "AddPartitionsToTxnRequest", "0-5", "3+",
+    field("transactions", "[]AddPartitionsToTxnTransaction", "4+", fields=(
+        field("transactional_id", "string", "4+"),
+        field("producer_id", "int64", "4+"),
+        field("producer_epoch", "int16", "4+"),
+        field("verify_only", "bool", "4+", default=False),
+        field("topics", "[]AddPartitionsToTxnTopic", "4+", fields=_ADD_PARTITIONS_TO_TXN_TOPIC),
+    )),
+    field("v3_and_below_transactional_id", "string", "0-3"),
+    field("v3_and_below_producer_id", "int64", "0-3"),
+    field("v3_and_below_producer_epoch", "int16", "0-3"),
+    field("v3_and_below_topics", "[]AddPartitionsToTxnTopic", "0-3", fields=_ADD_PARTITIONS_TO_TXN_TOPIC),
+)
+
+
+ADD_PARTITIONS_TO_TXN_RESPONSE = response(
+    24, "AddPartitionsToTxnResponse", "0-5", "3+",
+    field("throttle_time_ms", "int32", "0+"),
+    field("error_code", "int16", "4+"),
+    field("results_by_transaction", "[]AddPartitionsToTxnResult", "4+", fields=(
+        field("transactional_id", "string", "4+"),
+        field("topic_results", "[]AddPartitionsToTxnTopicResult", "4+", fields=_ADD_PARTITIONS_TO_TXN_TOPIC_RESULT),
+    )),
+    field("results_by_topic_v3_and_below", "[]AddPartitionsToTxnTopicResult", "0-3",
+          fields=_ADD_PARTITIONS_TO_TXN_TOPIC_RESULT),
+)
+
+
 ADD_OFFSETS_TO_TXN_REQUEST = request(
     25, "AddOffsetsToTxnRequest", "0-4", "3+",
     field("transactional_id", "string", "0+"),
@@ -149,6 +193,8 @@ LIST_TRANSACTIONS_RESPONSE = response(
 
 
 MESSAGES = (
+    ADD_PARTITIONS_TO_TXN_REQUEST,
+    ADD_PARTITIONS_TO_TXN_RESPONSE,
     ADD_OFFSETS_TO_TXN_REQUEST,
     ADD_OFFSETS_TO_TXN_RESPONSE,
     END_TXN_REQUEST,

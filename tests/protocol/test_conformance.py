@@ -43,7 +43,19 @@ def load_definition(name: str, directory: Path = SHARED_DEFINITIONS) -> dict | N
         return None
     # The files carry // comments; drop them, leaving string contents alone.
     text = re.sub(r'("(?:\\.|[^"\\])*")|//[^\n]*', lambda m: m.group(1) or "", path.read_text())
-    return json.loads(text)
+    definition = json.loads(text)
+    inline_common_structs(definition["fields"], {s["name"]: s["fields"] for s in definition.get("commonStructs", [])})
+    return definition
+
+
+def inline_common_structs(specs: list[dict], common: dict[str, list[dict]]) -> None:
+    """Gives each field whose type is one of the definition's commonStructs that struct's fields,
+    as our declarations spell them out in every place the struct is used."""
+    for spec in specs:
+        struct_name = spec["type"].removeprefix("[]")
+        if "fields" not in spec and struct_name in common:
+            spec["fields"] = common[struct_name]
+        inline_common_structs(spec.get("fields", []), common)
 
 
 def snake_case(name: str) -> str:

@@ -216,7 +216,7 @@ def test_read_continues_on_a_frame_reader():
 
 def test_lookup_tables_cover_the_required_api_keys():
     required = {18, 3, 0, 1, 2, 22, 10, 11, 14, 12, 13, 8, 9, 15, 16, 42, 19, 20, 21, 32, 60, 23, 17, 36, 37, 44, 33,
-                25, 26, 28, 61, 65, 66}
+                24, 25, 26, 28, 61, 65, 66}
     assert set(REQUESTS) == set(RESPONSES) >= required
     for api_key in REQUESTS:
         request, response = REQUESTS[api_key], RESPONSES[api_key]
@@ -299,3 +299,21 @@ def test_a_struct_type_declared_twice_in_one_message_is_refused():
         response(99, "TwiceResponse", "0", "none",
                  field("a", "[]Shared", "0", fields=(field("x", "int8", "0"),)),
                  field("b", "Outer", "0", fields=(field("c", "[]Shared", "0", fields=(field("y", "int8", "0"),)),)))
+
+
+def test_a_struct_type_used_in_two_places_with_the_same_fields_has_one_constructor():
+    # Kafka's commonStructs: AddPartitionsToTxn's topics in the v0-3 form and in the batched v4+ one.
+    from protocol.messages.transactions import ADD_PARTITIONS_TO_TXN_REQUEST as request
+    topic = request.AddPartitionsToTxnTopic(name="t", partitions=[0, 1])
+    v3 = request(v3_and_below_transactional_id="txn", v3_and_below_producer_id=5, v3_and_below_producer_epoch=1,
+                 v3_and_below_topics=[topic])
+    v4 = request(transactions=[request.AddPartitionsToTxnTransaction(
+        transactional_id="txn", producer_id=5, producer_epoch=1, topics=[topic])])
+    assert request.decode(3, request.encode(3, v3)).v3_and_below_topics == [topic]
+    assert request.decode(4, request.encode(4, v4)).transactions[0].topics == [topic]
+    # Both places refuse a name the struct does not declare.
+    typo = [{"name": "t", "partition": [0]}]
+    with pytest.raises(ProtocolError, match=r"v3_and_below_topics\[\]: no version declares partition"):
+        request.encode(3, {**v3, "v3_and_below_topics": typo})
+    with pytest.raises(ProtocolError, match=r"transactions\[\].topics\[\]: no version declares partition"):
+        request.encode(4, request(transactions=[{"transactional_id": "txn", "topics": typo}]))
