@@ -10,7 +10,7 @@ from broker.groups.coordinator import (
     MemberSummary,
 )
 from broker.groups.group import GroupState, JoinedMember, JoinResult, SyncResult
-from broker.groups.offsets import OFFSETS_LOG_DIRECTORY, OffsetAndMetadata, OffsetStore, OffsetsLogError, TopicPartition
+from broker.groups.offsets import OFFSETS_LOG_DIRECTORY, OffsetAndMetadata, OffsetStore, TopicPartition
 
 __all__ = [
     "GroupCoordinator",
@@ -25,7 +25,6 @@ __all__ = [
     "OFFSETS_LOG_DIRECTORY",
     "OffsetAndMetadata",
     "OffsetStore",
-    "OffsetsLogError",
     "SyncResult",
     "TopicPartition",
     "UNKNOWN_MEMBER_ID",

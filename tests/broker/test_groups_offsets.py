@@ -8,10 +8,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from broker.groups import OFFSETS_LOG_DIRECTORY, OffsetAndMetadata, OffsetStore, OffsetsLogError
+from broker.groups import OFFSETS_LOG_DIRECTORY, OffsetAndMetadata, OffsetStore
 from broker.groups.offsets import decode_key, decode_value, encode_key, encode_value
+from broker.internal_log import InternalLogError
 from log import Log
 from protocol import records
+from protocol.errors import ApiError, ErrorCode
 from protocol.messages.group_data import OFFSET_COMMIT_VALUE
 
 
@@ -79,7 +81,7 @@ async def test_deleting_some_of_a_groups_offsets_tombstones_only_those_it_has(tm
 async def test_fsync_commits_are_flushed_before_returning(tmp_path):
     store = OffsetStore(tmp_path, fsync=True)
     await store.commit("g", {("t", 0): value(1)})
-    assert store._log.flushed_offset == store._log.log_end_offset == 1
+    assert store._log._log.flushed_offset == store._log._log.log_end_offset == 1
     store.close()
 
 
@@ -146,7 +148,7 @@ def test_an_unreadable_record_stops_the_start_with_a_clear_error(tmp_path, key, 
     log = Log(tmp_path / OFFSETS_LOG_DIRECTORY)
     log.append(records.build_batch([records.Record(key, data)]))
     log.close()
-    with pytest.raises(OffsetsLogError):
+    with pytest.raises(InternalLogError):
         OffsetStore(tmp_path)
 
 
@@ -161,11 +163,11 @@ def test_keys_and_values_round_trip(group, topic, partition, offset, leader_epoc
 
 @settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=64))
-def test_garbage_keys_and_values_raise_only_offsets_log_error(data):
+def test_garbage_keys_and_values_raise_only_internal_log_error(data):
     for decode in (decode_key, decode_value):
         try:
             decode(data)
-        except OffsetsLogError:
+        except InternalLogError:
             pass
 
 
@@ -189,3 +191,119 @@ def test_values_of_every_version_kafka_declares_are_read(version):
     data = version.to_bytes(2, "big") + OFFSET_COMMIT_VALUE.encode(version, fields)
     # Before version 3 there is no leader epoch: it reads as unknown.
     assert decode_value(data) == OffsetAndMetadata(9, 2 if version >= 3 else -1, "m", 77)
+
+
+# -- offsets committed in transactions (KIP-98) ---------------------------------------------------
+
+PRODUCER_ID, EPOCH = 4000, 2
+
+
+async def test_transactional_offsets_are_pending_until_the_commit_marker(tmp_path):
+    store = await store_with(tmp_path, {"g": {("t", 0): value(1)}})
+    await store.commit_transactional("g", {("t", 0): value(5), ("t", 1): value(6)}, PRODUCER_ID, EPOCH)
+    await store.commit_transactional("h", {("u", 0): value(7)}, PRODUCER_ID, EPOCH)
+    assert store.group_offsets("g") == {("t", 0): value(1)}
+    assert (store.pending_partitions("g"), store.pending_partitions("h")) == ({("t", 0), ("t", 1)}, {("u", 0)})
+    assert sorted(store.group_ids()) == ["g", "h"] and store.has_offsets("h") and store.group_offsets("h") == {}
+    assert await store.complete_transaction(PRODUCER_ID, EPOCH, commit=True)
+    expected = {"g": {("t", 0): value(5), ("t", 1): value(6)}, "h": {("u", 0): value(7)}}
+    for each in (store, reopened := reopen(store)):
+        assert {group: each.group_offsets(group) for group in ("g", "h")} == expected
+        assert each.pending_partitions("g") == each.pending_partitions("h") == set()
+    # The plain commit, the two transactional batches' three records and the marker.
+    assert (reopened.live_records, reopened.log_records) == (3, 5)
+    reopened.close()
+
+
+async def test_an_abort_marker_drops_the_producers_pending_offsets(tmp_path):
+    store = await store_with(tmp_path, {"g": {("t", 0): value(1)}})
+    await store.commit_transactional("g", {("t", 0): value(5)}, PRODUCER_ID, EPOCH)
+    await store.commit_transactional("g", {("t", 1): value(8)}, PRODUCER_ID + 1, 0)
+    # A marker of a newer epoch (the coordinator fenced the producer) ends the transaction too.
+    assert await store.complete_transaction(PRODUCER_ID, EPOCH + 1, commit=False)
+    assert (store.group_offsets("g"), store.pending_partitions("g")) == ({("t", 0): value(1)}, {("t", 1)})
+    reopened = reopen(store)
+    assert (reopened.group_offsets("g"), reopened.pending_partitions("g")) == ({("t", 0): value(1)}, {("t", 1)})
+    reopened.close()
+
+
+async def test_pending_offsets_stay_pending_across_a_restart_until_their_marker(tmp_path):
+    store = OffsetStore(tmp_path)
+    await store.commit_transactional("g", {("t", 0): value(5)}, PRODUCER_ID, EPOCH)
+    reopened = reopen(store)
+    assert (reopened.group_ids(), reopened.group_offsets("g"), reopened.pending_partitions("g")) == (
+        ["g"], {}, {("t", 0)})
+    assert await reopened.complete_transaction(PRODUCER_ID, EPOCH, commit=True)
+    assert reopened.group_offsets("g") == {("t", 0): value(5)}
+    reopened.close()
+
+
+async def test_a_commit_marker_keeps_a_plain_commit_made_after_the_transactional_one(tmp_path):
+    store = await store_with(tmp_path, {"g": {("t", 0): value(1), ("t", 1): value(1)}})
+    await store.commit_transactional("g", {("t", 0): value(5), ("t", 1): value(5)}, PRODUCER_ID, EPOCH)
+    # Newer than the transaction's offset of t-1: kept when the transaction commits, as in Kafka.
+    await store.commit("g", {("t", 1): value(9)})
+    reopened = reopen(store)
+    assert await reopened.complete_transaction(PRODUCER_ID, EPOCH, commit=True)
+    assert reopened.group_offsets("g") == {("t", 0): value(5), ("t", 1): value(9)}
+    reopened.close()
+
+
+async def test_compaction_keeps_pending_offsets_pending_and_their_order(tmp_path):
+    store = OffsetStore(tmp_path, min_dead_records=4)
+    await store.commit("g", {("t", 0): value(1)})
+    await store.commit_transactional("g", {("t", 0): value(5), ("t", 1): value(5)}, PRODUCER_ID, EPOCH)
+    await store.commit_transactional("g", {("t", 2): value(5)}, PRODUCER_ID, EPOCH + 1)
+    await store.commit("g", {("t", 1): value(9)})
+    for offset in range(7):
+        await store.commit("h", {("u", 0): value(offset)})
+    # Compacted at the sixth dead record: g's t-0, t-1 and three pending offsets, h's u-0.
+    assert store.log_records == store.live_records == 6
+    reopened = reopen(store)
+    assert reopened.log_records == 6
+    assert reopened.pending_partitions("g") == {("t", 0), ("t", 1), ("t", 2)}
+    # Rewritten under the producer's latest epoch: a marker of the older one is refused.
+    with pytest.raises(ApiError) as refused:
+        await reopened.complete_transaction(PRODUCER_ID, EPOCH, commit=True)
+    assert refused.value.code == ErrorCode.INVALID_PRODUCER_EPOCH
+    assert await reopened.complete_transaction(PRODUCER_ID, EPOCH + 1, commit=True)
+    assert reopened.group_offsets("g") == {("t", 0): value(5), ("t", 1): value(9), ("t", 2): value(5)}
+    reopened.close()
+
+
+async def test_an_older_epoch_is_refused_while_the_producer_has_pending_offsets(tmp_path):
+    store = OffsetStore(tmp_path)
+    await store.commit_transactional("g", {("t", 0): value(5)}, PRODUCER_ID, EPOCH)
+    for attempt in (store.commit_transactional("g", {("t", 1): value(6)}, PRODUCER_ID, EPOCH - 1),
+                    store.complete_transaction(PRODUCER_ID, EPOCH - 1, commit=True)):
+        with pytest.raises(ApiError) as refused:
+            await attempt
+        assert refused.value.code == ErrorCode.INVALID_PRODUCER_EPOCH
+    assert store.pending_partitions("g") == {("t", 0)}
+    store.close()
+
+
+async def test_a_marker_of_a_producer_without_pending_offsets_writes_nothing(tmp_path):
+    store = await store_with(tmp_path, {"g": {("t", 0): value(1)}})
+    assert not await store.complete_transaction(PRODUCER_ID, EPOCH, commit=True)
+    assert store.log_records == 1
+    store.close()
+
+
+@pytest.mark.parametrize("delete", [
+    lambda store: store.delete_group("g"),
+    lambda store: store.delete_offsets("g", [("t", 0), ("t", 1)]),
+    lambda store: store.delete_topic("t"),
+])
+async def test_deleting_offsets_removes_pending_ones_too(tmp_path, delete):
+    store = await store_with(tmp_path, {"g": {("t", 0): value(1)}})
+    await store.commit_transactional("g", {("t", 0): value(5), ("t", 1): value(5)}, PRODUCER_ID, EPOCH)
+    # Both partitions: the committed and pending t-0, the pending t-1 (as GroupMetadata.removeOffsets).
+    assert await delete(store) == 2
+    assert (store.group_ids(), store.pending_partitions("g")) == ([], set())
+    reopened = reopen(store)
+    assert (reopened.group_ids(), reopened.live_records) == ([], 0)
+    # The marker comes later: nothing is left for it to commit.
+    assert not await reopened.complete_transaction(PRODUCER_ID, EPOCH, commit=True)
+    assert reopened.group_offsets("g") == {}
+    reopened.close()
