@@ -30,9 +30,12 @@ from broker.metadata import PARTITION_METADATA, MetadataError, write_atomically,
 from broker.producer_state import ProducerStateTable, write_snapshot_text
 from broker.storage_work import run_storage_work, run_storage_work_each
 from broker.topic_config import TopicConfig
-from log import Log, LogError, LogStorageError
+from log import BatchInfo, CorruptLogError, Log, LogError, LogStorageError
 from log.checkpoint import fsync_directory
 from log.log import CLEAN_SHUTDOWN_MARKER, current_time_ms
+from protocol import records
+from protocol.errors import ApiError, CorruptRecordError, ErrorCode
+from protocol.record_batch import CONTROL_MASK, TRANSACTIONAL_MASK
 
 logger = logging.getLogger(__name__)
 
@@ -46,11 +49,13 @@ _PARTITION_DIRECTORY = re.compile(r".+-\d+")
 
 class Partition:
     def __init__(self, topic: Topic, index: int, log: Log, producers: ProducerStateTable,
-                 snapshot_offset: int | None = None) -> None:
+                 snapshot_offset: int | None = None, *, clock: Callable[[], int] = current_time_ms) -> None:
         self.topic = topic
         self.index = index
         self.log = log
         self.producers = producers
+        # The broker's clock: the timestamps of the transaction markers written here.
+        self.clock = clock
         # The log end offset of the snapshot on disk (None: none, or an outdated one).
         self._snapshot_offset = snapshot_offset
         self._flush_running = False
@@ -59,6 +64,41 @@ class Partition:
     @property
     def directory(self) -> Path:
         return self.log.directory
+
+    @property
+    def last_stable_offset(self) -> int:
+        """Where read_committed consumers stop: the first offset of the oldest ongoing transaction,
+        else the log end offset (the high watermark of a single broker)."""
+        first_unstable = self.producers.first_unstable_offset
+        return self.log.log_end_offset if first_unstable is None else first_unstable
+
+    def write_marker(self, producer_id: int, producer_epoch: int, coordinator_epoch: int, commit: bool) -> bool:
+        """End the producer's transaction here with a COMMIT or ABORT marker, appended only if it
+        has one ongoing (an ABORT is recorded in the transaction index); whether it was appended.
+        Raises ApiError for a marker of an older producer epoch or coordinator, or when the log
+        cannot be written. On the event loop: the append does not block."""
+        error = self.producers.check_marker(producer_id, producer_epoch, coordinator_epoch)
+        if error != ErrorCode.NONE:
+            raise ApiError(error, f"{self.topic.name}-{self.index}: marker of producer {producer_id} epoch "
+                                  f"{producer_epoch}, coordinator epoch {coordinator_epoch}, is stale")
+        if not self.producers.has_ongoing(producer_id):
+            # Nothing to end here; a verification in flight is void all the same (KIP-890).
+            self.producers.cancel_verification(producer_id)
+            return False
+        timestamp = self.clock()
+        marker = records.build_control_batch(
+            records.ControlType.COMMIT if commit else records.ControlType.ABORT, producer_id=producer_id,
+            producer_epoch=producer_epoch, coordinator_epoch=coordinator_epoch, timestamp=timestamp)
+        try:
+            appended = self.log.append(marker)
+        except LogStorageError as exc:
+            logger.error("%s-%d: cannot append a transaction marker: %s", self.topic.name, self.index, exc)
+            raise ApiError(ErrorCode.KAFKA_STORAGE_ERROR, str(exc)) from exc
+        aborted = self.producers.complete_transaction(producer_id, producer_epoch, coordinator_epoch,
+                                                      appended.base_offset, commit, timestamp=timestamp)
+        if aborted is not None:
+            self.log.add_aborted_transaction(aborted)
+        return True
 
     async def flush_to(self, offset: int) -> None:
         """Return once everything below `offset` is fsynced.
@@ -171,18 +211,54 @@ def _deleted_name(directory_name: str, topic_id: uuid.UUID) -> str:
 
 def _load_producer_state(log: Log, directory: Path) -> tuple[ProducerStateTable, int | None]:
     """The snapshot written at the last close, brought up to the log end by replaying what follows
-    it; and the log end offset of the snapshot on disk, if that is still the whole state."""
+    it; and the log end offset of the snapshot on disk, if that is still the whole state.
+
+    The replay also re-adds to the transaction index the aborted transactions whose markers lie at
+    or past log.transaction_index_end (segments recovered or without an index). When markers lie
+    there below the snapshot, their transactions may have started anywhere before: the replay then
+    starts at the log start, with an empty table."""
     snapshot = ProducerStateTable.read_snapshot(directory / _PRODUCER_SNAPSHOT)
+    index_end = max(log.transaction_index_end, log.log_start_offset)
     if snapshot is not None and snapshot[1] <= log.log_end_offset:
         table, start = snapshot
+        if index_end < start and _has_markers(log, index_end, start):
+            table, start = ProducerStateTable(), log.log_start_offset
     else:
         table, start = ProducerStateTable(), log.log_start_offset
     if start < log.log_end_offset:
         for batch in log.iter_batches(max(start, log.log_start_offset)):
-            table.record(batch.producer_id, batch.producer_epoch, batch.base_sequence,
-                          batch.base_offset, batch.last_offset, batch.max_timestamp)
+            if batch.attributes & CONTROL_MASK:
+                _replay_marker(log, table, batch, index_end)
+            else:
+                table.record(batch.producer_id, batch.producer_epoch, batch.base_sequence, batch.base_offset,
+                             batch.last_offset, batch.max_timestamp, bool(batch.attributes & TRANSACTIONAL_MASK))
     # An empty log needs no snapshot: there is nothing to replay.
     return table, (start if start == log.log_end_offset else None)
+
+
+def _has_markers(log: Log, start: int, end: int) -> bool:
+    """Whether a control batch lies in [start, end)."""
+    for batch in log.iter_batches(start):
+        if batch.base_offset >= end:
+            return False
+        if batch.attributes & CONTROL_MASK:
+            return True
+    return False
+
+
+def _replay_marker(log: Log, table: ProducerStateTable, batch: BatchInfo, index_end: int) -> None:
+    try:
+        marker = records.end_txn_marker(bytes(log.read(batch.base_offset, batch.size)))
+    except (CorruptRecordError, CorruptLogError) as exc:
+        # Its transaction stays open here, as if the marker had not been written: the producer's
+        # next marker here ends it.
+        logger.error("%s: unreadable transaction marker at offset %d: %s", log.directory, batch.base_offset, exc)
+        return
+    aborted = table.complete_transaction(batch.producer_id, batch.producer_epoch, marker.coordinator_epoch,
+                                         batch.base_offset, marker.control_type == records.ControlType.COMMIT,
+                                         timestamp=batch.max_timestamp)
+    if aborted is not None and batch.base_offset >= index_end:
+        log.add_aborted_transaction(aborted)
 
 
 class TopicRegistry:
@@ -208,7 +284,7 @@ class TopicRegistry:
     def _open_partition(self, topic: Topic, index: int) -> Partition:
         directory = self._partition_directory(topic, index)
         log = Log(directory, topic.config.log_config(), clock=self.clock)
-        return Partition(topic, index, log, *_load_producer_state(log, directory))
+        return Partition(topic, index, log, *_load_producer_state(log, directory), clock=self.clock)
 
     def load(self) -> None:
         """Open every topic recorded in the data directory, and finish interrupted creations and

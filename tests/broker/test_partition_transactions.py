@@ -1,0 +1,152 @@
+"""Transactions in a partition: ongoing transactions and the last stable offset, the markers that
+end them, the aborted ones in the transaction index, and all of it rebuilt at a restart, clean or
+after a crash."""
+
+import pytest
+
+from broker.config import BrokerConfig
+from broker.registry import TopicRegistry
+from log import AbortedTxn
+from protocol import records
+from protocol.errors import ApiError, ErrorCode
+from protocol.record_batch import parse_header
+
+PID, OTHER = 7, 8
+
+
+def append(partition, values, *, producer_id=-1, epoch=0, sequence=0, transactional=False, timestamp=None):
+    """What Produce appends once it has checked the batch (and verified a transactional one). By
+    default the records are stamped now, as the markers are: a segment holds segment.ms of time."""
+    timestamp = partition.clock() if timestamp is None else timestamp
+    batch = records.build_batch([records.Record(value=v, timestamp=timestamp) for v in values],
+                                producer_id=producer_id, producer_epoch=epoch,
+                                base_sequence=sequence if producer_id >= 0 else -1, transactional=transactional)
+    appended = partition.log.append(batch)
+    partition.producers.record(producer_id, epoch, sequence, appended.base_offset, appended.last_offset, timestamp,
+                               transactional)
+    return appended.base_offset
+
+
+def append_txn(partition, producer_id, values, **kwargs):
+    return append(partition, values, producer_id=producer_id, transactional=True, **kwargs)
+
+
+def open_registry(data_dir):
+    registry = TopicRegistry(data_dir, BrokerConfig(port=0, data_dir=data_dir), clock=lambda: 5_000)
+    registry.load()
+    return registry
+
+
+@pytest.fixture
+async def registry(tmp_path):
+    registry = open_registry(tmp_path)
+    await registry.create_topic("txn", 1)
+    yield registry
+    await registry.close()
+
+
+class TestMarkers:
+    async def test_the_last_stable_offset_is_the_oldest_ongoing_transactions_first_offset(self, registry):
+        partition = registry.partition("txn", 0)
+        append(partition, [b"plain"])
+        assert partition.last_stable_offset == 1
+        append_txn(partition, PID, [b"a", b"b"])
+        append_txn(partition, OTHER, [b"c"])
+        append(partition, [b"plain"])
+        assert (partition.last_stable_offset, partition.log.log_end_offset) == (1, 5)
+        assert partition.write_marker(PID, 0, 0, commit=True)
+        assert partition.last_stable_offset == 3
+        assert partition.write_marker(OTHER, 0, 0, commit=True)
+        assert partition.last_stable_offset == partition.log.log_end_offset == 7
+
+    async def test_a_marker_is_a_control_batch_of_the_producer_at_the_log_end(self, registry):
+        partition = registry.partition("txn", 0)
+        append_txn(partition, PID, [b"a"], epoch=2)
+        assert partition.write_marker(PID, 2, 9, commit=False)
+        batch = bytes(partition.log.read(1, 1 << 20))
+        header = parse_header(batch)
+        assert (header.base_offset, header.producer_id, header.producer_epoch) == (1, PID, 2)
+        assert header.is_control and header.is_transactional and header.max_timestamp == 5_000
+        assert records.control_type(batch) == records.ControlType.ABORT
+        entry = partition.producers.producers[PID]
+        assert (entry.coordinator_epoch, entry.last_timestamp, entry.current_txn_first_offset) == (9, 5_000, None)
+
+    async def test_an_abort_is_recorded_in_the_transaction_index(self, registry):
+        partition = registry.partition("txn", 0)
+        append_txn(partition, PID, [b"a", b"b"])        # 0-1
+        append_txn(partition, OTHER, [b"c"])            # 2
+        partition.write_marker(PID, 0, 0, commit=False)  # 3
+        partition.write_marker(OTHER, 0, 0, commit=True)  # 4
+        assert partition.log.aborted_transactions(0, 5) == [AbortedTxn(PID, 0, 3, 2)]
+
+    async def test_no_marker_without_a_transaction_here(self, registry):
+        partition = registry.partition("txn", 0)
+        append(partition, [b"a"], producer_id=PID)
+        assert not partition.write_marker(PID, 0, 0, commit=True)
+        assert not partition.write_marker(OTHER, 0, 0, commit=False)
+        assert partition.log.log_end_offset == 1
+
+    async def test_a_marker_of_an_older_epoch_is_refused_and_not_written(self, registry):
+        partition = registry.partition("txn", 0)
+        append_txn(partition, PID, [b"a"], epoch=3)
+        with pytest.raises(ApiError) as refused:
+            partition.write_marker(PID, 2, 0, commit=False)
+        assert refused.value.code == ErrorCode.INVALID_PRODUCER_EPOCH
+        assert partition.log.log_end_offset == 1 and partition.producers.has_ongoing(PID)
+
+
+def write_transactions(partition):
+    """Offsets 0-1: PID's aborted transaction, 2: OTHER's committed one, 3: an idempotent batch,
+    4-5: the markers; then 6: PID's next transaction, left open."""
+    append_txn(partition, PID, [b"a", b"b"])
+    append_txn(partition, OTHER, [b"c"])
+    append(partition, [b"d"], producer_id=99)
+    partition.write_marker(PID, 0, 0, commit=False)
+    partition.write_marker(OTHER, 0, 3, commit=True)
+    append_txn(partition, PID, [b"e"], sequence=2)
+
+
+def assert_rebuilt(partition):
+    assert partition.last_stable_offset == 6 and partition.log.log_end_offset == 7
+    assert partition.producers.has_ongoing(PID) and not partition.producers.has_ongoing(OTHER)
+    assert partition.log.aborted_transactions(0, 7) == [AbortedTxn(PID, 0, 4, 2)]
+    # The open transaction goes on: its producer's sequence continues, and its marker ends it.
+    assert partition.producers.check(PID, 0, 3, 0, True).error == ErrorCode.NONE
+    assert partition.producers.check(99, 0, 1, 0).error == ErrorCode.NONE
+    assert partition.producers.producers[OTHER].coordinator_epoch == 3
+    assert partition.write_marker(PID, 0, 0, commit=False)
+    assert partition.log.aborted_transactions(0, 8)[-1] == AbortedTxn(PID, 6, 7, 8)
+
+
+class TestRestart:
+    async def test_a_clean_restart_reads_the_transactions_from_the_snapshot(self, tmp_path, registry):
+        write_transactions(registry.partition("txn", 0))
+        await registry.close()
+        assert_rebuilt(open_registry(tmp_path).partition("txn", 0))
+
+    async def test_a_crash_without_a_snapshot_replays_the_log(self, tmp_path, registry):
+        write_transactions(registry.partition("txn", 0))
+        # Killed: no snapshot, no index written, no clean-shutdown marker; the data is on disk.
+        registry.partition("txn", 0).log.flush()
+        assert_rebuilt(open_registry(tmp_path).partition("txn", 0))
+
+    async def test_a_crash_after_a_snapshot_past_the_markers_replays_from_the_log_start(self, tmp_path, registry):
+        # The snapshot holds the state after the markers, but the recovered segment's transaction
+        # index is gone: the abort can only be found again by replaying from the start.
+        partition = registry.partition("txn", 0)
+        write_transactions(partition)
+        await registry.maintain(5_000)
+        partition.log.flush()
+        assert (tmp_path / "txn-0" / "producer-state.snapshot").exists()
+        assert_rebuilt(open_registry(tmp_path).partition("txn", 0))
+
+    async def test_a_crash_after_a_snapshot_with_no_marker_below_it_keeps_the_snapshot(self, tmp_path, registry):
+        partition = registry.partition("txn", 0)
+        append(partition, [b"a"], producer_id=99)
+        await registry.maintain(5_000)
+        partition.log.flush()
+        reopened = open_registry(tmp_path).partition("txn", 0)
+        assert reopened.log.transaction_index_end == 0
+        # No marker to find again below the snapshot: it is the whole state, and still on disk.
+        assert reopened.take_producer_snapshot() is None
+        assert reopened.producers.check(99, 0, 1, 0).error == ErrorCode.NONE
