@@ -1,4 +1,8 @@
-"""Fetch (1): stored batches verbatim from the log, with long polling and KIP-74 size limits."""
+"""Fetch (1): stored batches verbatim from the log, with long polling and KIP-74 size limits;
+read_committed fetches stop at the last stable offset and name the aborted transactions to drop.
+
+A long poll re-reads after every append anywhere, transaction markers included: so a
+read_committed one also wakes when the last stable offset moves."""
 
 from __future__ import annotations
 
@@ -12,6 +16,9 @@ from protocol.messages.fetch import FETCH_RESPONSE
 from protocol.primitives import ZERO_UUID
 
 _PartitionData = FETCH_RESPONSE.PartitionData
+_AbortedTransaction = FETCH_RESPONSE.AbortedTransaction
+# KIP-98: a read_committed fetch reads no further than the last stable offset.
+READ_COMMITTED = 1
 # Fetch v0-v3 readers expect legacy message sets, which would need down-conversion; like Kafka 4.0,
 # this broker serves only v4+ (magic 2 record batches, which every current client reads).
 FIRST_SUPPORTED_VERSION = 4
@@ -32,11 +39,21 @@ def _check_session(request) -> None:
         raise ApiError(ErrorCode.INVALID_FETCH_SESSION_EPOCH)
 
 
-def _partition_response(index: int, error: ErrorCode, high_watermark: int = -1,
-                        log_start_offset: int = -1, records=b""):
+def _partition_response(index: int, error: ErrorCode, high_watermark: int = -1, last_stable_offset: int = -1,
+                        log_start_offset: int = -1, records=b"", aborted_transactions=None):
     return _PartitionData(partition_index=index, error_code=error, high_watermark=high_watermark,
-                          last_stable_offset=high_watermark, log_start_offset=log_start_offset,
-                          aborted_transactions=None, records=records)
+                          last_stable_offset=last_stable_offset, log_start_offset=log_start_offset,
+                          aborted_transactions=aborted_transactions, records=records)
+
+
+def _aborted_transactions(log, fetch_offset: int, records, last_stable_offset: int) -> list:
+    """The aborted transactions a read_committed consumer needs to drop from `records` (read from
+    `fetch_offset`): those overlapping it, bounded above by the last stable offset, which no record
+    read reaches."""
+    if not len(records):
+        return []
+    return [_AbortedTransaction(producer_id=aborted.producer_id, first_offset=aborted.first_offset)
+            for aborted in log.aborted_transactions(fetch_offset, last_stable_offset)]
 
 
 class _FetchPlan:
@@ -46,6 +63,7 @@ class _FetchPlan:
         self.broker = broker
         self.request = request
         self.by_topic_id = api_version >= FIRST_TOPIC_ID_VERSION
+        self.read_committed = request.isolation_level == READ_COMMITTED
 
     def _topic(self, fetch_topic):
         if self.by_topic_id:
@@ -65,14 +83,21 @@ class _FetchPlan:
                     unknown = ErrorCode.UNKNOWN_TOPIC_ID if self.by_topic_id else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
                     partitions.append(_partition_response(wanted.partition, unknown))
                     continue
-                log = topic.partitions[wanted.partition].log
+                partition = topic.partitions[wanted.partition]
+                log = partition.log
                 high_watermark = log.log_end_offset
-                records, error = b"", ErrorCode.NONE
+                last_stable_offset = partition.last_stable_offset
+                records, error, aborted = b"", ErrorCode.NONE, None
                 try:
                     # KIP-74: the first partition with data returns at least one whole batch, even
                     # over the limits; later ones are cut at the remaining budget.
                     limit = max(min(wanted.partition_max_bytes, budget - total), 0)
-                    records = log.read(wanted.fetch_offset, limit, min_one_batch=total == 0)
+                    if self.read_committed:
+                        records = log.read(wanted.fetch_offset, limit, min_one_batch=total == 0,
+                                           max_offset=last_stable_offset)
+                        aborted = _aborted_transactions(log, wanted.fetch_offset, records, last_stable_offset)
+                    else:
+                        records = log.read(wanted.fetch_offset, limit, min_one_batch=total == 0)
                 except OffsetOutOfRangeError:
                     error = ErrorCode.OFFSET_OUT_OF_RANGE
                 except CorruptLogError:
@@ -81,8 +106,8 @@ class _FetchPlan:
                     # this one reaches the application. The log has named the file and offset.
                     error = ErrorCode.CORRUPT_MESSAGE
                 total += len(records)
-                partitions.append(_partition_response(wanted.partition, error, high_watermark,
-                                                      log.log_start_offset, records))
+                partitions.append(_partition_response(wanted.partition, error, high_watermark, last_stable_offset,
+                                                      log.log_start_offset, records, aborted))
             responses.append(FETCH_RESPONSE.FetchableTopicResponse(
                 topic=fetch_topic.get("topic", ""), topic_id=fetch_topic.get("topic_id", ZERO_UUID),
                 partitions=partitions))

@@ -1,8 +1,10 @@
-"""ListOffsets (2): earliest, latest, max-timestamp and by-timestamp offset lookups."""
+"""ListOffsets (2): earliest, latest, max-timestamp and by-timestamp offset lookups; read_committed
+ones see the log up to the last stable offset."""
 
 from __future__ import annotations
 
 from broker.handlers.base import Services, answer_each_partition, handles
+from broker.handlers.fetch import READ_COMMITTED
 from broker.registry import LEADER_EPOCH, Partition
 from log import CorruptLogError
 from protocol import records
@@ -43,22 +45,26 @@ def _max_timestamp(partition: Partition) -> tuple[int, int]:
     return _first_record_at_or_after(partition, max_timestamp)
 
 
-def _lookup(partition: Partition, timestamp: int) -> tuple[int, int]:
+def _lookup(partition: Partition, timestamp: int, last_fetchable_offset: int) -> tuple[int, int]:
     log = partition.log
     if timestamp == LATEST_TIMESTAMP:
-        return log.log_end_offset, -1
+        return last_fetchable_offset, -1
     if timestamp in (EARLIEST_TIMESTAMP, EARLIEST_LOCAL_TIMESTAMP):
         return log.log_start_offset, -1
     if timestamp == MAX_TIMESTAMP:
-        return _max_timestamp(partition)
-    if timestamp == LATEST_TIERED_TIMESTAMP:
+        found = _max_timestamp(partition)
+    elif timestamp == LATEST_TIERED_TIMESTAMP:
         return NOT_FOUND
-    return _first_record_at_or_after(partition, timestamp)
+    else:
+        found = _first_record_at_or_after(partition, timestamp)
+    # A record a read_committed consumer cannot fetch yet is not found, as in Kafka.
+    return found if found[0] < last_fetchable_offset else NOT_FOUND
 
 
-async def _answer(partition: Partition, wanted) -> dict:
+async def _answer(partition: Partition, wanted, read_committed: bool) -> dict:
+    last_fetchable_offset = partition.last_stable_offset if read_committed else partition.log.log_end_offset
     try:
-        offset, timestamp = _lookup(partition, wanted.timestamp)
+        offset, timestamp = _lookup(partition, wanted.timestamp, last_fetchable_offset)
     except CorruptLogError as exc:
         # The batches searched by timestamp are damaged (the log names the file); as in Fetch.
         raise ApiError(ErrorCode.CORRUPT_MESSAGE) from exc
@@ -69,6 +75,9 @@ async def _answer(partition: Partition, wanted) -> dict:
 
 @handles(ApiKey.LIST_OFFSETS)
 async def list_offsets(broker: Services, header, request):
+    # v2+ carry the isolation level: read_committed looks no further than the last stable offset.
+    read_committed = request.get("isolation_level", 0) == READ_COMMITTED
     return LIST_OFFSETS_RESPONSE(topics=await answer_each_partition(
         broker, request.topics, LIST_OFFSETS_RESPONSE.ListOffsetsTopicResponse,
-        LIST_OFFSETS_RESPONSE.ListOffsetsPartitionResponse, _answer))
+        LIST_OFFSETS_RESPONSE.ListOffsetsPartitionResponse,
+        lambda partition, wanted: _answer(partition, wanted, read_committed)))

@@ -1,16 +1,20 @@
 """Transactions in a partition: ongoing transactions and the last stable offset, the markers that
 end them, the aborted ones in the transaction index, and all of it rebuilt at a restart, clean or
-after a crash."""
+after a crash; then read_committed Fetch and ListOffsets over a socket."""
 
 import pytest
+import trio
+import trio.testing
 
 from broker.config import BrokerConfig
 from broker.registry import TopicRegistry
 from log import AbortedTxn
 from protocol import records
 from protocol.errors import ApiError, ErrorCode
+from protocol.messages import ApiKey
 from protocol.record_batch import parse_header
 
+TOPIC = "comlog"
 PID, OTHER = 7, 8
 
 
@@ -150,3 +154,95 @@ class TestRestart:
         # No marker to find again below the snapshot: it is the whole state, and still on disk.
         assert reopened.take_producer_snapshot() is None
         assert reopened.producers.check(99, 0, 1, 0).error == ErrorCode.NONE
+
+
+# -- over the wire --------------------------------------------------------------------------------
+
+def fetch_body(offset, isolation_level, *, max_wait_ms=0):
+    return {"replica_id": -1, "max_wait_ms": max_wait_ms, "min_bytes": 1, "max_bytes": 50 << 20,
+            "isolation_level": isolation_level, "session_id": 0, "session_epoch": -1,
+            "topics": [{"topic": TOPIC, "partitions": [{"partition": 0, "fetch_offset": offset,
+                                                        "partition_max_bytes": 1 << 20}]}],
+            "forgotten_topics_data": [], "rack_id": ""}
+
+
+async def fetch(client, offset, isolation_level, **kwargs):
+    response = await client.request(ApiKey.FETCH, 12, fetch_body(offset, isolation_level, **kwargs))
+    return response.responses[0].partitions[0]
+
+
+def offsets_of(record_set):
+    return [r.offset for _, b in records.iter_batches(bytes(record_set)) for r in records.iter_records(b)]
+
+
+async def list_offset(client, timestamp, isolation_level):
+    response = await client.request(ApiKey.LIST_OFFSETS, 7, {
+        "replica_id": -1, "isolation_level": isolation_level,
+        "topics": [{"name": TOPIC, "partitions": [{"partition_index": 0, "timestamp": timestamp}]}]})
+    found = response.topics[0].partitions[0]
+    return found.offset, found.timestamp
+
+
+class TestReadCommitted:
+    async def test_fetch_stops_at_the_last_stable_offset_and_names_the_aborted_transactions(self, broker, client):
+        partition = broker.registry.partition(TOPIC, 0)
+        append_txn(partition, PID, [b"a", b"b"])         # 0-1, aborted at 4
+        append_txn(partition, OTHER, [b"c"])             # 2, committed at 5
+        append(partition, [b"d"])                        # 3
+        partition.write_marker(PID, 0, 0, commit=False)
+        partition.write_marker(OTHER, 0, 0, commit=True)
+        append_txn(partition, PID, [b"e"], sequence=2)   # 6, open
+        append(partition, [b"f"])                        # 7
+
+        committed = await fetch(client, 0, 1)
+        assert (committed.error_code, committed.high_watermark, committed.last_stable_offset) == (0, 8, 6)
+        assert offsets_of(committed.records) == [0, 1, 2, 3, 4, 5]
+        assert [(a.producer_id, a.first_offset) for a in committed.aborted_transactions] == [(PID, 0)]
+        # From past the aborted one: it no longer overlaps what is read.
+        later = await fetch(client, 5, 1)
+        assert offsets_of(later.records) == [5] and later.aborted_transactions == []
+        # At the last stable offset: nothing yet, and an empty list.
+        at_lso = await fetch(client, 6, 1)
+        assert len(at_lso.records) == 0 and at_lso.aborted_transactions == []
+
+        uncommitted = await fetch(client, 0, 0)
+        assert (uncommitted.high_watermark, uncommitted.last_stable_offset) == (8, 6)
+        assert offsets_of(uncommitted.records) == list(range(8)) and uncommitted.aborted_transactions is None
+
+    async def test_a_read_committed_long_poll_wakes_when_the_transaction_commits(self, broker, client, nursery):
+        partition = broker.registry.partition(TOPIC, 0)
+        answered = trio.Event()
+        result = {}
+
+        async def poll():
+            result["partition"] = await fetch(client, 0, 1, max_wait_ms=30_000)
+            answered.set()
+
+        nursery.start_soon(poll)
+        await trio.testing.wait_all_tasks_blocked()
+        append_txn(partition, PID, [b"a"])
+        broker.appended(partition)
+        await trio.testing.wait_all_tasks_blocked()
+        assert not answered.is_set()   # the data is there, but not stable yet
+        partition.write_marker(PID, 0, 0, commit=True)
+        broker.appended(partition)
+        with trio.fail_after(10):
+            await answered.wait()
+        assert offsets_of(result["partition"].records) == [0, 1]
+        assert result["partition"].last_stable_offset == 2
+
+    async def test_list_offsets_read_committed_answers_the_last_stable_offset(self, broker, client):
+        partition = broker.registry.partition(TOPIC, 0)
+        now = broker.clock()
+        append(partition, [b"a"], timestamp=now)                  # 0
+        append_txn(partition, PID, [b"b"], timestamp=now + 2)     # 1, open
+        append(partition, [b"c"], timestamp=now + 1)              # 2
+        assert await list_offset(client, -1, 1) == (1, -1)
+        assert await list_offset(client, -1, 0) == (3, -1)
+        assert await list_offset(client, -2, 1) == (0, -1)
+        # By timestamp and max timestamp: a record at or past the last stable offset is not found.
+        assert await list_offset(client, now, 1) == (0, now)
+        assert await list_offset(client, now + 1, 1) == (-1, -1)
+        assert await list_offset(client, now + 1, 0) == (1, now + 2)
+        assert await list_offset(client, -3, 1) == (-1, -1)
+        assert await list_offset(client, -3, 0) == (1, now + 2)
