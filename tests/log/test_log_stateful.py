@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 from log_batches import Clock, build_batch, open_log, same_batch_at
 
-from log import Log, OffsetOutOfRangeError
+from log import AbortedTxn, Log, OffsetOutOfRangeError
 
 
 @dataclass
@@ -31,6 +31,9 @@ class LogMachine(RuleBasedStateMachine):
         self.directory = Path(tempfile.mkdtemp(prefix="log-machine-"))
         self.clock = Clock()
         self.model: list[Stored] = []
+        # Aborted transactions one after another, so each one's last stable offset is the offset
+        # after its marker.
+        self.aborted: list[AbortedTxn] = []
         self.log_start_offset = 0
         self.log_end_offset = 0
         self.flushed_offset = 0
@@ -67,6 +70,36 @@ class LogMachine(RuleBasedStateMachine):
         active = self.log.segments[-1]
         self.model.append(Stored(info.base_offset, info.last_offset, batch, active.base_offset, info.position))
         self.log_end_offset += records
+
+    @rule(data=st.data(), records=st.integers(1, 3))
+    def abort(self, data: st.DataObject, records: int) -> None:
+        """Append a batch standing for an ABORT marker and index the transaction it ends."""
+        first_offset = self.aborted[-1].last_offset + 1 if self.aborted else 0
+        self.append(records, value_size=20, elapsed=0, writable=False)
+        last_offset = self.log_end_offset - 1
+        first_offset = data.draw(st.integers(first_offset, last_offset), label="first_offset")
+        entry = AbortedTxn(1, first_offset, last_offset, last_offset + 1)
+        self.log.add_aborted_transaction(entry)
+        self.aborted.append(entry)
+
+    @rule(data=st.data())
+    def aborted_transactions(self, data: st.DataObject) -> None:
+        start = data.draw(st.integers(self.log_start_offset, self.log_end_offset), label="start_offset")
+        upper = data.draw(st.integers(start, self.log_end_offset + 1), label="upper_bound_offset")
+        assert self.log.aborted_transactions(start, upper) == [
+            e for e in self.aborted if e.last_offset >= start and e.first_offset < upper
+        ]
+
+    @precondition(lambda self: self.model)
+    @rule(data=st.data(), max_bytes=st.integers(0, 4_000), below=st.integers(0, 3))
+    def read_below_max_offset(self, data: st.DataObject, max_bytes: int, below: int) -> None:
+        offset = data.draw(st.integers(self.log_start_offset, self.log_end_offset), label="offset")
+        later = [s.base_offset for s in self.model if s.base_offset > offset]
+        max_offset = later[min(below, len(later) - 1)] if later else self.log_end_offset
+        records = bytes(self.log.read(offset, max_bytes, max_offset=max_offset))
+        whole = bytes(self.log.read(offset, max_bytes))
+        kept = sum(len(s.produced) for s in self.model if s.last_offset >= offset and s.base_offset < max_offset)
+        assert records == whole[:kept]
 
     @precondition(lambda self: self.model)
     @rule(data=st.data(), max_bytes=st.integers(0, 4_000))
@@ -123,6 +156,7 @@ class LogMachine(RuleBasedStateMachine):
         self.log.close()
         self.log = self.reopen()
         self.flushed_offset = self.log_end_offset
+        assert self.log.transaction_index_end == self.log_end_offset
         self.check_every_batch()
 
     @rule(
@@ -166,6 +200,7 @@ class LogMachine(RuleBasedStateMachine):
         assert self.log.log_end_offset == self.log_end_offset >= self.flushed_offset
         self.flushed_offset = self.log_end_offset
         self.check_every_batch()
+        self.rebuild_transaction_indexes()
 
     # -- checks ----------------------------------------------------------------------------------
 
@@ -174,6 +209,20 @@ class LogMachine(RuleBasedStateMachine):
 
     def forget_below_log_start(self) -> None:
         self.model = [s for s in self.model if s.last_offset >= self.log_start_offset]
+
+    def rebuild_transaction_indexes(self) -> None:
+        """What the broker does after opening a log: entries below transaction_index_end are
+        there; it adds those from there on again."""
+        self.aborted = [e for e in self.aborted if e.last_offset < self.log_end_offset]
+        end = self.log.transaction_index_end
+        assert self.log_start_offset <= end <= self.log_end_offset
+        kept = [e for e in self.aborted if e.last_offset >= self.log_start_offset]
+        assert [e for e in self.log.aborted_transactions(self.log_start_offset, self.log_end_offset + 1) if e.last_offset < end] == [
+            e for e in kept if e.last_offset < end
+        ]
+        for entry in kept:
+            if entry.last_offset >= end:
+                self.log.add_aborted_transaction(entry)
 
     def check_every_batch(self) -> None:
         for stored in self.model:
@@ -192,6 +241,9 @@ class LogMachine(RuleBasedStateMachine):
         assert segments[-1].next_offset == log.log_end_offset
         assert log.size_in_bytes == sum(s.size_in_bytes for s in segments)
         assert [b.base_offset for b in log.iter_batches()] == [s.base_offset for s in self.model]
+        assert log.aborted_transactions(self.log_start_offset, self.log_end_offset + 1) == [
+            e for e in self.aborted if e.last_offset >= self.log_start_offset
+        ]
         offsets = [(s.base_offset, s.last_offset) for s in self.model]
         assert all(last + 1 == base for (_, last), (base, _) in zip(offsets, offsets[1:]))
 
