@@ -1,0 +1,30 @@
+"""Transactions with aiokafka against the real broker process: commit and abort across partitions
+of two topics with both isolation levels, offsets sent in transactions, fencing by a newer
+producer, and a dead producer's transaction aborted by its timeout (interop/txn_clients.py)."""
+
+import pytest
+
+# The scenarios' asserts are in a helper module: rewritten, they show what differed.
+pytest.register_assert_rewrite("interop.txn_clients")
+
+from interop import txn_clients as scenarios  # noqa: E402
+
+CLIENT = "aiokafka"
+
+
+def test_commit_and_abort(shared_broker):
+    scenarios.commit_and_abort(shared_broker, CLIENT)
+
+
+def test_offsets_sent_in_transactions(shared_broker):
+    scenarios.offsets_in_transactions(shared_broker, CLIENT)
+
+
+def test_newer_producer_fences_the_older(shared_broker):
+    # aiokafka raises ProducerFenced for INVALID_PRODUCER_EPOCH from any request.
+    scenarios.fencing(shared_broker, CLIENT, fenced_commit={"name": "ProducerFenced"},
+                      late_send={"name": "ProducerFenced"})
+
+
+def test_dead_producers_transaction_is_aborted_after_its_timeout(shared_broker):
+    scenarios.abandoned_transaction_times_out(shared_broker, CLIENT)
