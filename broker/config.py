@@ -50,6 +50,8 @@ class BrokerConfig:
     retention_check_interval_ms: int = 5 * 60 * 1000
     flush_on_ack: bool = False
     group_initial_rebalance_delay_ms: int = 0
+    transaction_max_timeout_ms: int = 15 * 60 * 1000
+    transactional_id_expiration_ms: int = 7 * 24 * 60 * 60 * 1000
     log_level: str = "INFO"
 
     @property
@@ -117,6 +119,14 @@ _BROKER_FLAGS: list[tuple[str, object, str]] = [
     ("--group-initial-rebalance-delay-ms", _non_negative_int,
      "how long an empty group waits for more members before its first rebalance "
      "(group.initial.rebalance.delay.ms; Kafka's default is 3000)"),
+    ("--transaction-max-timeout-ms", _positive_int,
+     "the longest transaction timeout a producer may ask for; InitProducerId over it is refused "
+     "INVALID_TRANSACTION_TIMEOUT (transaction.max.timeout.ms). A transaction open longer than its "
+     "timeout is aborted when the timeout passes, not on Kafka's 10 s check "
+     "(transaction.abort.timed.out.transaction.cleanup.interval.ms)"),
+    ("--transactional-id-expiration-ms", _positive_int,
+     "a transactional id without a transaction for this long is forgotten, when that time passes "
+     "(transactional.id.expiration.ms)"),
     ("--log-level", str, "DEBUG, INFO, WARNING or ERROR"),
 ]
 

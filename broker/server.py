@@ -21,6 +21,7 @@ from broker.metadata import ProducerIdAllocator, load_cluster_id
 from broker.registry import TopicRegistry
 from broker.storage_work import run_storage_work
 from broker.topics import Topics
+from broker.transactions import TransactionCoordinator
 from log import UNLIMITED
 from log.log import current_time_ms
 from protocol import headers
@@ -56,11 +57,11 @@ class _RequestFailed(Exception):
 
 class Broker:
     """A broker over one data directory, used as `async with Broker(config) as broker:` in any
-    trio run: entering takes the data directory's lock, opens the logs, the group offsets and the
-    listeners; `serve()`, in that block or in a task of its own, serves until `stop()`; leaving
-    stops it, waits for serve() to finish its requests, then closes everything, in one place, and
-    raises ShutdownIncomplete when appended data may not be on disk. Signals are the caller's
-    business (broker.__main__)."""
+    trio run: entering takes the data directory's lock, opens the logs, the group offsets, the
+    transaction state and the listeners; `serve()`, in that block or in a task of its own, serves
+    until `stop()`; leaving stops it, waits for serve() to finish its requests, then closes
+    everything, in one place, and raises ShutdownIncomplete when appended data may not be on disk.
+    Signals are the caller's business (broker.__main__)."""
 
     def __init__(self, config: BrokerConfig, *, clock: Callable[[], int] = current_time_ms) -> None:
         self.config = config
@@ -108,8 +109,8 @@ class Broker:
             raise ShutdownIncomplete("appended data may not be on disk")
 
     def _open_storage(self) -> None:
-        """Take the lock, then open the data directory's metadata, logs and group offsets (file
-        work: in a worker thread)."""
+        """Take the lock, then open the data directory's metadata, logs, group offsets and
+        transaction state (file work: in a worker thread)."""
         # Taken before any other file is touched: a second broker on the directory stops here.
         self._lock.acquire()
         try:
@@ -123,13 +124,18 @@ class Broker:
             self.topics = Topics(self.registry, node_id=self.config.node_id, num_partitions=self.config.num_partitions,
                                  auto_create=self.config.auto_create_topics,
                                  forget_offsets=self.coordinator.offsets.delete_topic)
+            self.transactions = TransactionCoordinator.open(
+                self.config.data_dir, fsync=self.config.flush_on_ack, clock=self.clock,
+                producer_ids=self.producer_ids, partition=self.registry.partition, groups=self.coordinator,
+                appended=self.appended, max_timeout_ms=self.config.transaction_max_timeout_ms,
+                id_expiration_ms=self.config.transactional_id_expiration_ms)
         except BaseException:
             self._lock.release()
             raise
 
     async def _close(self) -> bool:
-        """Close the listeners, the logs and the offsets, and release the lock, even when
-        cancelled; whether everything appended is on disk."""
+        """Close the listeners, the logs, the offsets and the transaction state, and release the
+        lock, even when cancelled; whether everything appended is on disk."""
         with trio.CancelScope(shield=True):
             try:
                 for listener in self._listeners:
@@ -158,6 +164,7 @@ class Broker:
                     services.start_soon(self._maintenance)
                     services.start_soon(self._flush_policy)
                     services.start_soon(self.coordinator.run)
+                    services.start_soon(self.transactions.run)
                     services.start_soon(self._close_idle_connections)
                     for listener in self._listeners:
                         services.start_soon(self._accept, listener, connections)
@@ -182,6 +189,7 @@ class Broker:
         everything appended is on disk."""
         outcome = await self.registry.close()
         await run_storage_work(self.coordinator.close, outcome)
+        await run_storage_work(self.transactions.close, outcome)
         if outcome.unsynced:
             logger.error("stopped: appended data may not be on disk in %d log(s) (%s); the next start "
                          "recovers what is there", len(outcome.unsynced), outcome.unsynced[0])

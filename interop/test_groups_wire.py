@@ -1,5 +1,5 @@
 """The group APIs on the wire, with requests this project encodes itself: the answers Kafka gives
-where clients are picky (FindCoordinator for transactions and batched keys, MEMBER_ID_REQUIRED,
+where clients are picky (FindCoordinator for groups, transactions and batched keys, MEMBER_ID_REQUIRED,
 null versus empty fields, unknown topics and groups)."""
 
 from __future__ import annotations
@@ -61,8 +61,12 @@ def test_find_coordinator(connection, shared_broker):
     group = connection.call(FIND_COORDINATOR, 0, {"key": "any-group"})
     assert (group.error_code, group.node_id, group.host, group.port) == (
         ErrorCode.NONE, 1, "127.0.0.1", shared_broker.port)
+    # This broker is every transactional id's coordinator too.
     transaction = connection.call(FIND_COORDINATOR, 3, {"key": "txn", "key_type": 1})
-    assert (transaction.error_code, transaction.node_id) == (ErrorCode.COORDINATOR_NOT_AVAILABLE, -1)
+    assert (transaction.error_code, transaction.node_id, transaction.port) == (ErrorCode.NONE, 1, shared_broker.port)
+    batched_transactions = connection.call(FIND_COORDINATOR, 4, {"key_type": 1, "coordinator_keys": ["t1", "t2"]})
+    assert [(c.key, c.node_id, c.error_code) for c in batched_transactions.coordinators] == [
+        ("t1", 1, ErrorCode.NONE), ("t2", 1, ErrorCode.NONE)]
     batched = connection.call(FIND_COORDINATOR, 4, {"key_type": 0, "coordinator_keys": ["a", "b"]})
     assert [(c.key, c.node_id, c.error_code) for c in batched.coordinators] == [
         ("a", 1, ErrorCode.NONE), ("b", 1, ErrorCode.NONE)]

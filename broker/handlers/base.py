@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from broker.metadata import ProducerIdAllocator
     from broker.registry import Partition
     from broker.topics import Topics
+    from broker.transactions import TransactionCoordinator
 
 
 class Services(Protocol):
@@ -29,6 +30,7 @@ class Services(Protocol):
     config: BrokerConfig
     topics: Topics
     coordinator: GroupCoordinator
+    transactions: TransactionCoordinator
     producer_ids: ProducerIdAllocator
     cluster_id: str
     advertised_address: tuple[str, int]
@@ -123,16 +125,19 @@ def handles(api_key: ApiKey, min_version: int | None = None, max_version: int | 
 
 async def answer_each_partition(broker: Services, request_topics, topic_result: Constructor,
                                 partition_result: Constructor, answer, *, failed: Mapping[str, Any] = {},
-                                topic_field: str = "name", partition_field: str = "partition_index") -> list[dict]:
+                                topic_field: str = "name", partition_field: str = "partition_index",
+                                partitions_field: str = "partitions") -> list[dict]:
     """The topics -> partitions answer of requests that name partitions (ListOffsets, DeleteRecords,
-    OffsetForLeaderEpoch): `await answer(partition, wanted)` gives a partition's result fields, or
-    raises ApiError, which becomes the partition's error, with the `failed` fields beside it."""
+    OffsetForLeaderEpoch, DescribeProducers): `await answer(partition, wanted)` gives a partition's
+    result fields, or raises ApiError, which becomes the partition's error, with the `failed` fields
+    beside it. A request listing bare indexes (DescribeProducers' partition_indexes) names that list
+    as partitions_field; `wanted` is then the index."""
     topics = []
     for topic in request_topics:
         name = topic[topic_field]
         partitions = []
-        for wanted in topic.partitions:
-            index = wanted[partition_field]
+        for wanted in topic[partitions_field]:
+            index = wanted if isinstance(wanted, int) else wanted[partition_field]
             try:
                 partition = broker.topics.partition(name, index)
                 if partition is None:

@@ -1,4 +1,4 @@
-"""FindCoordinator (10): this broker coordinates every group; it has no transaction coordinator."""
+"""FindCoordinator (10): this broker coordinates every group and every transactional id."""
 
 from __future__ import annotations
 
@@ -17,16 +17,17 @@ NO_COORDINATOR = {"node_id": -1, "host": "", "port": -1}
 
 def _coordinator(broker: Services, key_type: int) -> dict:
     """The node coordinating keys of `key_type`; raises when there is none."""
-    if key_type == GROUP_KEY_TYPE and broker.coordinator.active:
-        host, port = broker.advertised_address
-        return {"node_id": broker.config.node_id, "host": host, "port": port}
-    if key_type == TRANSACTION_KEY_TYPE:
-        # Kafka's answer while it has no coordinator to offer; a transactional producer keeps
-        # asking until its own timeout rather than failing outright.
-        raise ApiError(ErrorCode.COORDINATOR_NOT_AVAILABLE, "no transaction coordinator on this broker")
     if key_type == GROUP_KEY_TYPE:
+        active = broker.coordinator.active
+    elif key_type == TRANSACTION_KEY_TYPE:
+        active = broker.transactions.active
+    else:
+        raise ApiError(ErrorCode.INVALID_REQUEST, f"unknown coordinator key type {key_type}")
+    if not active:
+        # Kafka's answer while it has no coordinator to offer; clients keep asking.
         raise ApiError(ErrorCode.COORDINATOR_NOT_AVAILABLE, "the broker is shutting down")
-    raise ApiError(ErrorCode.INVALID_REQUEST, f"unknown coordinator key type {key_type}")
+    host, port = broker.advertised_address
+    return {"node_id": broker.config.node_id, "host": host, "port": port}
 
 
 def _answer(broker: Services, key_type: int, struct) -> dict:
