@@ -5,8 +5,9 @@ last offset and last stable offset as int64, big endian), in marker order.
 Read committed fetches ask it which aborted transactions overlap what they return, so that
 clients drop those records. The entries live in a list; the file is replaced whole, atomically,
 by the flush that first needs it on disk (a segment holds few aborted transactions). A crash
-thus leaves a file complete as of some flush, or none: a missing file means the broker rebuilds
-the index, a stale-looking complete one cannot be told from a current one."""
+thus leaves a file complete as of some flush, or none. A missing file makes the broker rebuild the
+index; a stale one would pass for current, so the log keeps the segments that may have one at or
+after its recovery point, where a crash recovers them (Log._open, Log._sync)."""
 
 from __future__ import annotations
 
