@@ -67,10 +67,13 @@ class Partition:
 
     @property
     def last_stable_offset(self) -> int:
-        """Where read_committed consumers stop: the first offset of the oldest ongoing transaction,
-        else the log end offset (the high watermark of a single broker)."""
+        """Where read_committed consumers stop: the first offset of the oldest ongoing transaction
+        (not below the log start offset, as Kafka raises it when retention or DeleteRecords passes
+        it), else the log end offset (the high watermark of a single broker)."""
         first_unstable = self.producers.first_unstable_offset
-        return self.log.log_end_offset if first_unstable is None else first_unstable
+        if first_unstable is None:
+            return self.log.log_end_offset
+        return max(first_unstable, self.log.log_start_offset)
 
     def write_marker(self, producer_id: int, producer_epoch: int, coordinator_epoch: int, commit: bool) -> bool:
         """End the producer's transaction here with a COMMIT or ABORT marker, appended only if it

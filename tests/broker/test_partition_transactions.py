@@ -63,6 +63,13 @@ class TestMarkers:
         assert partition.write_marker(OTHER, 0, 0, commit=True)
         assert partition.last_stable_offset == partition.log.log_end_offset == 7
 
+    async def test_the_last_stable_offset_is_not_below_the_log_start(self, registry):
+        partition = registry.partition("txn", 0)
+        append_txn(partition, PID, [b"a"])
+        append(partition, [b"b", b"c"])
+        await partition.delete_records(2)
+        assert partition.last_stable_offset == 2
+
     async def test_a_marker_is_a_control_batch_of_the_producer_at_the_log_end(self, registry):
         partition = registry.partition("txn", 0)
         append_txn(partition, PID, [b"a"], epoch=2)
