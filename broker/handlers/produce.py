@@ -1,4 +1,5 @@
-"""Produce (0): validate each partition's record batch, de-duplicate idempotent retries, append."""
+"""Produce (0): validate each partition's record batch, verify a transactional one with the transaction
+coordinator, de-duplicate idempotent retries, append."""
 
 from __future__ import annotations
 
@@ -68,8 +69,6 @@ def _one_batch(partition: Partition, record_set, api_version: int):
                        f"{header.last_offset_delta}")
     if header.is_control:
         raise Rejected(ErrorCode.INVALID_RECORD, "clients may not write control batches")
-    if header.is_transactional:
-        raise Rejected(ErrorCode.INVALID_RECORD, "this broker does not support transactions")
     return header, record_set
 
 
@@ -103,7 +102,29 @@ async def _validate_records(header: record_batch.BatchHeader, batch) -> None:
         raise Rejected(*fault)
 
 
-async def _produce_to(broker, partition: Partition, record_set, api_version: int) -> tuple[int, int]:
+async def _verify_transaction(broker, partition: Partition, header: record_batch.BatchHeader,
+                              transactional_id: str | None) -> None:
+    """Refuse a transactional batch whose producer's ongoing transaction does not hold the partition
+    (KIP-890 part 1), so that a late or misdirected write cannot open a transaction the coordinator
+    knows nothing of. Once the transaction has a batch here, its marker is what ends it."""
+    if transactional_id is None:
+        raise Rejected(ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, "transactional records need a transactional id")
+    producer_id = header.producer_id
+    if producer_id == NO_PRODUCER_ID:
+        raise Rejected(ErrorCode.INVALID_RECORD, "a transactional batch needs a producer id")
+    producers = partition.producers
+    if producers.has_ongoing(producer_id):
+        return
+    token = producers.start_verification(producer_id)
+    # Raises ApiError with the codes a produce answers (Kafka's ReplicaManager maps them).
+    await broker.transactions.verify_partition(transactional_id, producer_id, header.producer_epoch,
+                                               partition.topic.name, partition.index)
+    if not producers.verified(producer_id, token):
+        raise Rejected(ErrorCode.INVALID_TXN_STATE, "the transaction ended while the partition was verified")
+
+
+async def _produce_to(broker, partition: Partition, record_set, api_version: int,
+                      transactional_id: str | None) -> tuple[int, int]:
     """Append one partition's batch; its base offset and log append time (-1 for CreateTime)."""
     header, batch = _one_batch(partition, record_set, api_version)
     # Verified once, before the record walk (which reads bytes only the CRC vouches for, so that a
@@ -111,8 +132,11 @@ async def _produce_to(broker, partition: Partition, record_set, api_version: int
     # recomputes the CRC), as Kafka does; the log trusts it.
     _verify_crc(header, batch)
     await _validate_records(header, batch)
+    transactional = header.is_transactional
+    if transactional:
+        await _verify_transaction(broker, partition, header, transactional_id)
     check = partition.producers.check(header.producer_id, header.producer_epoch,
-                                      header.base_sequence, header.last_offset_delta)
+                                      header.base_sequence, header.last_offset_delta, transactional)
     if check.duplicate is not None:
         return check.duplicate.base_offset, -1
     if check.error != ErrorCode.NONE:
@@ -132,7 +156,7 @@ async def _produce_to(broker, partition: Partition, record_set, api_version: int
         raise Rejected(ErrorCode.KAFKA_STORAGE_ERROR, str(exc)) from exc
     if header.producer_id != NO_PRODUCER_ID:
         partition.producers.record(header.producer_id, header.producer_epoch, header.base_sequence,
-                                   appended.base_offset, appended.last_offset, header.max_timestamp)
+                                   appended.base_offset, appended.last_offset, header.max_timestamp, transactional)
     broker.appended(partition)
     return appended.base_offset, append_time_ms
 
@@ -149,6 +173,7 @@ def _failed(index: int, exc: ApiError):
 @handles(ApiKey.PRODUCE)
 async def produce(broker: Services, header, request):
     acks = request.acks
+    transactional_id = request.get("transactional_id")  # Produce v3+
     responses = []
     written: list[Partition] = []
     failed = False
@@ -165,7 +190,7 @@ async def produce(broker: Services, header, request):
                                    f"min.insync.replicas is {partition.topic.config.min_insync_replicas}, "
                                    f"but this broker is the only replica")
                 base_offset, log_append_time_ms = await _produce_to(broker, partition, partition_data.records,
-                                                                    header.request_api_version)
+                                                                    header.request_api_version, transactional_id)
             except ApiError as exc:
                 failed = True
                 partition_responses.append(_failed(partition_data.index, exc))

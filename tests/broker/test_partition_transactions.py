@@ -1,6 +1,6 @@
 """Transactions in a partition: ongoing transactions and the last stable offset, the markers that
 end them, the aborted ones in the transaction index, and all of it rebuilt at a restart, clean or
-after a crash; then read_committed Fetch and ListOffsets over a socket."""
+after a crash; then read_committed Fetch and ListOffsets, and transactional Produce, over a socket."""
 
 import pytest
 import trio
@@ -253,3 +253,83 @@ class TestReadCommitted:
         assert await list_offset(client, now + 1, 0) == (1, now + 2)
         assert await list_offset(client, -3, 1) == (-1, -1)
         assert await list_offset(client, -3, 0) == (1, now + 2)
+
+
+# -- transactional produce, with the broker's transaction coordinator -----------------------------
+
+TRANSACTIONAL_ID = "txn-producer"
+
+
+async def init_transactional(client, transactional_id=TRANSACTIONAL_ID):
+    response = await client.request(ApiKey.INIT_PRODUCER_ID, 4, {
+        "transactional_id": transactional_id, "transaction_timeout_ms": 60_000, "producer_id": -1,
+        "producer_epoch": -1})
+    assert response.error_code == ErrorCode.NONE
+    return response.producer_id, response.producer_epoch
+
+
+async def add_partition(client, producer_id, epoch, transactional_id=TRANSACTIONAL_ID):
+    response = await client.request(ApiKey.ADD_PARTITIONS_TO_TXN, 3, {
+        "v3_and_below_transactional_id": transactional_id, "v3_and_below_producer_id": producer_id,
+        "v3_and_below_producer_epoch": epoch, "v3_and_below_topics": [{"name": TOPIC, "partitions": [0]}]})
+    assert response.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code == ErrorCode.NONE
+
+
+async def end_transaction(client, producer_id, epoch, commit, transactional_id=TRANSACTIONAL_ID):
+    response = await client.request(ApiKey.END_TXN, 3, {
+        "transactional_id": transactional_id, "producer_id": producer_id, "producer_epoch": epoch,
+        "committed": commit})
+    assert response.error_code == ErrorCode.NONE
+
+
+async def produce(client, values, *, producer_id, epoch, sequence=0, transactional=True,
+                  transactional_id=TRANSACTIONAL_ID):
+    batch = records.build_batch([records.Record(value=v) for v in values], producer_id=producer_id,
+                                producer_epoch=epoch, base_sequence=sequence, transactional=transactional)
+    response = await client.request(ApiKey.PRODUCE, 9, {
+        "transactional_id": transactional_id, "acks": -1, "timeout_ms": 5000,
+        "topic_data": [{"name": TOPIC, "partition_data": [{"index": 0, "records": batch}]}]})
+    return response.responses[0].partition_responses[0]
+
+
+class TestTransactionalProduce:
+    async def test_a_batch_is_appended_once_the_partition_is_in_the_transaction(self, broker, client):
+        producer_id, epoch = await init_transactional(client)
+        refused = await produce(client, [b"early"], producer_id=producer_id, epoch=epoch)
+        assert refused.error_code == ErrorCode.INVALID_TXN_STATE
+        await add_partition(client, producer_id, epoch)
+        first = await produce(client, [b"a", b"b"], producer_id=producer_id, epoch=epoch)
+        second = await produce(client, [b"c"], producer_id=producer_id, epoch=epoch, sequence=2)
+        assert (first.error_code, first.base_offset, second.base_offset) == (ErrorCode.NONE, 0, 2)
+        pending = await fetch(client, 0, 1)
+        assert (pending.high_watermark, pending.last_stable_offset, len(pending.records)) == (3, 0, 0)
+        await end_transaction(client, producer_id, epoch, commit=True)
+        committed = await fetch(client, 0, 1)
+        assert committed.last_stable_offset == committed.high_watermark == 4
+        assert offsets_of(committed.records) == [0, 1, 2, 3] and committed.aborted_transactions == []
+
+    async def test_an_aborted_transaction_is_named_to_read_committed_consumers(self, broker, client):
+        producer_id, epoch = await init_transactional(client)
+        await add_partition(client, producer_id, epoch)
+        await produce(client, [b"a"], producer_id=producer_id, epoch=epoch)
+        await end_transaction(client, producer_id, epoch, commit=False)
+        aborted = await fetch(client, 0, 1)
+        assert aborted.last_stable_offset == 2
+        assert [(a.producer_id, a.first_offset) for a in aborted.aborted_transactions] == [(producer_id, 0)]
+
+    async def test_a_transactional_batch_needs_a_transactional_id_and_a_producer_id(self, broker, client):
+        producer_id, epoch = await init_transactional(client)
+        await add_partition(client, producer_id, epoch)
+        no_id = await produce(client, [b"a"], producer_id=producer_id, epoch=epoch, transactional_id=None)
+        assert no_id.error_code == ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+        no_producer = await produce(client, [b"a"], producer_id=-1, epoch=-1, sequence=-1)
+        assert no_producer.error_code == ErrorCode.INVALID_RECORD
+        assert (await fetch(client, 0, 0)).high_watermark == 0
+
+    async def test_a_plain_batch_of_the_producer_inside_its_transaction_is_invalid_txn_state(self, broker, client):
+        producer_id, epoch = await init_transactional(client)
+        await add_partition(client, producer_id, epoch)
+        await produce(client, [b"a"], producer_id=producer_id, epoch=epoch)
+        plain = await produce(client, [b"b"], producer_id=producer_id, epoch=epoch, sequence=1, transactional=False)
+        assert plain.error_code == ErrorCode.INVALID_TXN_STATE
+        assert (await fetch(client, 0, 0)).high_watermark == 1
