@@ -14,9 +14,17 @@ client settings against it:
 4. kafka-python's default producer (idempotent, acks=all), 1 KiB values;
 5. 50 confluent-kafka producers and 50 group consumers at once on a 50-partition topic, every
    record consumed exactly once by the group;
-6. the broker's resident memory once 1 GiB of values has been produced in the round (the
-   workloads above, topped up by more of workload 1), and the time from process start to the
-   first successful Metadata response.
+6. the broker's resident memory once 1 GiB of values has been produced in the round (all the
+   workloads, topped up by more of workload 1), and the time from process start to the first
+   successful Metadata response;
+7. transactional produce: confluent-kafka's transactional producer with workload 1's settings,
+   transactions of 1,000 records committed one after another;
+8. transaction commit latency: begin, one record (linger 0), commit, one transaction after
+   another, p50 and p99;
+9. the records of workload 7 (committed transactions only) consumed from offset 0 with
+   isolation.level read_uncommitted and read_committed, in the order U, C, C, U so neither gains
+   from going second; each level's MB/s over its two reads, and read_committed's share of
+   read_uncommitted's.
 After the rounds, ComLog's start-up is measured again with 10 GiB of log on disk after a clean
 shutdown: the log is written straight into a data directory with the log engine (1 MiB record
 batches, as a producer would have sent them), the broker is started and stopped once (its clean
@@ -52,6 +60,9 @@ KAFKA_PYTHON_TOPIC = "bench-kafka-python"
 GROUP_TOPIC = "bench-group"
 VOLUME_TOPIC = "bench-volume"
 BIG_LOG_TOPIC = "bench-big-log"
+TRANSACTIONAL_TOPIC = "bench-transactional"
+COMMIT_LATENCY_TOPIC = "bench-commit-latency"
+READ_UNCOMMITTED, READ_COMMITTED = "read_uncommitted", "read_committed"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,18 +78,25 @@ class Sizes:
     # ComLog's start-up is timed again with a log this large on disk.
     big_log_bytes: int
     big_log_starts: int
+    # Workload 7's transactions of workloads.RECORDS_PER_TRANSACTION records, read again by 9.
+    transactions: int
+    commit_latency_transactions: int
 
     @property
     def produce_bytes(self) -> int:
         return self.produce_records * workloads.VALUE_BYTES
 
+    @property
+    def transactional_records(self) -> int:
+        return self.transactions * workloads.RECORDS_PER_TRANSACTION
+
 
 FULL = Sizes(rounds=5, produce_records=256 * 1024, latency_records=2000, kafka_python_records=20_000,
              group_members=50, group_records_each=4000, volume_bytes=1 << 30, big_log_bytes=10 << 30,
-             big_log_starts=3)
+             big_log_starts=3, transactions=256, commit_latency_transactions=1000)
 QUICK = Sizes(rounds=1, produce_records=20 * 1024, latency_records=2000, kafka_python_records=2000,
               group_members=50, group_records_each=200, volume_bytes=64 << 20, big_log_bytes=256 << 20,
-              big_log_starts=1)
+              big_log_starts=1, transactions=20, commit_latency_transactions=200)
 
 
 class Results:
@@ -121,11 +139,18 @@ GROUP_DUPLICATED = "5. records duplicated"
 RSS = "6. RSS after {volume} produced, MB"
 READY = "6. ready (first Metadata), s"
 READY_BIG = "6. ready with {big_log} on disk, s"
+TRANSACTIONAL_MBS = "7. transactional produce MB/s"
+COMMIT_P50 = "8. transaction commit p50 ms"
+COMMIT_P99 = "8. transaction commit p99 ms"
+READ_UNCOMMITTED_MBS = "9. read_uncommitted consume MB/s"
+READ_COMMITTED_MBS = "9. read_committed consume MB/s"
+READ_COMMITTED_SHARE = "9. read_committed / read_uncommitted"
 TCP = "ceiling: loopback TCP MB/s"
 FILE_WRITE = "ceiling: file write MB/s"
 DIGITS = {PRODUCE_MBS: 0, PRODUCE_RPS: 0, CONSUME_MBS: 0, LATENCY_P50: 3, LATENCY_P99: 3, KAFKA_PYTHON_MBS: 1,
           KAFKA_PYTHON_RPS: 0, GROUP_MBS: 0, GROUP_LOST: 0, GROUP_DUPLICATED: 0, RSS: 0, READY: 3,
-          READY_BIG: 3, TCP: 0, FILE_WRITE: 0}
+          READY_BIG: 3, TRANSACTIONAL_MBS: 0, COMMIT_P50: 3, COMMIT_P99: 3, READ_UNCOMMITTED_MBS: 0,
+          READ_COMMITTED_MBS: 0, READ_COMMITTED_SHARE: 2, TCP: 0, FILE_WRITE: 0}
 # ComLog's throughputs as fractions of the ceilings: (label, throughput, ceiling).
 FRACTIONS = [("produce / loopback TCP", PRODUCE_MBS, TCP), ("produce / file write", PRODUCE_MBS, FILE_WRITE),
              ("consume / loopback TCP", CONSUME_MBS, TCP), ("group clients / loopback TCP", GROUP_MBS, TCP)]
@@ -151,26 +176,32 @@ TARGETS = {target.measurement: target for target in [
     Target(READY_BIG, "<= 1 s", lambda seconds: seconds <= 1),
     Target(GROUP_LOST, "0", lambda count: count == 0),
     Target(GROUP_DUPLICATED, "0", lambda count: count == 0),
+    Target(TRANSACTIONAL_MBS, ">= 1.0x Tansu", lambda ratio: ratio >= 1.0, relative=True),
+    Target(COMMIT_P99, "<= 1.0x Tansu", lambda ratio: ratio <= 1.0, relative=True),
+    Target(READ_COMMITTED_SHARE, ">= 0.90", lambda share: share >= 0.9),
 ]}
 
 
 def topics(sizes: Sizes) -> dict[str, int]:
     """The topics every server gets before the workloads: {name: partitions}."""
     return {THROUGHPUT_TOPIC: 1, LATENCY_TOPIC: 1, KAFKA_PYTHON_TOPIC: 1, GROUP_TOPIC: sizes.group_members,
-            VOLUME_TOPIC: 1}
+            VOLUME_TOPIC: 1, TRANSACTIONAL_TOPIC: 1, COMMIT_LATENCY_TOPIC: 1}
 
 
 def run_workloads(bootstrap: str, sizes: Sizes, record: Callable[[str, float], None],
                   fail: Callable[[list[str], Exception], None]) -> int:
-    """Workloads 1-5 against a server that has `topics(sizes)`; returns the bytes produced. A
-    workload that fails is reported through `fail` and the next one runs."""
+    """Workloads 1-5 and 7-9 against a server that has `topics(sizes)`; returns the bytes
+    produced. A workload that fails is reported through `fail` and the next one runs."""
     produced = 0
 
-    def attempt(measurements: list[str], workload: Callable[[], None]) -> None:
+    def attempt(measurements: list[str], workload: Callable[[], None]) -> bool:
+        """Whether the workload ran to the end."""
         try:
             workload()
         except (workloads.WorkloadError, KafkaException) as error:
             fail(measurements, error)
+            return False
+        return True
 
     def record_produced(result: workloads.Throughput, megabytes: str, records: str | None = None) -> None:
         nonlocal produced
@@ -186,12 +217,16 @@ def run_workloads(bootstrap: str, sizes: Sizes, record: Callable[[str, float], N
     def consume() -> None:
         record(CONSUME_MBS, workloads.confluent_consume(bootstrap, THROUGHPUT_TOPIC, sizes.produce_records).megabytes_per_second)
 
-    def latency() -> None:
+    def record_latencies(latencies: list[float], p50: str, p99: str) -> None:
         nonlocal produced
-        latencies = sorted(workloads.produce_latencies(bootstrap, LATENCY_TOPIC, sizes.latency_records))
+        latencies = sorted(latencies)
         produced += len(latencies) * workloads.VALUE_BYTES
-        record(LATENCY_P50, statistics.median(latencies) * 1e3)
-        record(LATENCY_P99, latencies[int(len(latencies) * 0.99)] * 1e3)
+        record(p50, statistics.median(latencies) * 1e3)
+        record(p99, latencies[int(len(latencies) * 0.99)] * 1e3)
+
+    def latency() -> None:
+        record_latencies(workloads.produce_latencies(bootstrap, LATENCY_TOPIC, sizes.latency_records),
+                         LATENCY_P50, LATENCY_P99)
 
     def kafka_python() -> None:
         record_produced(workloads.kafka_python_produce(bootstrap, KAFKA_PYTHON_TOPIC, sizes.kafka_python_records),
@@ -203,11 +238,38 @@ def run_workloads(bootstrap: str, sizes: Sizes, record: Callable[[str, float], N
         record(GROUP_LOST, result.lost)
         record(GROUP_DUPLICATED, result.duplicated)
 
+    def transactional() -> None:
+        record_produced(workloads.transactional_produce(bootstrap, TRANSACTIONAL_TOPIC, sizes.transactions),
+                        TRANSACTIONAL_MBS)
+
+    def commit_latency() -> None:
+        record_latencies(workloads.transaction_commit_latencies(bootstrap, COMMIT_LATENCY_TOPIC,
+                                                                sizes.commit_latency_transactions),
+                         COMMIT_P50, COMMIT_P99)
+
+    def isolation_levels() -> None:
+        seconds = {READ_UNCOMMITTED: 0.0, READ_COMMITTED: 0.0}
+        for level in (READ_UNCOMMITTED, READ_COMMITTED, READ_COMMITTED, READ_UNCOMMITTED):
+            seconds[level] += workloads.confluent_consume(bootstrap, TRANSACTIONAL_TOPIC, sizes.transactional_records,
+                                                          level).seconds
+        megabytes = {level: 2 * sizes.transactional_records * workloads.VALUE_BYTES / spent / 1e6
+                     for level, spent in seconds.items()}
+        record(READ_UNCOMMITTED_MBS, megabytes[READ_UNCOMMITTED])
+        record(READ_COMMITTED_MBS, megabytes[READ_COMMITTED])
+        record(READ_COMMITTED_SHARE, megabytes[READ_COMMITTED] / megabytes[READ_UNCOMMITTED])
+
     attempt([PRODUCE_MBS, PRODUCE_RPS], produce)
     attempt([CONSUME_MBS], consume)
     attempt([LATENCY_P50, LATENCY_P99], latency)
     attempt([KAFKA_PYTHON_MBS, KAFKA_PYTHON_RPS], kafka_python)
     attempt([GROUP_MBS, GROUP_LOST, GROUP_DUPLICATED], group)
+    committed = attempt([TRANSACTIONAL_MBS], transactional)
+    attempt([COMMIT_P50, COMMIT_P99], commit_latency)
+    isolation_measurements = [READ_UNCOMMITTED_MBS, READ_COMMITTED_MBS, READ_COMMITTED_SHARE]
+    if committed:
+        attempt(isolation_measurements, isolation_levels)
+    else:
+        fail(isolation_measurements, workloads.WorkloadError("workload 7 left nothing to read"))
     return produced
 
 
@@ -299,7 +361,9 @@ def format_table(results: Results, sizes: Sizes) -> str:
     note = (f"{sizes.rounds} round(s), median [min-max]; ceilings are the machine's (one column); "
             f"volumes: {sizes.produce_records:,} x 1 KiB for 1-2, {sizes.latency_records} for 3, "
             f"{sizes.kafka_python_records:,} for 4, {sizes.group_members} x {sizes.group_records_each:,} for 5, "
-            f"RSS after {_size(sizes.volume_bytes)}, start-up with {_size(sizes.big_log_bytes)} on disk.")
+            f"RSS after {_size(sizes.volume_bytes)}, start-up with {_size(sizes.big_log_bytes)} on disk, "
+            f"{sizes.transactions} x {workloads.RECORDS_PER_TRANSACTION:,} for 7 and 9 (each level read twice), "
+            f"{sizes.commit_latency_transactions} for 8.")
     return "\n".join(lines + ["", note])
 
 

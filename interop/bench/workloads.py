@@ -26,6 +26,10 @@ THROUGHPUT_PRODUCER = {"acks": "all", "linger.ms": 5, "batch.size": 1_000_000,
                        "queue.buffering.max.messages": 2_000_000, "queue.buffering.max.kbytes": 2_000_000}
 # Workload 3: one record in flight, sent at once.
 LATENCY_PRODUCER = {"acks": "all", "linger.ms": 0}
+# Workloads 7 and 9: transactions of this many records, produced with THROUGHPUT_PRODUCER.
+RECORDS_PER_TRANSACTION = 1000
+# Workloads 7 and 8: the bound on each call that waits for the transaction coordinator.
+TRANSACTION_CALL_SECONDS = 30
 # librdkafka stops fetching for fetch.queue.backoff.ms (1 s by default) whenever its local queue
 # holds more than queued.min.messages: a server that answers fetches quickly enough to fill it would
 # be measured by that pause instead of by its speed.
@@ -113,11 +117,12 @@ def confluent_produce(bootstrap: str, topic: str, count: int) -> Throughput:
     return Throughput(count, seconds)
 
 
-def confluent_consume(bootstrap: str, topic: str, count: int) -> Throughput:
-    """Workload 2: the first `count` records of partition 0 from offset 0, with confluent-kafka."""
+def confluent_consume(bootstrap: str, topic: str, count: int, isolation_level: str = "read_committed") -> Throughput:
+    """Workloads 2 and 9: the first `count` records of partition 0 from offset 0, with
+    confluent-kafka (read_committed is librdkafka's default)."""
     # confluent-kafka wants a group id even for a consumer that assigns its partition itself.
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-{uuid.uuid4()}",
-                         "enable.auto.commit": False, **CONSUMER})
+                         "enable.auto.commit": False, "isolation.level": isolation_level, **CONSUMER})
     deadline = time.monotonic() + DEADLINE_SECONDS
     try:
         consumer.list_topics(topic, timeout=DEADLINE_SECONDS)
@@ -156,6 +161,54 @@ def produce_latencies(bootstrap: str, topic: str, count: int, warm_up: int = 100
             latencies.append(time.perf_counter() - started)
         acknowledgements.check(number + 1)
     producer.flush(1)
+    return latencies
+
+
+def _transactional_producer(bootstrap: str, topic: str, settings: dict,
+                            acknowledgements: _Acknowledgements) -> Producer:
+    """A confluent-kafka producer with a transactional id of its own, its producer id obtained
+    (InitProducerId) and the leader of `topic` known, so only transactions are timed."""
+    producer = Producer({"bootstrap.servers": bootstrap, **settings, "transactional.id": f"bench-{uuid.uuid4()}",
+                         "on_delivery": acknowledgements})
+    producer.init_transactions(TRANSACTION_CALL_SECONDS)
+    producer.list_topics(topic, timeout=DEADLINE_SECONDS)
+    return producer
+
+
+def transactional_produce(bootstrap: str, topic: str, transactions: int) -> Throughput:
+    """Workload 7: `transactions` transactions of RECORDS_PER_TRANSACTION records to partition 0,
+    one after another (begin, produce, commit), with confluent-kafka; every record acknowledged."""
+    acknowledgements = _Acknowledgements()
+    producer = _transactional_producer(bootstrap, topic, THROUGHPUT_PRODUCER, acknowledgements)
+    deadline = time.monotonic() + DEADLINE_SECONDS
+    started = time.perf_counter()
+    for _ in range(transactions):
+        producer.begin_transaction()
+        _produce_all(producer, topic, RECORDS_PER_TRANSACTION, deadline, partition=0)
+        producer.commit_transaction(TRANSACTION_CALL_SECONDS)
+    seconds = time.perf_counter() - started
+    count = transactions * RECORDS_PER_TRANSACTION
+    acknowledgements.check(count)
+    return Throughput(count, seconds)
+
+
+def transaction_commit_latencies(bootstrap: str, topic: str, count: int, warm_up: int = 50) -> list[float]:
+    """Workload 8: seconds from begin to the end of the commit of each of `count` transactions of
+    one record (after `warm_up` untimed ones), one after another, with confluent-kafka sending at
+    once (linger 0)."""
+    acknowledgements = _Acknowledgements()
+    producer = _transactional_producer(bootstrap, topic, LATENCY_PRODUCER, acknowledgements)
+    deadline = time.monotonic() + DEADLINE_SECONDS
+    latencies = []
+    for number in range(warm_up + count):
+        _check_deadline(deadline, "the commit latency run")
+        started = time.perf_counter()
+        producer.begin_transaction()
+        producer.produce(topic, VALUE, partition=0)
+        producer.commit_transaction(TRANSACTION_CALL_SECONDS)
+        if number >= warm_up:
+            latencies.append(time.perf_counter() - started)
+        acknowledgements.check(number + 1)
     return latencies
 
 
