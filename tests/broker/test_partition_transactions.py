@@ -1,6 +1,7 @@
 """Transactions in a partition: ongoing transactions and the last stable offset, the markers that
 end them, the aborted ones in the transaction index, and all of it rebuilt at a restart, clean or
-after a crash; then read_committed Fetch and ListOffsets, and transactional Produce, over a socket."""
+after a crash; then read_committed Fetch and ListOffsets, transactional Produce and DescribeProducers,
+over a socket."""
 
 import pytest
 import trio
@@ -333,3 +334,19 @@ class TestTransactionalProduce:
         plain = await produce(client, [b"b"], producer_id=producer_id, epoch=epoch, sequence=1, transactional=False)
         assert plain.error_code == ErrorCode.INVALID_TXN_STATE
         assert (await fetch(client, 0, 0)).high_watermark == 1
+
+
+async def test_describe_producers_names_each_partitions_producers(broker, client):
+    partition = broker.registry.partition(TOPIC, 0)
+    append(partition, [b"a", b"b"], producer_id=PID, epoch=1, timestamp=1_500)
+    append_txn(partition, OTHER, [b"c"], epoch=4, timestamp=1_600)
+    response = await client.request(ApiKey.DESCRIBE_PRODUCERS, 0, {"topics": [
+        {"name": TOPIC, "partition_indexes": [0, 5]}, {"name": "nope", "partition_indexes": [0]}]})
+    [ours, unknown] = response.topics
+    [described, missing] = ours.partitions
+    assert described.error_code == ErrorCode.NONE
+    assert sorted((p.producer_id, p.producer_epoch, p.last_sequence, p.last_timestamp, p.coordinator_epoch,
+                   p.current_txn_start_offset) for p in described.active_producers) == [
+        (PID, 1, 1, 1_500, -1, -1), (OTHER, 4, 0, 1_600, -1, 2)]
+    assert (missing.partition_index, missing.error_code) == (5, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
+    assert [(p.partition_index, p.error_code) for p in unknown.partitions] == [(0, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)]
