@@ -21,10 +21,10 @@ def test_offsets_sent_in_transactions(shared_broker):
 
 
 def test_newer_producer_fences_the_older(shared_broker):
-    # librdkafka reports each fencing code as its fatal _FENCED, and a rejected record's
-    # delivery with the broker's code (Kafka answers a produce with a stale epoch INVALID_PRODUCER_EPOCH).
+    # librdkafka turns each fencing code (INVALID_PRODUCER_EPOCH, PRODUCER_FENCED) into its fatal
+    # _FENCED error, which flush() raises for the rejected produce.
     scenarios.fencing(shared_broker, CLIENT, fenced_commit={"code": "_FENCED", "fatal": True},
-                      late_send={"code": "INVALID_PRODUCER_EPOCH"})
+                      late_send={"code": "_FENCED", "fatal": True})
 
 
 def test_dead_producers_transaction_is_aborted_after_its_timeout(shared_broker):

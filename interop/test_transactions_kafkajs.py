@@ -14,6 +14,11 @@ from interop import txn_clients as scenarios  # noqa: E402
 CLIENT = "kafkajs"
 
 
+@pytest.fixture(autouse=True, scope="module")
+def kafkajs_installed():
+    scenarios.require_kafkajs()
+
+
 def test_commit_and_abort(shared_broker):
     scenarios.commit_and_abort(shared_broker, CLIENT)
 

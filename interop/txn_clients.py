@@ -136,8 +136,6 @@ class Driver:
 
 @contextlib.contextmanager
 def driver(client: str, broker: BrokerProcess) -> Iterator[Driver]:
-    if client == "kafkajs":
-        require_kafkajs()
     process = Driver(client, broker)
     try:
         yield process

@@ -141,10 +141,14 @@ class ConfluentKafka:
         return getattr(self, op)(**arguments)
 
     def describe(self, error: BaseException) -> dict | None:
-        if isinstance(error, self.kafka.KafkaException) and isinstance(error.args[0], self.kafka.KafkaError):
-            kafka_error = error.args[0]
-            return {"name": type(error).__name__, "code": kafka_error.name(), "fatal": kafka_error.fatal(),
-                    "message": kafka_error.str()}
+        # A fatal error is raised as the KafkaError itself by the poll inside flush(), and then as
+        # the cause of a SystemError when a delivery callback runs with it pending.
+        while error is not None:
+            if isinstance(error, self.kafka.KafkaException) and isinstance(error.args[0], self.kafka.KafkaError):
+                error = error.args[0]
+            if isinstance(error, self.kafka.KafkaError):
+                return {"name": "KafkaError", "code": error.name(), "fatal": error.fatal(), "message": error.str()}
+            error = error.__cause__ or error.__context__
         return None
 
 
