@@ -12,7 +12,8 @@ aiokafka. Requests are {"op": NAME, ...arguments}; answers {"ok": true, "result"
   send_offsets(name, group, offsets=[[topic, partition, offset], ...])
   consume(group, isolation, partitions=[[topic, partition], ...], until=[[topic, partition, value]],
           timeout_s)  read from the beginning until every `until` record was seen or the time is up;
-          {"topic:partition": [values in offset order]}
+          {"topic:partition": [values in offset order]}. kafka-python and aiokafka read without a
+          group; confluent-kafka's consumer needs a group id (it commits nothing); KafkaJS joins it.
 Values are UTF-8 strings. Only the standard library and the named client are imported, because
 this file runs as a script, outside the test process and its sys.path.
 """
