@@ -52,6 +52,8 @@ OFFSETS_PARTITION: TopicPartition = ("__consumer_offsets", 0)
 # Kafka. One broker, one coordinator, never replaced by another.
 COORDINATOR_EPOCH = 0
 _MAX_EPOCH = 2**15 - 1
+# The int16 length of the transaction log key's string.
+_MAX_ID_BYTES = 2**15 - 1
 # Kafka's defaults for transaction.abort.timed.out.transaction.cleanup.interval.ms and
 # transactional.id.expiration's cleanup interval: here each transaction is aborted when its own
 # timeout passes and each id expires when its own expiration passes (exact deadlines), and these
@@ -394,6 +396,10 @@ class TransactionCoordinator:
     def _check_id(transactional_id: str | None) -> None:
         if not transactional_id:
             raise ApiError(ErrorCode.INVALID_REQUEST, "a transactional id is required")
+        if len(transactional_id.encode()) > _MAX_ID_BYTES:
+            # Kafka takes such an id and fails writing its log key (UNKNOWN_SERVER_ERROR), the id
+            # left half made; refused here before anything is kept of it.
+            raise ApiError(ErrorCode.INVALID_REQUEST, f"a transactional id is at most {_MAX_ID_BYTES} bytes")
 
     def _current(self, transactional_id: str | None, producer_id: int, producer_epoch: int) -> TransactionMetadata:
         """The transaction that `producer_id` at `producer_epoch` runs for `transactional_id`."""
@@ -429,10 +435,12 @@ class TransactionCoordinator:
         request is refused as Kafka refuses it."""
         try:
             await self._append(txn, transition)
-        except LogError as exc:
+        except Exception as exc:
             txn.pending_state = None
             self._settle(txn)
-            raise _write_error(exc) from exc
+            if isinstance(exc, LogError):
+                raise _write_error(exc) from exc
+            raise
         txn.complete(transition)
         self._settle(txn)
 

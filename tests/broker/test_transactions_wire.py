@@ -309,6 +309,8 @@ async def test_hostile_transactional_requests_are_refused_and_the_broker_goes_on
     assert (await call(client, ApiKey.ADD_OFFSETS_TO_TXN, 3, transactional_id="", producer_id=0, producer_epoch=0,
                        group_id="")).error_code == ErrorCode.INVALID_REQUEST
     assert (await init(client, "ghost", timeout_ms=-5)).error_code == ErrorCode.INVALID_TRANSACTION_TIMEOUT
+    # Longer than the transaction log's key can hold (a flexible version's string can be).
+    assert (await init(client, "x" * 40_000)).error_code == ErrorCode.INVALID_REQUEST
     producer_id, epoch = await producer(client, "ghost")
     assert await add(client, "ghost", producer_id, epoch, [(TOPIC, -1), (TOPIC, 2**31 - 1)]) == {
         (TOPIC, -1): ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, (TOPIC, 2**31 - 1): ErrorCode.UNKNOWN_TOPIC_OR_PARTITION}
