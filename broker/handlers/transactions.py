@@ -123,11 +123,12 @@ async def txn_offset_commit(broker: Services, header, request):
     if offsets:
         try:
             # KIP-890 part 1: the offsets partition must be in the transaction (AddOffsetsToTxn).
-            broker.transactions.verify_offsets(request.transactional_id, request.producer_id, request.producer_epoch,
-                                               request.group_id, abortable=version >= FIRST_ABORTABLE_COMMIT_VERSION)
-            results.update(await broker.coordinator.commit_transactional_offsets(
-                request.group_id, request.get("generation_id", -1), request.get("member_id", ""),
-                request.get("group_instance_id"), request.producer_id, request.producer_epoch, offsets))
+            async with broker.transactions.committing_offsets(
+                    request.transactional_id, request.producer_id, request.producer_epoch, request.group_id,
+                    abortable=version >= FIRST_ABORTABLE_COMMIT_VERSION):
+                results.update(await broker.coordinator.commit_transactional_offsets(
+                    request.group_id, request.get("generation_id", -1), request.get("member_id", ""),
+                    request.get("group_instance_id"), request.producer_id, request.producer_epoch, offsets))
         except ApiError as exc:
             if exc.code is ErrorCode.COORDINATOR_LOAD_IN_PROGRESS and version < FIRST_LOAD_IN_PROGRESS_COMMIT_VERSION:
                 exc = ApiError(ErrorCode.COORDINATOR_NOT_AVAILABLE, exc.message)

@@ -21,10 +21,11 @@ A refused request raises ApiError.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import enum
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -167,6 +168,9 @@ class TransactionMetadata:
     has_failed_epoch_fence: bool = False
     # The deadline of the transaction's timeout or of the id's expiration, by its state.
     deadline: Deadline | None = None
+    # TxnOffsetCommits verified and not yet written: the offsets marker waits for them.
+    offset_commits: int = 0
+    offset_commits_done: trio.Event = dataclasses.field(default_factory=trio.Event)
 
     @classmethod
     def from_log(cls, transactional_id: str, entry: TransactionLogEntry) -> TransactionMetadata:
@@ -608,6 +612,23 @@ class TransactionCoordinator:
             raise ApiError(ErrorCode.TRANSACTION_ABORTABLE if abortable else ErrorCode.INVALID_TXN_STATE,
                            "the group's offsets were not added to the transaction")
 
+    @contextlib.asynccontextmanager
+    async def committing_offsets(self, transactional_id: str | None, producer_id: int, producer_epoch: int,
+                                 group_id: str, *, abortable: bool = False) -> AsyncIterator[None]:
+        """verify_offsets, then hold the transaction's offsets marker back until the block (which
+        writes the offsets) ends, so that offsets verified while the transaction was Ongoing land
+        before its marker, not after it (Kafka's verification guard)."""
+        self.verify_offsets(transactional_id, producer_id, producer_epoch, group_id, abortable=abortable)
+        txn = self.transactions[transactional_id]
+        txn.offset_commits += 1
+        try:
+            yield
+        finally:
+            txn.offset_commits -= 1
+            if not txn.offset_commits:
+                txn.offset_commits_done.set()
+                txn.offset_commits_done = trio.Event()
+
     # -- EndTxn ---------------------------------------------------------------------------------
 
     async def end_transaction(self, transactional_id: str | None, producer_id: int, producer_epoch: int,
@@ -720,6 +741,8 @@ class TransactionCoordinator:
 
     async def _write_marker(self, txn: TransactionMetadata, topic_partition: TopicPartition, commit: bool) -> None:
         if topic_partition == OFFSETS_PARTITION:
+            while txn.offset_commits:
+                await txn.offset_commits_done.wait()
             await self._groups.complete_transaction(txn.producer_id, txn.producer_epoch, commit)
             return
         partition = self._partition(*topic_partition)

@@ -14,6 +14,7 @@ import trio
 import trio.testing
 
 from broker.config import BrokerConfig
+from broker.groups import OffsetAndMetadata
 from broker.server import Broker
 from broker.transactions import OFFSETS_PARTITION, TransactionState
 from broker.transactions.coordinator import MARKER_RETRY_SECONDS, MARKERS_WAIT_SECONDS
@@ -311,6 +312,33 @@ async def test_verification_of_produce_and_of_offsets(transactions):
     assert await refusal(offsets, TXN, producer_id, epoch - 1, "group") == ErrorCode.INVALID_PRODUCER_EPOCH
     assert transactions.verify_partitions(TXN, producer_id, epoch, [(TOPIC, 0), (TOPIC, 1)]) == {
         (TOPIC, 0): ErrorCode.NONE, (TOPIC, 1): ErrorCode.TRANSACTION_ABORTABLE}
+
+
+async def test_offsets_verified_before_the_end_land_before_its_marker(transactions, broker, nursery):
+    producer_id, epoch = await transactions.init_producer_id(TXN, TIMEOUT_MS)
+    await transactions.add_partitions(TXN, producer_id, epoch, [OFFSETS_PARTITION])
+    verified, written = trio.Event(), trio.Event()
+
+    async def commit_offsets():
+        async with transactions.committing_offsets(TXN, producer_id, epoch, "group"):
+            verified.set()
+            # Still to be written (the offsets log busy) when the transaction ends.
+            await written.wait()
+            await broker.coordinator.commit_transactional_offsets(
+                "group", -1, "", None, producer_id, epoch, {(TOPIC, 0): OffsetAndMetadata(7, -1, "", 0)})
+
+    async def commit():
+        await transactions.end_transaction(TXN, producer_id, epoch, True)
+
+    nursery.start_soon(commit_offsets)
+    await verified.wait()
+    nursery.start_soon(commit)
+    await trio.testing.wait_all_tasks_blocked()
+    assert state(transactions) is TransactionState.PREPARE_COMMIT
+    written.set()
+    await trio.testing.wait_all_tasks_blocked()
+    assert state(transactions) is TransactionState.COMPLETE_COMMIT
+    assert broker.coordinator.fetch_offsets("group", [(TOPIC, 0)])[TOPIC, 0].unwrap().offset == 7
 
 
 async def test_a_partition_deleted_before_its_marker_is_skipped(transactions, client, broker):
