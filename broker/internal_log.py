@@ -129,10 +129,12 @@ class InternalLog:
     acks=all produce requests are with --flush-on-ack.
     """
 
-    def __init__(self, directory: Path, state: KeyedState, *, fsync: bool = False,
+    def __init__(self, directory: Path, state: KeyedState, *, records_are: str, fsync: bool = False,
                  min_dead_records: int = MIN_DEAD_RECORDS_FOR_COMPACTION,
                  clock: Callable[[], int] = current_time_ms) -> None:
         self.directory = directory
+        # What the records are, for the log ("commits"), when damage loses some.
+        self.records_are = records_are
         self.fsync = fsync
         self.min_dead_records = min_dead_records
         self.clock = clock
@@ -202,8 +204,8 @@ class InternalLog:
             except CorruptLogError as exc:
                 # Damaged batches (the log has named the file and byte): the records before and
                 # after them are kept, and a key whose latest record was lost keeps its earlier one.
-                logger.warning("%s: the records at offsets %d to %d are lost to damage",
-                               self.directory, exc.offset, exc.resume_offset - 1)
+                logger.warning("%s: the %s at offsets %d to %d are lost to damage",
+                               self.directory, self.records_are, exc.offset, exc.resume_offset - 1)
                 offset = exc.resume_offset
                 continue
             start = offset

@@ -118,7 +118,8 @@ class OffsetStore:
         # How many committed and pending offsets there are over all groups.
         self.live_records = 0
         self._order = itertools.count()
-        self._log = InternalLog(self.directory, self, fsync=fsync, min_dead_records=min_dead_records, clock=clock)
+        self._log = InternalLog(self.directory, self, records_are="commits", fsync=fsync,
+                                min_dead_records=min_dead_records, clock=clock)
 
     @property
     def log_records(self) -> int:

@@ -96,7 +96,8 @@ class TransactionStateStore:
                  clock: Callable[[], int] = current_time_ms) -> None:
         self.directory = data_dir / TRANSACTION_STATE_DIRECTORY
         self._entries: dict[str, TransactionLogEntry] = {}
-        self._log = InternalLog(self.directory, self, fsync=fsync, min_dead_records=min_dead_records, clock=clock)
+        self._log = InternalLog(self.directory, self, records_are="transaction states", fsync=fsync,
+                                min_dead_records=min_dead_records, clock=clock)
 
     @property
     def log_records(self) -> int:

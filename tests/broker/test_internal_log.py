@@ -64,7 +64,7 @@ async def write(log: InternalLog, state: Latest, entries, producer: Producer | N
 
 def reopen(directory, **options) -> tuple[InternalLog, Latest]:
     state = Latest()
-    return InternalLog(directory, state, **options), state
+    return InternalLog(directory, state, records_are="entries", **options), state
 
 
 async def test_replay_tells_the_owner_each_record_with_its_batchs_producer_and_each_marker(tmp_path):
@@ -189,5 +189,5 @@ def test_a_damaged_batch_loses_only_its_own_records(tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
         log, state = reopen(tmp_path / "internal")
     assert [value for _, _, value in state.replayed] == [b"1", b"3"]
-    assert "offsets 1 to 1 are lost to damage" in caplog.text
+    assert "the entries at offsets 1 to 1 are lost to damage" in caplog.text
     log.close()
