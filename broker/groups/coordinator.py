@@ -7,13 +7,15 @@ requests park until the phase they wait for completes, each on a one-answer memo
 timeouts (session, rebalance, sync, the initial rebalance delay) are deadlines (timers.py) in the
 nursery of `run()`.
 
-A refused request raises ApiError; batch operations (LeaveGroup, OffsetCommit, DeleteGroups,
-OffsetDelete) raise for the whole request and give an `Outcome` per member, partition or group.
+A refused request raises ApiError; batch operations (LeaveGroup, OffsetCommit, TxnOffsetCommit,
+OffsetFetch, DeleteGroups, OffsetDelete) raise for the whole request and give an `Outcome` per
+member, partition or group.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -572,7 +574,7 @@ class GroupCoordinator:
                 raise ApiError(ErrorCode.ILLEGAL_GENERATION)
             # A consumer without group management (assign()) or an admin client.
             group = self.groups[group_id] = Group(group_id)
-        self._check_offset_commit(group, generation_id, member_id, group_instance_id)
+        self._check_offset_commit(group, generation_id, member_id, group_instance_id, transactional=False)
         if group.state is GroupState.COMPLETING_REBALANCE:
             # The member has its new generation but not its assignment yet: it should not commit.
             raise ApiError(ErrorCode.REBALANCE_IN_PROGRESS)
@@ -581,19 +583,53 @@ class GroupCoordinator:
             # taken: the member learns of the rebalance from its next heartbeat.
             member = group.members[member_id]
             self._extend_session(group, member, member.session_timeout_ms)
+        return await self._commit(group_id, offsets, functools.partial(self.offsets.commit, group_id))
+
+    async def commit_transactional_offsets(
+            self, group_id: str, generation_id: int, member_id: str, group_instance_id: str | None,
+            producer_id: int, producer_epoch: int, offsets: dict[TopicPartition, OffsetAndMetadata],
+    ) -> dict[TopicPartition, Outcome[None]]:
+        """TxnOffsetCommit: store offsets that stay pending until the producer's transaction ends
+        (complete_transaction), with KIP-447's member checks when the request names a member or
+        generation. Raises what refuses them all; an outcome per partition otherwise."""
+        self._check_group_id(group_id)
+        group = self.groups.get(group_id)
+        if group is None:
+            # As Kafka: a transaction may commit offsets for a group that has not formed yet.
+            group = self.groups[group_id] = Group(group_id)
+        self._check_offset_commit(group, generation_id, member_id, group_instance_id, transactional=True)
+        return await self._commit(group_id, offsets, lambda accepted: self.offsets.commit_transactional(
+            group_id, accepted, producer_id, producer_epoch))
+
+    async def complete_transaction(self, producer_id: int, producer_epoch: int, commit: bool) -> bool:
+        """Write the producer's COMMIT or ABORT marker to the offsets log: its pending offsets in
+        every group become committed or vanish. Whether it had any. Raises ApiError: the marker's
+        epoch is older than its offsets' (INVALID_PRODUCER_EPOCH), or the log cannot be written
+        (KAFKA_STORAGE_ERROR, as a partition's marker; the transaction coordinator retries)."""
+        try:
+            return await self.offsets.complete_transaction(producer_id, producer_epoch, commit)
+        except LogError as exc:
+            logger.error("cannot write the %s marker of producer %d to the offsets log: %s",
+                         "COMMIT" if commit else "ABORT", producer_id, exc)
+            raise ApiError(ErrorCode.KAFKA_STORAGE_ERROR) from exc
+
+    async def _commit(self, group_id: str, offsets: dict[TopicPartition, OffsetAndMetadata],
+                      write: Callable[[dict[TopicPartition, OffsetAndMetadata]], Awaitable[None]],
+                      ) -> dict[TopicPartition, Outcome[None]]:
         too_large = Error(ApiError(ErrorCode.OFFSET_METADATA_TOO_LARGE))
         results: dict[TopicPartition, Outcome[None]] = {
             partition: too_large for partition, value in offsets.items()
             if len(value.metadata.encode()) > OFFSET_METADATA_MAX_BYTES}
         accepted = {partition: value for partition, value in offsets.items() if partition not in results}
         if accepted:
-            written = await _attempt(self._store, group_id, accepted)
+            written = await _attempt(self._store, group_id, write, accepted)
             results.update(dict.fromkeys(accepted, written))
         return results
 
-    async def _store(self, group_id: str, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
+    async def _store(self, group_id: str, write: Callable[[dict[TopicPartition, OffsetAndMetadata]], Awaitable[None]],
+                     offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
         try:
-            await self.offsets.commit(group_id, offsets)
+            await write(offsets)
         except RecordBatchTooLargeError as exc:
             raise ApiError(ErrorCode.INVALID_COMMIT_OFFSET_SIZE) from exc
         except LogStorageError as exc:
@@ -607,26 +643,30 @@ class GroupCoordinator:
         self._commit_failures.succeeded()
 
     def _check_offset_commit(self, group: Group, generation_id: int, member_id: str,
-                             group_instance_id: str | None) -> None:
+                             group_instance_id: str | None, *, transactional: bool) -> None:
         if group.state is GroupState.DEAD:
             raise ApiError(ErrorCode.COORDINATOR_NOT_AVAILABLE)
         if generation_id < 0 and group.state is GroupState.EMPTY:
             return
         if generation_id >= 0 or member_id != UNKNOWN_MEMBER_ID or group_instance_id is not None:
             self._check_generation_member(group, generation_id, member_id, group_instance_id)
-        elif group.state is not GroupState.EMPTY:
-            # Without a generation, only a group that has no members takes commits.
+        elif not transactional and group.state is not GroupState.EMPTY:
+            # Without a generation, only a group that has no members takes commits. Transactional
+            # ones are taken from producers that name no member (before KIP-447) all the same.
             raise ApiError(ErrorCode.UNKNOWN_MEMBER_ID)
 
-    def fetch_offsets(self, group_id: str, partitions: list[TopicPartition] | None
-                      ) -> dict[TopicPartition, OffsetAndMetadata | None]:
+    def fetch_offsets(self, group_id: str, partitions: list[TopicPartition] | None, *, require_stable: bool = False
+                      ) -> dict[TopicPartition, Outcome[OffsetAndMetadata | None]]:
         """The committed offsets of `partitions` (None: every committed one), whatever the group's
-        state: groups may commit without using group management."""
+        state: groups may commit without using group management. Offsets of a transaction not
+        ended yet are not served; with `require_stable` their partitions are answered
+        UNSTABLE_OFFSET_COMMIT instead, so that the consumer waits for the transaction."""
         self._check_group_id(group_id, empty_allowed=True)
         committed = self.offsets.group_offsets(group_id)
-        if partitions is None:
-            return dict(committed)
-        return {partition: committed.get(partition) for partition in partitions}
+        unstable = self.offsets.pending_partitions(group_id) if require_stable else set()
+        pending = Error(ApiError(ErrorCode.UNSTABLE_OFFSET_COMMIT))
+        return {partition: pending if partition in unstable else Value(committed.get(partition))
+                for partition in (committed if partitions is None else partitions)}
 
     async def delete_offsets(self, group_id: str, partitions: list[TopicPartition]
                              ) -> dict[TopicPartition, Outcome[None]]:
@@ -651,9 +691,9 @@ class GroupCoordinator:
 
     async def _delete_offsets(self, group_id: str, partitions: list[TopicPartition]) -> None:
         removed = await self._write_tombstones(group_id, self.offsets.delete_offsets(group_id, partitions))
-        logger.info("group %s: deleted %d committed offset(s)", group_id, removed)
+        logger.info("group %s: deleted the offsets of %d partition(s)", group_id, removed)
         group = self.groups.get(group_id)
-        if group is not None and group.state is GroupState.EMPTY and not self.offsets.group_offsets(group_id):
+        if group is not None and group.state is GroupState.EMPTY and not self.offsets.has_offsets(group_id):
             # As Kafka's offset clean-up: an empty group without offsets is gone.
             group.transition_to(GroupState.DEAD)
             del self.groups[group_id]
@@ -712,13 +752,12 @@ class GroupCoordinator:
             # Its offsets are still committed: the group stays, empty.
             self.groups.setdefault(group_id, Group(group_id))
             raise
-        logger.info("deleted group %s and its %d committed offset(s)", group_id, removed)
+        logger.info("deleted group %s and the offsets of its %d partition(s)", group_id, removed)
 
     def _clean_up_empty_groups(self) -> None:
-        """Forget groups that are empty and have no committed offsets, as Kafka does periodically."""
-        committed = set(self.offsets.group_ids())
+        """Forget groups that are empty and have no offsets, committed or pending, as Kafka does periodically."""
         for group_id, group in list(self.groups.items()):
-            if group.state is GroupState.EMPTY and group_id not in committed:
+            if group.state is GroupState.EMPTY and not self.offsets.has_offsets(group_id):
                 group.transition_to(GroupState.DEAD)
                 del self.groups[group_id]
         self._deadlines.after(EMPTY_GROUP_CLEANUP_INTERVAL_MS / 1000, self._clean_up_empty_groups)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from outcome import Error, Outcome
+from outcome import Error, Outcome, Value
 
 from broker.groups import OffsetAndMetadata, TopicPartition
 from broker.handlers.base import Services, error_fields, handles
@@ -70,31 +70,36 @@ async def offset_commit(broker: Services, header, request):
         [key for _, _, key in named], results))
 
 
-def _fetched_topics(broker: Services, group_id: str, wanted_topics, topic_result, partition_result) -> list:
-    """One group's committed offsets of `wanted_topics` (None: all of them), as response topics."""
+def _fetched_topics(broker: Services, group_id: str, wanted_topics, topic_result, partition_result, *,
+                    require_stable: bool = False) -> list:
+    """One group's committed offsets of `wanted_topics` (None: all of them), as response topics;
+    with `require_stable` (v7+), partitions with offsets of an open transaction carry
+    UNSTABLE_OFFSET_COMMIT."""
     if wanted_topics is None:
         wanted = None
     else:
         wanted = [(topic.name, index) for topic in wanted_topics for index in topic.partition_indexes]
-    committed = broker.coordinator.fetch_offsets(group_id, wanted)
+    fetched = broker.coordinator.fetch_offsets(group_id, wanted, require_stable=require_stable)
     topics: dict[str, list] = {}
-    for name, index in (wanted if wanted is not None else sorted(committed)):
-        value = committed.get((name, index))
+    for name, index in (wanted if wanted is not None else sorted(fetched)):
+        outcome = fetched[(name, index)]
+        value = outcome.value if isinstance(outcome, Value) else None
         topics.setdefault(name, []).append(partition_result(
             partition_index=index,
             committed_offset=value.offset if value else NO_OFFSET,
             committed_leader_epoch=value.leader_epoch if value else NO_LEADER_EPOCH,
-            metadata=value.metadata if value else NO_METADATA))
+            metadata=value.metadata if value else NO_METADATA,
+            **outcome_fields(partition_result, outcome)))
     return [topic_result(name=name, partitions=partitions) for name, partitions in topics.items()]
 
 
 _FetchedGroup = OFFSET_FETCH_RESPONSE.OffsetFetchResponseGroup
 
 
-def _fetched_group(broker: Services, group) -> _FetchedGroup:
+def _fetched_group(broker: Services, group, require_stable: bool) -> _FetchedGroup:
     try:
         topics = _fetched_topics(broker, group.group_id, group.topics, OFFSET_FETCH_RESPONSE.OffsetFetchResponseTopics,
-                                 OFFSET_FETCH_RESPONSE.OffsetFetchResponsePartitions)
+                                 OFFSET_FETCH_RESPONSE.OffsetFetchResponsePartitions, require_stable=require_stable)
     except ApiError as exc:
         return _FetchedGroup(group_id=group.group_id, **error_fields(_FetchedGroup, exc))
     return _FetchedGroup(group_id=group.group_id, topics=topics)
@@ -117,14 +122,15 @@ def _fetched_before_group_errors(broker: Services, request):
 @handles(ApiKey.OFFSET_FETCH)
 async def offset_fetch(broker: Services, header, request):
     version = header.request_api_version
+    require_stable = request.get("require_stable", False)
     if version >= FIRST_MULTI_GROUP_VERSION:
-        return OFFSET_FETCH_RESPONSE(groups=[_fetched_group(broker, group) for group in request.groups])
+        return OFFSET_FETCH_RESPONSE(groups=[_fetched_group(broker, group, require_stable) for group in request.groups])
     if version < FIRST_GROUP_ERROR_VERSION:
         return _fetched_before_group_errors(broker, request)
     # A group error: the response's top-level error (base.Api.respond).
     return OFFSET_FETCH_RESPONSE(topics=_fetched_topics(
         broker, request.group_id, request.topics, OFFSET_FETCH_RESPONSE.OffsetFetchResponseTopic,
-        OFFSET_FETCH_RESPONSE.OffsetFetchResponsePartition))
+        OFFSET_FETCH_RESPONSE.OffsetFetchResponsePartition, require_stable=require_stable))
 
 
 @handles(ApiKey.OFFSET_DELETE)

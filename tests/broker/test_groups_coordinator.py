@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import errno
 import inspect
 
 import pytest
@@ -16,6 +17,7 @@ from broker.groups import (
     OffsetAndMetadata,
     OffsetStore,
 )
+from log import LogStorageError
 from protocol.errors import ApiError, ErrorCode
 
 GROUP = "group"
@@ -58,6 +60,12 @@ def codes(outcomes):
     if isinstance(outcomes, dict):
         return {key: code(outcome) for key, outcome in outcomes.items()}
     return [code(outcome) for outcome in outcomes]
+
+
+def fetched(coordinator, group_id, partitions, **options):
+    """fetch_offsets' answer unwrapped: each partition's committed offset, None or error code."""
+    return {partition: outcome.error.code if isinstance(outcome, Error) else outcome.unwrap()
+            for partition, outcome in coordinator.fetch_offsets(group_id, partitions, **options).items()}
 
 
 async def new_member_id(coordinator, **options) -> str:
@@ -420,8 +428,8 @@ async def test_commits_follow_kafkas_rules_for_group_state(coordinator, nursery,
     # Without group management (generation -1) a commit creates an empty group.
     assert codes(await coordinator.commit_offsets("simple", -1, "", None, offsets)) == {("t", 0): ErrorCode.NONE}
     assert coordinator.groups["simple"].state is GroupState.EMPTY
-    assert coordinator.fetch_offsets("simple", [("t", 0), ("t", 1)]) == {("t", 0): offsets[("t", 0)], ("t", 1): None}
-    assert coordinator.fetch_offsets("simple", None) == offsets
+    assert fetched(coordinator, "simple", [("t", 0), ("t", 1)]) == {("t", 0): offsets[("t", 0)], ("t", 1): None}
+    assert fetched(coordinator, "simple", None) == offsets
     (member,) = await stable_group(coordinator, nursery, 1)
     # Only members commit to a group that has some.
     assert await refusal(coordinator.commit_offsets, GROUP, -1, "", None, offsets) == ErrorCode.UNKNOWN_MEMBER_ID
@@ -453,7 +461,7 @@ async def test_describe_list_and_delete(coordinator, nursery, autojump_clock):
     assert len(coordinator.list_groups([], ["Classic"])) == 2
     assert codes(await coordinator.delete_groups([GROUP, "idle", "unknown"])) == {
         GROUP: ErrorCode.NON_EMPTY_GROUP, "idle": ErrorCode.NONE, "unknown": ErrorCode.GROUP_ID_NOT_FOUND}
-    assert coordinator.fetch_offsets("idle", None) == {}
+    assert fetched(coordinator, "idle", None) == {}
     assert "idle" not in coordinator.groups
 
 
@@ -467,7 +475,7 @@ async def test_groups_with_committed_offsets_come_back_empty_after_a_restart(tmp
     coordinator.close()
     reopened = GroupCoordinator(OffsetStore(tmp_path))
     assert reopened.groups[GROUP].state is GroupState.EMPTY
-    assert reopened.fetch_offsets(GROUP, None) == offsets
+    assert fetched(reopened, GROUP, None) == offsets
     reopened.close()
 
 
@@ -488,3 +496,126 @@ async def test_empty_groups_without_offsets_are_forgotten_periodically(coordinat
     assert coordinator.groups[GROUP].state is GroupState.EMPTY
     await trio.sleep(11 * 60)
     assert GROUP not in coordinator.groups
+
+
+# -- offsets committed in transactions (TxnOffsetCommit, KIP-98/447) --------------------------------
+
+PRODUCER_ID, EPOCH = 4000, 0
+OFFSETS = {("t", 0): OffsetAndMetadata(42, 3, "meta", 1000)}
+
+
+async def commit_in_transaction(coordinator, group_id=GROUP, generation=-1, member="", instance=None,
+                                offsets=OFFSETS, producer_id=PRODUCER_ID):
+    return codes(await coordinator.commit_transactional_offsets(group_id, generation, member, instance,
+                                                                producer_id, EPOCH, offsets))
+
+
+async def test_transactional_offsets_are_served_only_once_their_transaction_commits(coordinator, autojump_clock):
+    # The group does not exist yet: the transaction's commit creates it, empty, as Kafka's does.
+    assert await commit_in_transaction(coordinator, "new") == {("t", 0): ErrorCode.NONE}
+    assert coordinator.groups["new"].state is GroupState.EMPTY
+    assert fetched(coordinator, "new", [("t", 0)]) == {("t", 0): None}
+    assert fetched(coordinator, "new", None) == {}
+    assert fetched(coordinator, "new", [("t", 0), ("t", 1)], require_stable=True) == {
+        ("t", 0): ErrorCode.UNSTABLE_OFFSET_COMMIT, ("t", 1): None}
+    assert await coordinator.complete_transaction(PRODUCER_ID, EPOCH, True)
+    assert fetched(coordinator, "new", [("t", 0)], require_stable=True) == OFFSETS
+
+
+async def test_an_aborted_transaction_leaves_the_committed_offsets_as_they_were(coordinator, autojump_clock):
+    before = {("t", 0): OffsetAndMetadata(7, 3, "", 1000)}
+    await coordinator.commit_offsets("simple", -1, "", None, before)
+    await commit_in_transaction(coordinator, "simple")
+    # Not stable: only the partition with pending offsets, of those committed, is unstable.
+    assert fetched(coordinator, "simple", None, require_stable=True) == {("t", 0): ErrorCode.UNSTABLE_OFFSET_COMMIT}
+    assert fetched(coordinator, "simple", None) == before
+    assert await coordinator.complete_transaction(PRODUCER_ID, EPOCH, False)
+    assert fetched(coordinator, "simple", None, require_stable=True) == before
+    assert not await coordinator.complete_transaction(PRODUCER_ID, EPOCH, False)
+
+
+async def test_transactional_commits_check_the_member_only_when_the_request_names_one(coordinator, nursery,
+                                                                                     autojump_clock):
+    (member,) = await stable_group(coordinator, nursery, 1)
+    # A producer that names no member or generation (before KIP-447) commits to a live group.
+    assert await commit_in_transaction(coordinator) == {("t", 0): ErrorCode.NONE}
+    assert await refusal(coordinator.commit_offsets, GROUP, -1, "", None, OFFSETS) == ErrorCode.UNKNOWN_MEMBER_ID
+    assert await commit_in_transaction(coordinator, generation=1, member=member) == {("t", 0): ErrorCode.NONE}
+    for generation, member_id, code in [(1, "stranger", ErrorCode.UNKNOWN_MEMBER_ID),
+                                        (-1, "stranger", ErrorCode.UNKNOWN_MEMBER_ID),
+                                        (2, member, ErrorCode.ILLEGAL_GENERATION),
+                                        (-1, member, ErrorCode.ILLEGAL_GENERATION)]:
+        assert await refusal(coordinator.commit_transactional_offsets, GROUP, generation, member_id, None,
+                             PRODUCER_ID, EPOCH, OFFSETS) == code
+    # A generation names a member: a group that does not exist has none.
+    assert await refusal(coordinator.commit_transactional_offsets, "nobody", 1, member, None,
+                         PRODUCER_ID, EPOCH, OFFSETS) == ErrorCode.UNKNOWN_MEMBER_ID
+
+
+async def test_a_transactional_commit_of_a_replaced_static_member_is_fenced(coordinator, nursery, autojump_clock):
+    first = await coordinator.join_group(request(instance="a"))
+    await coordinator.sync_group(GROUP, 1, first.member_id, "a", None, None, {first.member_id: b"p"})
+    restarted = await coordinator.join_group(request(instance="a"))
+    assert await refusal(coordinator.commit_transactional_offsets, GROUP, 1, first.member_id, "a",
+                         PRODUCER_ID, EPOCH, OFFSETS) == ErrorCode.FENCED_INSTANCE_ID
+    assert await commit_in_transaction(coordinator, generation=1, member=restarted.member_id, instance="a") == {
+        ("t", 0): ErrorCode.NONE}
+
+
+async def test_a_transactional_commit_is_taken_between_join_and_sync(coordinator, autojump_clock):
+    member_id = await new_member_id(coordinator)
+    await coordinator.join_group(request(member_id))
+    # Kafka checks only the member and generation of a transactional commit, not the group's phase.
+    assert await commit_in_transaction(coordinator, generation=1, member=member_id) == {("t", 0): ErrorCode.NONE}
+
+
+async def test_transactional_commits_refused_whole_or_by_partition(coordinator, autojump_clock):
+    too_long = {("t", 1): OffsetAndMetadata(1, -1, "x" * 4097, 0), ("t", 2): OffsetAndMetadata(2, -1, "ok", 0)}
+    assert await commit_in_transaction(coordinator, offsets=too_long) == {
+        ("t", 1): ErrorCode.OFFSET_METADATA_TOO_LARGE, ("t", 2): ErrorCode.NONE}
+    # Unlike OffsetCommit, TxnOffsetCommit needs a group id.
+    assert await refusal(coordinator.commit_transactional_offsets, "", -1, "", None,
+                         PRODUCER_ID, EPOCH, OFFSETS) == ErrorCode.INVALID_GROUP_ID
+    # The producer's pending offsets have a newer epoch: it was fenced.
+    assert codes(await coordinator.commit_transactional_offsets(GROUP, -1, "", None, PRODUCER_ID, EPOCH - 1, OFFSETS)
+                 ) == {("t", 0): ErrorCode.INVALID_PRODUCER_EPOCH}
+    coordinator.unload()
+    assert await refusal(coordinator.commit_transactional_offsets, GROUP, -1, "", None,
+                         PRODUCER_ID, EPOCH, OFFSETS) == ErrorCode.COORDINATOR_NOT_AVAILABLE
+
+
+async def test_a_marker_the_offsets_log_cannot_take_is_a_storage_error(coordinator, monkeypatch, autojump_clock):
+    await commit_in_transaction(coordinator)
+
+    def full(batch):
+        raise LogStorageError(coordinator.offsets.directory, OSError(errno.ENOSPC, "No space left on device"))
+
+    monkeypatch.setattr(coordinator.offsets._log._log, "append", full)
+    assert await refusal(coordinator.complete_transaction, PRODUCER_ID, EPOCH, True) == ErrorCode.KAFKA_STORAGE_ERROR
+    assert coordinator.offsets.pending_partitions(GROUP) == {("t", 0)}
+
+
+async def test_an_empty_group_with_only_pending_offsets_outlives_the_clean_up_and_a_restart(
+        tmp_path, nursery, autojump_clock):
+    coordinator = GroupCoordinator(OffsetStore(tmp_path))
+    nursery.start_soon(coordinator.run)
+    await commit_in_transaction(coordinator)
+    await trio.sleep(11 * 60)
+    assert coordinator.groups[GROUP].state is GroupState.EMPTY
+    coordinator.close()
+    reopened = GroupCoordinator(OffsetStore(tmp_path))
+    assert reopened.groups[GROUP].state is GroupState.EMPTY
+    assert fetched(reopened, GROUP, [("t", 0)], require_stable=True) == {("t", 0): ErrorCode.UNSTABLE_OFFSET_COMMIT}
+    reopened.close()
+
+
+async def test_deleting_a_group_or_its_offsets_drops_pending_ones(coordinator, autojump_clock):
+    await commit_in_transaction(coordinator, "gone")
+    assert codes(await coordinator.delete_groups(["gone"])) == {"gone": ErrorCode.NONE}
+    await commit_in_transaction(coordinator, "trimmed", producer_id=PRODUCER_ID + 1)
+    assert codes(await coordinator.delete_offsets("trimmed", [("t", 0)])) == {("t", 0): ErrorCode.NONE}
+    # As Kafka's offset clean-up: an empty group left without offsets is gone.
+    assert "gone" not in coordinator.groups and "trimmed" not in coordinator.groups
+    for producer_id in (PRODUCER_ID, PRODUCER_ID + 1):
+        assert not await coordinator.complete_transaction(producer_id, EPOCH, True)
+    assert fetched(coordinator, "gone", None) == fetched(coordinator, "trimmed", None) == {}
