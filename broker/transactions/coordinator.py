@@ -288,11 +288,12 @@ def _write_error(exc: LogError) -> ApiError:
     return ApiError(ErrorCode.COORDINATOR_NOT_AVAILABLE, "the transaction log cannot be written")
 
 
-# What produce answers for a verification the coordinator refuses (Kafka's AddPartitionsToTxnManager
-# and ReplicaManager): errors a producer retries become NOT_ENOUGH_REPLICAS, which needs no
-# metadata refresh, and a fenced epoch the produce error every client knows.
+# A verification the coordinator refuses as fenced is INVALID_PRODUCER_EPOCH to the produce or offset
+# commit that asked (Kafka's AddPartitionsToTxnManager); to a produce, the errors a producer retries
+# are NOT_ENOUGH_REPLICAS besides, which needs no metadata refresh (Kafka's ReplicaManager).
+_VERIFICATION_ERRORS = {ErrorCode.PRODUCER_FENCED: ErrorCode.INVALID_PRODUCER_EPOCH}
 _PRODUCE_VERIFICATION_ERRORS = {
-    ErrorCode.PRODUCER_FENCED: ErrorCode.INVALID_PRODUCER_EPOCH,
+    **_VERIFICATION_ERRORS,
     ErrorCode.CONCURRENT_TRANSACTIONS: ErrorCode.NOT_ENOUGH_REPLICAS,
     ErrorCode.COORDINATOR_NOT_AVAILABLE: ErrorCode.NOT_ENOUGH_REPLICAS,
     ErrorCode.COORDINATOR_LOAD_IN_PROGRESS: ErrorCode.NOT_ENOUGH_REPLICAS,
@@ -574,13 +575,14 @@ class TransactionCoordinator:
                 for partition in partitions}
 
     def _verify(self, transactional_id: str | None, producer_id: int, producer_epoch: int,
-                partition: TopicPartition) -> bool:
-        """Whether `partition` is in the producer's transaction; raises as produce answers it."""
+                partition: TopicPartition, errors: dict[ErrorCode, ErrorCode]) -> bool:
+        """Whether `partition` is in the producer's transaction; a refusal is raised with its code
+        in `errors`, or its own."""
         try:
             return self.verify_partitions(transactional_id, producer_id, producer_epoch,
                                           [partition])[partition] is ErrorCode.NONE
         except ApiError as exc:
-            code = _PRODUCE_VERIFICATION_ERRORS.get(exc.code)
+            code = errors.get(exc.code)
             if code is None:
                 raise
             raise ApiError(code, f"cannot verify the transaction: {exc.code.name}") from exc
@@ -593,7 +595,8 @@ class TransactionCoordinator:
         ReplicaManager): INVALID_PRODUCER_EPOCH for a fenced epoch, INVALID_PRODUCER_ID_MAPPING,
         and NOT_ENOUGH_REPLICAS for what the producer is to retry. (Async as a verification
         with a coordinator elsewhere would be.)"""
-        if not self._verify(transactional_id, producer_id, producer_epoch, (topic, partition)):
+        if not self._verify(transactional_id, producer_id, producer_epoch, (topic, partition),
+                            _PRODUCE_VERIFICATION_ERRORS):
             raise ApiError(ErrorCode.INVALID_TXN_STATE, "Partition was not added to the transaction")
 
     def verify_offsets(self, transactional_id: str | None, producer_id: int, producer_epoch: int, group_id: str,
@@ -601,14 +604,8 @@ class TransactionCoordinator:
         """KIP-890 part 1 for TxnOffsetCommit: the group's offsets partition must be in the
         producer's transaction (AddOffsetsToTxn first); else INVALID_TXN_STATE, or
         TRANSACTION_ABORTABLE for clients that know it (`abortable`: TxnOffsetCommit v4+)."""
-        try:
-            added = self._verify(transactional_id, producer_id, producer_epoch, offsets_partition(group_id))
-        except ApiError as exc:
-            if exc.code is ErrorCode.NOT_ENOUGH_REPLICAS:
-                # Produce's retriable stand-in; a commit answers with the coordinator's own.
-                raise ApiError(ErrorCode.CONCURRENT_TRANSACTIONS, exc.message) from exc
-            raise
-        if not added:
+        if not self._verify(transactional_id, producer_id, producer_epoch, offsets_partition(group_id),
+                            _VERIFICATION_ERRORS):
             raise ApiError(ErrorCode.TRANSACTION_ABORTABLE if abortable else ErrorCode.INVALID_TXN_STATE,
                            "the group's offsets were not added to the transaction")
 

@@ -257,9 +257,10 @@ async def test_while_markers_are_written_the_transaction_is_concurrent(transacti
     assert await refusal(transactions.add_partitions, TXN, producer_id, epoch, [(TOPIC, 1)]) == concurrent
     assert await refusal(transactions.end_transaction, TXN, producer_id, epoch, True) == concurrent
     assert await refusal(transactions.end_transaction, TXN, producer_id, epoch, False) == concurrent
-    # A produce is told to retry.
+    # A produce is told to retry, an offset commit that the transaction is busy.
     assert await refusal(transactions.verify_partition, TXN, producer_id, epoch, TOPIC, 0) == \
         ErrorCode.NOT_ENOUGH_REPLICAS
+    assert await refusal(transactions.verify_offsets, TXN, producer_id, epoch, "group") == concurrent
     monkeypatch.undo()
     await advance(mock_clock, MARKER_RETRY_SECONDS)
     assert state(transactions) is TransactionState.COMPLETE_COMMIT
