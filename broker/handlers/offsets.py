@@ -26,7 +26,7 @@ NO_METADATA = ""
 _UNKNOWN_PARTITION = Error(ApiError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION))
 
 
-def _existing(broker: Services, request_topics) -> tuple[list, dict[TopicPartition, Outcome[None]]]:
+def existing_partitions(broker: Services, request_topics) -> tuple[list, dict[TopicPartition, Outcome[None]]]:
     """The (topic, partition) pairs the request names, in its order, as (request topic, request
     partition, pair); and UNKNOWN_TOPIC_OR_PARTITION for those this broker does not have."""
     named = [(topic, partition, (topic.name, partition.partition_index))
@@ -35,8 +35,8 @@ def _existing(broker: Services, request_topics) -> tuple[list, dict[TopicPartiti
     return named, unknown
 
 
-def _topics_answer(topic_result, partition_result, named: Iterable[TopicPartition],
-                   results: dict[TopicPartition, Outcome[None]]) -> list:
+def topics_answer(topic_result, partition_result, named: Iterable[TopicPartition],
+                  results: dict[TopicPartition, Outcome[None]]) -> list:
     """The per-topic, per-partition answer of a batch of partitions, in the request's order."""
     topics: dict[str, list] = {}
     for name, index in named:
@@ -48,7 +48,7 @@ def _topics_answer(topic_result, partition_result, named: Iterable[TopicPartitio
 @handles(ApiKey.OFFSET_COMMIT)
 async def offset_commit(broker: Services, header, request):
     now = broker.clock()
-    named, results = _existing(broker, request.topics)
+    named, results = existing_partitions(broker, request.topics)
     offsets = {}
     for _, partition, key in named:
         if key not in results:
@@ -65,7 +65,7 @@ async def offset_commit(broker: Services, header, request):
         except ApiError as exc:
             # OffsetCommit has no group-level error: every partition carries it.
             results.update(dict.fromkeys(offsets, Error(exc)))
-    return OFFSET_COMMIT_RESPONSE(topics=_topics_answer(
+    return OFFSET_COMMIT_RESPONSE(topics=topics_answer(
         OFFSET_COMMIT_RESPONSE.OffsetCommitResponseTopic, OFFSET_COMMIT_RESPONSE.OffsetCommitResponsePartition,
         [key for _, _, key in named], results))
 
@@ -135,10 +135,10 @@ async def offset_fetch(broker: Services, header, request):
 
 @handles(ApiKey.OFFSET_DELETE)
 async def offset_delete(broker: Services, header, request):
-    named, results = _existing(broker, request.topics)
+    named, results = existing_partitions(broker, request.topics)
     eligible = [key for _, _, key in named if key not in results]
     # A group error is the response's top-level one, with no topics, as Kafka answers it.
     results.update(await broker.coordinator.delete_offsets(request.group_id, eligible))
-    return OFFSET_DELETE_RESPONSE(topics=_topics_answer(
+    return OFFSET_DELETE_RESPONSE(topics=topics_answer(
         OFFSET_DELETE_RESPONSE.OffsetDeleteResponseTopic, OFFSET_DELETE_RESPONSE.OffsetDeleteResponsePartition,
         [key for _, _, key in named], results))

@@ -8,7 +8,7 @@ from outcome import Error
 
 from broker.groups import OffsetAndMetadata
 from broker.handlers.base import Services, handles
-from broker.handlers.offsets import _existing, _topics_answer
+from broker.handlers.offsets import existing_partitions, topics_answer
 from broker.topics import INTERNAL_TOPICS
 from broker.transactions import by_topic, offsets_partition
 from protocol.errors import ApiError, ErrorCode
@@ -116,7 +116,7 @@ async def end_txn(broker: Services, header, request):
 async def txn_offset_commit(broker: Services, header, request):
     version = header.request_api_version
     now = broker.clock()
-    named, results = _existing(broker, request.topics)
+    named, results = existing_partitions(broker, request.topics)
     offsets = {key: OffsetAndMetadata(partition.committed_offset, partition.get("committed_leader_epoch", -1),
                                       partition.committed_metadata or NO_METADATA, now)
                for _, partition, key in named if key not in results}
@@ -134,7 +134,7 @@ async def txn_offset_commit(broker: Services, header, request):
                 exc = ApiError(ErrorCode.COORDINATOR_NOT_AVAILABLE, exc.message)
             # TxnOffsetCommit has no top-level error: every partition carries it.
             results.update(dict.fromkeys(offsets, Error(exc)))
-    return TXN_OFFSET_COMMIT_RESPONSE(topics=_topics_answer(
+    return TXN_OFFSET_COMMIT_RESPONSE(topics=topics_answer(
         TXN_OFFSET_COMMIT_RESPONSE.TxnOffsetCommitResponseTopic,
         TXN_OFFSET_COMMIT_RESPONSE.TxnOffsetCommitResponsePartition, [key for _, _, key in named], results))
 
