@@ -1,6 +1,10 @@
 import pytest
 
-from interop.broker_process import BrokerProcess
+# The transaction scenarios' asserts are in a helper module: rewritten (which must happen before
+# any test module imports it), they show what differed.
+pytest.register_assert_rewrite("interop.txn_clients")
+
+from interop.broker_process import BrokerProcess  # noqa: E402
 
 
 @pytest.fixture

@@ -2,12 +2,7 @@
 across partitions of two topics with both isolation levels, offsets sent in transactions, fencing
 by a newer producer, and a dead producer's transaction aborted by its timeout (interop/txn_clients.py)."""
 
-import pytest
-
-# The scenarios' asserts are in a helper module: rewritten, they show what differed.
-pytest.register_assert_rewrite("interop.txn_clients")
-
-from interop import txn_clients as scenarios  # noqa: E402
+from interop import txn_clients as scenarios
 
 CLIENT = "confluent-kafka"
 

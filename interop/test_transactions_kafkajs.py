@@ -6,10 +6,7 @@ COMLOG_REQUIRE_KAFKAJS=1 (CI), which fails them instead."""
 
 import pytest
 
-# The scenarios' asserts are in a helper module: rewritten, they show what differed.
-pytest.register_assert_rewrite("interop.txn_clients")
-
-from interop import txn_clients as scenarios  # noqa: E402
+from interop import txn_clients as scenarios
 
 CLIENT = "kafkajs"
 
