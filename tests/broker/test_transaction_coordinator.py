@@ -352,7 +352,7 @@ async def test_a_partition_deleted_before_its_marker_is_skipped(transactions, cl
     assert state(transactions) is TransactionState.COMPLETE_COMMIT
 
 
-async def test_describe_and_list(transactions, client):
+async def test_describe_and_list(transactions, client, monkeypatch):
     assert await refusal(transactions.describe, "nobody") == ErrorCode.TRANSACTIONAL_ID_NOT_FOUND
     assert await refusal(transactions.describe, "") == ErrorCode.INVALID_REQUEST
     ongoing, _ = await begin(transactions, client)
@@ -367,9 +367,13 @@ async def test_describe_and_list(transactions, client):
     assert listed([], []) == ([("empty", "Empty"), (TXN, "Ongoing")], [])
     assert listed(["Ongoing", "Nonsense"], []) == ([(TXN, "Ongoing")], ["Nonsense"])
     assert listed([], [empty]) == ([("empty", "Empty")], [])
-    # The duration filter keeps transactions begun longer ago than it; Empty began at -1.
+    # The duration filter keeps transactions begun longer ago than it (strictly, as Kafka's);
+    # Empty began at -1. The coordinator's clock is set, so that no millisecond has to pass.
+    monkeypatch.setattr(transactions, "clock", lambda: described.start_ms)
+    assert listed([], [], 0) == ([("empty", "Empty")], [])
+    monkeypatch.setattr(transactions, "clock", lambda: described.start_ms + 60_000)
     assert listed([], [], 60_000) == ([("empty", "Empty")], [])
-    assert listed([], [], 0) == ([("empty", "Empty"), (TXN, "Ongoing")], [])
+    assert listed([], [], 59_999) == ([("empty", "Empty"), (TXN, "Ongoing")], [])
     assert ongoing != empty
 
 
