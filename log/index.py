@@ -102,6 +102,11 @@ class OffsetIndex(_Index):
         count = self._bisect(offset - self.base_offset, 0, include_equal=True)
         return self.entry(count - 1) if count else (self.base_offset, 0)
 
+    def first_offset_at_or_after(self, position: int) -> int | None:
+        """The offset of the first indexed batch starting at or after `position`, if any."""
+        count = self._bisect(position, 1, include_equal=False)
+        return self.entry(count)[0] if count < len(self) else None
+
     def is_consistent(self, log_size: int, offset_span: int) -> bool:
         """Whether the last entry points inside the segment (Kafka's cheap sanity check of an index)."""
         last = self.last_entry

@@ -431,6 +431,14 @@ class Log:
         if segment is not self._segments[-1]:
             self._unwritten_txn_indexes.append(segment)
 
+    def fetch_upper_bound(self, offset: int, records: FileRecords) -> int:
+        """An offset past every record of `records`, read from `offset`, found in one index lookup
+        (a read never leaves its segment): the bound of the aborted transactions a read committed
+        fetch names, so that one far behind is not sent every abort up to the last stable offset."""
+        segment = self._segment_for(offset)
+        self._use(segment)
+        return segment.upper_bound_offset(records.position + len(records))
+
     def aborted_transactions(self, start_offset: int, upper_bound_offset: int) -> list[AbortedTxn]:
         """The aborted transactions with a last offset >= start_offset and a first offset <
         upper_bound_offset, in marker order: those overlapping a read committed fetch from

@@ -465,6 +465,12 @@ class LogSegment:
             end = self._checked_end(file, rest, min(end, rest + _CHECKED_READ_BYTES), batch.last_offset + 1)
         return FileRecords(file, batch.position, end - batch.position)
 
+    def upper_bound_offset(self, end_position: int) -> int:
+        """An offset no batch ending at or before `end_position` reaches: the first indexed one at
+        or after it, else the segment's next offset (Kafka's fetchUpperBoundOffset)."""
+        found = self.offset_index.first_offset_at_or_after(end_position)
+        return self.next_offset if found is None else found
+
     def find_timestamp(self, timestamp: int, min_offset: int) -> BatchInfo | None:
         """The first batch with a max timestamp >= `timestamp` holding an offset >= `min_offset`."""
         start_offset, start_position = self.offset_index.lookup(max(self.time_index.lookup(timestamp), min_offset))

@@ -48,12 +48,13 @@ def _partition_response(index: int, error: ErrorCode, high_watermark: int = -1, 
 
 def _aborted_transactions(log, fetch_offset: int, records, last_stable_offset: int) -> list:
     """The aborted transactions a read_committed consumer needs to drop from `records` (read from
-    `fetch_offset`): those overlapping it, bounded above by the last stable offset, which no record
-    read reaches."""
+    `fetch_offset`): those overlapping it, bounded above by what was read and by the last stable
+    offset, which no record read reaches."""
     if not len(records):
         return []
+    upper_bound = min(log.fetch_upper_bound(fetch_offset, records), last_stable_offset)
     return [_AbortedTransaction(producer_id=aborted.producer_id, first_offset=aborted.first_offset)
-            for aborted in log.aborted_transactions(fetch_offset, last_stable_offset)]
+            for aborted in log.aborted_transactions(fetch_offset, upper_bound)]
 
 
 class _FetchPlan:

@@ -338,3 +338,30 @@ def test_read_stops_before_the_batch_at_max_offset(tmp_path):
         assert len(log.read(offset, 10**6, max_offset=max_offset)) == 0
     with pytest.raises(OffsetOutOfRangeError):
         log.read(log.log_end_offset + 1, 100, max_offset=0)
+
+
+def test_a_reads_upper_bound_is_the_first_indexed_offset_past_its_bytes(tmp_path):
+    # An index entry for every batch, so the bound is the very next batch's offset.
+    log = open_log(tmp_path, index_interval_bytes=0, **CONFIG)
+    for _ in range(6):
+        log.append(build_batch(2))
+    assert log.segment_count == 1
+    batch_size = len(bytes(log.read(0, 1_000_000))) // 6
+    # Two whole batches (offsets 0-3), then one cut short (4-5): nothing of it reaches offset 6.
+    records = log.read(0, 2 * batch_size + 5)
+    assert log.fetch_upper_bound(0, records) == 6
+    records = log.read(2, 2 * batch_size)
+    assert log.fetch_upper_bound(2, records) == 6
+    # Read to the end of the segment: its next offset.
+    assert log.fetch_upper_bound(0, log.read(0, 1_000_000)) == log.log_end_offset
+
+
+def test_a_far_behind_read_committed_fetch_is_named_only_the_aborts_it_reads(tmp_path):
+    log = open_log(tmp_path, index_interval_bytes=0)
+    entries = fill_with_aborts(log, 30)
+    records = log.read(0, len(bytes(log.read(0, 1_000_000))) // 10)
+    upper_bound = log.fetch_upper_bound(0, records)
+    assert upper_bound < log.log_end_offset
+    found = log.aborted_transactions(0, upper_bound)
+    assert found == [entry for entry in entries if entry.first_offset < upper_bound]
+    assert len(found) < len(entries)
