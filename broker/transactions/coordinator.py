@@ -308,13 +308,13 @@ class TransactionCoordinator:
 
     `partition(topic, index)` finds a partition to write markers to (None once deleted);
     `groups.complete_transaction(...)` completes the transactional offsets; `appended(partition)`
-    is called after each marker appended."""
+    is called after each marker appended; `max_timeout_ms` and `id_expiration_ms` are the broker's
+    transaction.max.timeout.ms and transactional.id.expiration.ms (BrokerConfig holds their defaults)."""
 
     def __init__(self, store: TransactionStateStore, *, producer_ids: ProducerIdAllocator,
                  partition: Callable[[str, int], Partition | None], groups: GroupCoordinator,
-                 appended: Callable[[Partition], None],
-                 clock: Callable[[], int] = current_time_ms, max_timeout_ms: int = 900_000,
-                 id_expiration_ms: int = 604_800_000) -> None:
+                 appended: Callable[[Partition], None], max_timeout_ms: int, id_expiration_ms: int,
+                 clock: Callable[[], int] = current_time_ms) -> None:
         self._store = store
         self._producer_ids = producer_ids
         self._partition = partition
