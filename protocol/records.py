@@ -78,7 +78,6 @@ from protocol.record_batch import (
     TRANSACTIONAL_MASK,
     BatchHeader,
     CorruptBatchError,
-    TimestampType,
     parse_header,
     verify_crc,
     write_crc,
