@@ -221,7 +221,7 @@ def _load_producer_state(log: Log, directory: Path) -> tuple[ProducerStateTable,
     there below the snapshot, their transactions may have started anywhere before: the replay then
     starts at the log start, with an empty table."""
     snapshot = ProducerStateTable.read_snapshot(directory / _PRODUCER_SNAPSHOT)
-    index_end = max(log.transaction_index_end, log.log_start_offset)
+    index_end = log.transaction_index_end
     if snapshot is not None and snapshot[1] <= log.log_end_offset:
         table, start = snapshot
         if index_end < start and _has_markers(log, index_end, start):
