@@ -36,6 +36,7 @@ from log import current_time_ms
 from protocol import records
 from protocol.errors import ApiError, ErrorCode
 from protocol.messages.group_data import OFFSET_COMMIT_KEY, OFFSET_COMMIT_VALUE
+from protocol.record_batch import NO_PARTITION_LEADER_EPOCH
 
 # Not `<name>-<partition>`: the topic registry never takes this directory for a topic's.
 OFFSETS_LOG_DIRECTORY = "__consumer_offsets"
@@ -44,7 +45,6 @@ OFFSETS_LOG_DIRECTORY = "__consumer_offsets"
 OFFSET_COMMIT_KEY_VERSION = 1
 OFFSET_COMMIT_VALUE_VERSION = 3
 _MAX_STRING_BYTES = 32767
-NO_LEADER_EPOCH = -1
 
 TopicPartition = tuple[str, int]
 
@@ -96,7 +96,7 @@ def encode_value(value: OffsetAndMetadata) -> bytes:
 def decode_value(data: bytes) -> OffsetAndMetadata:
     value = read_versioned(OFFSET_COMMIT_VALUE, data)
     # Versions before 3 have no leader epoch: it is unknown.
-    return OffsetAndMetadata(value.offset, value.get("leader_epoch", NO_LEADER_EPOCH), value.metadata,
+    return OffsetAndMetadata(value.offset, value.get("leader_epoch", NO_PARTITION_LEADER_EPOCH), value.metadata,
                              value.commit_timestamp)
 
 
