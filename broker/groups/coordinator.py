@@ -692,11 +692,7 @@ class GroupCoordinator:
     async def _delete_offsets(self, group_id: str, partitions: list[TopicPartition]) -> None:
         removed = await self._write_tombstones(group_id, self.offsets.delete_offsets(group_id, partitions))
         logger.info("group %s: deleted the offsets of %d partition(s)", group_id, removed)
-        group = self.groups.get(group_id)
-        if group is not None and group.state is GroupState.EMPTY and not self.offsets.has_offsets(group_id):
-            # As Kafka's offset clean-up: an empty group without offsets is gone.
-            group.transition_to(GroupState.DEAD)
-            del self.groups[group_id]
+        self._drop_if_unused(group_id)
 
     @staticmethod
     async def _write_tombstones(group_id: str, tombstones: Awaitable[int]) -> int:
@@ -756,8 +752,13 @@ class GroupCoordinator:
 
     def _clean_up_empty_groups(self) -> None:
         """Forget groups that are empty and have no offsets, committed or pending, as Kafka does periodically."""
-        for group_id, group in list(self.groups.items()):
-            if group.state is GroupState.EMPTY and not self.offsets.has_offsets(group_id):
-                group.transition_to(GroupState.DEAD)
-                del self.groups[group_id]
+        for group_id in list(self.groups):
+            self._drop_if_unused(group_id)
         self._deadlines.after(EMPTY_GROUP_CLEANUP_INTERVAL_MS / 1000, self._clean_up_empty_groups)
+
+    def _drop_if_unused(self, group_id: str) -> None:
+        """As Kafka's offset clean-up: an empty group without offsets is gone."""
+        group = self.groups.get(group_id)
+        if group is not None and group.state is GroupState.EMPTY and not self.offsets.has_offsets(group_id):
+            group.transition_to(GroupState.DEAD)
+            del self.groups[group_id]
