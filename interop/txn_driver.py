@@ -60,12 +60,23 @@ def _described_by_class(error: BaseException, base: type) -> dict | None:
     return None
 
 
-class ConfluentKafka:
-    def __init__(self, bootstrap: str) -> None:
-        import confluent_kafka
-        self.kafka = confluent_kafka
+class _Client:
+    """What every client keeps: its module, the bootstrap address and its producers by name; `call`
+    runs an op as the method of that name."""
+
+    def __init__(self, kafka, bootstrap: str) -> None:
+        self.kafka = kafka
         self.bootstrap = bootstrap
         self.producers = {}
+
+    def call(self, op: str, arguments: dict):
+        return getattr(self, op)(**arguments)
+
+
+class ConfluentKafka(_Client):
+    def __init__(self, bootstrap: str) -> None:
+        import confluent_kafka
+        super().__init__(confluent_kafka, bootstrap)
 
     def _common(self) -> dict:
         return {"bootstrap.servers": self.bootstrap, "socket.timeout.ms": TIMEOUT_MS,
@@ -138,9 +149,6 @@ class ConfluentKafka:
             consumer.close()
         return reader.seen
 
-    def call(self, op: str, arguments: dict):
-        return getattr(self, op)(**arguments)
-
     def describe(self, error: BaseException) -> dict | None:
         # A fatal error is raised as the KafkaError itself by the poll inside flush(), and then as
         # the cause of a SystemError when a delivery callback runs with it pending.
@@ -153,12 +161,10 @@ class ConfluentKafka:
         return None
 
 
-class KafkaPython:
+class KafkaPython(_Client):
     def __init__(self, bootstrap: str) -> None:
         import kafka.errors
-        self.kafka = kafka
-        self.bootstrap = bootstrap
-        self.producers = {}
+        super().__init__(kafka, bootstrap)
 
     def producer(self, name, transactional_id, transaction_timeout_ms=None):
         config = {"transactional_id": transactional_id, "linger_ms": 5}
@@ -211,21 +217,16 @@ class KafkaPython:
             consumer.close()
         return reader.seen
 
-    def call(self, op: str, arguments: dict):
-        return getattr(self, op)(**arguments)
-
     def describe(self, error: BaseException) -> dict | None:
         return _described_by_class(error, self.kafka.errors.KafkaError)
 
 
-class AioKafka:
+class AioKafka(_Client):
     """aiokafka's calls run to completion one at a time on one event loop that lives as long as the driver."""
 
     def __init__(self, bootstrap: str) -> None:
         import aiokafka.errors
-        self.kafka = aiokafka
-        self.bootstrap = bootstrap
-        self.producers = {}
+        super().__init__(aiokafka, bootstrap)
         self.loop = asyncio.new_event_loop()
 
     async def producer(self, name, transactional_id, transaction_timeout_ms=None):
