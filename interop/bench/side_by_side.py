@@ -252,7 +252,7 @@ def run_workloads(bootstrap: str, sizes: Sizes, record: Callable[[str, float], N
         for level in (READ_UNCOMMITTED, READ_COMMITTED, READ_COMMITTED, READ_UNCOMMITTED):
             seconds[level] += workloads.confluent_consume(bootstrap, TRANSACTIONAL_TOPIC, sizes.transactional_records,
                                                           level).seconds
-        megabytes = {level: 2 * sizes.transactional_records * workloads.VALUE_BYTES / spent / 1e6
+        megabytes = {level: workloads.Throughput(2 * sizes.transactional_records, spent).megabytes_per_second
                      for level, spent in seconds.items()}
         record(READ_UNCOMMITTED_MBS, megabytes[READ_UNCOMMITTED])
         record(READ_COMMITTED_MBS, megabytes[READ_COMMITTED])
