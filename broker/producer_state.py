@@ -128,11 +128,7 @@ class ProducerStateTable:
         transactional batch starts its transaction."""
         if producer_id == NO_PRODUCER_ID:
             return
-        entry = self.producers.get(producer_id)
-        if entry is None:
-            entry = self.producers[producer_id] = ProducerEntry(epoch)
-        elif epoch != entry.epoch:
-            entry.new_epoch(epoch)
+        entry = self._entry_at(producer_id, epoch)
         entry.batches.append(BatchMetadata(
             base_sequence, _last_sequence(base_sequence, last_offset - base_offset),
             base_offset, last_offset, timestamp))
@@ -142,6 +138,15 @@ class ProducerStateTable:
             if entry.current_txn_first_offset is None:
                 entry.current_txn_first_offset = base_offset
                 self._ongoing[producer_id] = base_offset
+
+    def _entry_at(self, producer_id: int, epoch: int) -> ProducerEntry:
+        """The producer's entry, made for a new producer and moved to `epoch` when it changed."""
+        entry = self.producers.get(producer_id)
+        if entry is None:
+            entry = self.producers[producer_id] = ProducerEntry(epoch)
+        elif epoch != entry.epoch:
+            entry.new_epoch(epoch)
+        return entry
 
     # -- transactions ----------------------------------------------------------------------------
 
@@ -190,11 +195,7 @@ class ProducerStateTable:
         An ABORT that ends a transaction here gives its transaction index entry, with the last
         stable offset as it is once the transaction is complete (as Kafka records it)."""
         self._verifying.pop(producer_id, None)
-        entry = self.producers.get(producer_id)
-        if entry is None:
-            entry = self.producers[producer_id] = ProducerEntry(producer_epoch)
-        elif producer_epoch != entry.epoch:
-            entry.new_epoch(producer_epoch)
+        entry = self._entry_at(producer_id, producer_epoch)
         entry.coordinator_epoch = coordinator_epoch
         entry.last_timestamp = timestamp
         first_offset = entry.current_txn_first_offset
