@@ -19,11 +19,11 @@ from pathlib import Path
 
 from log import AbortedTxn
 from protocol.errors import ErrorCode
+from protocol.record_batch import NO_TIMESTAMP
 
 NO_PRODUCER_ID = -1
 NO_PRODUCER_EPOCH = -1
 NO_COORDINATOR_EPOCH = -1
-NO_TIMESTAMP = -1
 # How many batches per producer Kafka remembers for de-duplication; clients keep at most this many
 # requests in flight with idempotence on.
 BATCHES_REMEMBERED = 5
