@@ -93,12 +93,10 @@ class _FetchPlan:
                     # KIP-74: the first partition with data returns at least one whole batch, even
                     # over the limits; later ones are cut at the remaining budget.
                     limit = max(min(wanted.partition_max_bytes, budget - total), 0)
+                    records = log.read(wanted.fetch_offset, limit, min_one_batch=total == 0,
+                                       max_offset=last_stable_offset if self.read_committed else None)
                     if self.read_committed:
-                        records = log.read(wanted.fetch_offset, limit, min_one_batch=total == 0,
-                                           max_offset=last_stable_offset)
                         aborted = _aborted_transactions(log, wanted.fetch_offset, records, last_stable_offset)
-                    else:
-                        records = log.read(wanted.fetch_offset, limit, min_one_batch=total == 0)
                 except OffsetOutOfRangeError:
                     error = ErrorCode.OFFSET_OUT_OF_RANGE
                 except CorruptLogError:
