@@ -24,7 +24,6 @@ import sys
 import threading
 import uuid
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
@@ -134,13 +133,9 @@ class Driver:
                 self.kill()
 
 
-@contextlib.contextmanager
-def driver(client: str, broker: BrokerProcess) -> Iterator[Driver]:
-    process = Driver(client, broker)
-    try:
-        yield process
-    finally:
-        process.close()
+def driver(client: str, broker: BrokerProcess) -> contextlib.closing[Driver]:
+    """A client process, closed on leaving the block."""
+    return contextlib.closing(Driver(client, broker))
 
 
 def assert_error(error: dict, expected: dict) -> None:
