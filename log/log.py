@@ -353,10 +353,14 @@ class Log:
         return segment.read(offset, max_bytes, min_one_batch, max_offset)
 
     def _segment_for(self, offset: int) -> LogSegment:
+        return self._segments[self._segment_index(offset)]
+
+    def _segment_index(self, offset: int) -> int:
+        """Where the segment holding `offset` (the active one at the log end) is in the segment list."""
         self._check_open()
         if not self._log_start_offset <= offset <= self.log_end_offset:
             raise OffsetOutOfRangeError(offset, self._log_start_offset, self.log_end_offset)
-        return self._segments[bisect.bisect_right(self._base_offsets, offset) - 1]
+        return bisect.bisect_right(self._base_offsets, offset) - 1
 
     def _use(self, segment: LogSegment) -> None:
         """Note a use of a sealed segment, unloading the least recently used beyond the limit."""
@@ -448,12 +452,8 @@ class Log:
 
         Raises OffsetOutOfRangeError outside [log start offset, log end offset], CorruptLogError
         when a transaction index file changed since the open."""
-        self._check_open()
-        if not self._log_start_offset <= start_offset <= self.log_end_offset:
-            raise OffsetOutOfRangeError(start_offset, self._log_start_offset, self.log_end_offset)
-        segments = self._segments
         found: list[AbortedTxn] = []
-        for segment in segments[bisect.bisect_right(self._base_offsets, start_offset) - 1 :]:
+        for segment in self._segments[self._segment_index(start_offset) :]:
             if not segment.aborted_txn_count:
                 continue
             self._use(segment)
