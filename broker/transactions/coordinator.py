@@ -10,10 +10,10 @@ transaction (PrepareEpochFence): it is aborted with the bumped epoch. Each chang
 state log, and only then applied and answered; a request that meets a pending transition is
 answered CONCURRENT_TRANSACTIONS, as Kafka answers it.
 
-The markers of an ended transaction are written by a task in the nursery of `run()`, as Kafka's
-marker channel writes them after answering: COMMIT or ABORT control batches on each partition,
-the group coordinator's completion for the offsets partition; then CompleteCommit/CompleteAbort
-is logged. Timeouts and expiry are deadlines (broker/groups/timers.py), one per transactional
+EndTxn is answered once PrepareCommit/PrepareAbort is logged; the markers are written after, by a
+task in the nursery of `run()`, as Kafka's marker channel writes them: COMMIT or ABORT control
+batches on each partition, the group coordinator's completion for the offsets partition; then
+CompleteCommit/CompleteAbort is logged. The producer's next request for the id waits for that. Timeouts and expiry are deadlines (broker/groups/timers.py), one per transactional
 id, for what its state waits for.
 
 A refused request raises ApiError.
@@ -64,9 +64,10 @@ EXPIRATION_RETRY_SECONDS = 60 * 60
 # Markers and their completion that could not be written (a full disk) are retried this often,
 # as Kafka's marker channel retries them.
 MARKER_RETRY_SECONDS = 1
-# Kafka answers EndTxn once PrepareCommit/PrepareAbort is logged and writes the markers after;
-# this broker answers once they are written too (they are local), so that the producer's next
-# transaction does not meet CONCURRENT_TRANSACTIONS, but waits no longer than this for them.
+# Kafka answers CONCURRENT_TRANSACTIONS to a request that meets a transaction whose markers are
+# being written, and the producer retries after its backoff (100 ms in librdkafka); here the
+# markers are local and take well under a millisecond, so the request waits for them instead, but
+# no longer than this.
 MARKERS_WAIT_SECONDS = 5
 
 
@@ -171,6 +172,9 @@ class TransactionMetadata:
     # TxnOffsetCommits verified and not yet written: the offsets marker waits for them.
     offset_commits: int = 0
     offset_commits_done: trio.Event = dataclasses.field(default_factory=trio.Event)
+    # Set once the markers of the PrepareCommit/PrepareAbort being completed are written and its
+    # completion logged (or left to the next start).
+    completed: trio.Event | None = None
 
     @classmethod
     def from_log(cls, transactional_id: str, entry: TransactionLogEntry) -> TransactionMetadata:
@@ -499,6 +503,8 @@ class TransactionCoordinator:
         spare_producer_id = None
         while True:
             txn = self.transactions.get(transactional_id)
+            if txn is not None:
+                await self._wait_for_markers(txn)
             if txn is None:
                 producer_id = await self._allocate_producer_id()
                 txn = self.transactions.setdefault(transactional_id, TransactionMetadata(
@@ -557,6 +563,9 @@ class TransactionCoordinator:
         """Add partitions (existing ones: the caller checks) to the producer's transaction, which
         begins with the first."""
         txn = self._current(transactional_id, producer_id, producer_epoch)
+        if txn.state in _PREPARING:
+            await self._wait_for_markers(txn)
+            txn = self._current(transactional_id, producer_id, producer_epoch)
         if txn.pending_state is not None or txn.state in _PREPARING:
             raise ApiError(ErrorCode.CONCURRENT_TRANSACTIONS, "the last transaction is being completed")
         added = frozenset(partitions)
@@ -637,13 +646,14 @@ class TransactionCoordinator:
         txn = self.transactions.get(transactional_id)
         if txn is None:
             raise ApiError(ErrorCode.INVALID_PRODUCER_ID_MAPPING, f"transactional id {transactional_id} is unknown")
+        await self._wait_for_markers(txn)
         await self._end(txn, producer_id, producer_epoch, commit=commit, from_client=True)
         return txn.producer_id, txn.producer_epoch
 
     async def _end(self, txn: TransactionMetadata, producer_id: int, producer_epoch: int, *, commit: bool,
                    from_client: bool) -> None:
         """End the transaction (Kafka's endTransaction): log PrepareCommit or PrepareAbort, then
-        write the markers (waiting for them a while). The coordinator itself aborts (a fenced
+        start writing the markers. The coordinator itself aborts (a fenced
         producer, a timeout) with the bumped epoch of a pending PrepareEpochFence."""
         if txn.producer_id != producer_id:
             raise ApiError(ErrorCode.INVALID_PRODUCER_ID_MAPPING, f"producer id {producer_id} is not the one of "
@@ -670,8 +680,15 @@ class TransactionCoordinator:
             raise
         logger.debug("transactional id %s: %s, writing markers to %d partition(s)", txn.transactional_id,
                      txn.state.label, len(txn.partitions))
-        with trio.move_on_after(MARKERS_WAIT_SECONDS):
-            await self._start_completion(txn).wait()
+        self._start_completion(txn)
+
+    @staticmethod
+    async def _wait_for_markers(txn: TransactionMetadata) -> None:
+        """Wait a while for the markers of a PrepareCommit/PrepareAbort (at once if there are
+        none being written); what still meets it is answered CONCURRENT_TRANSACTIONS."""
+        if txn.state in _PREPARING and txn.completed is not None:
+            with trio.move_on_after(MARKERS_WAIT_SECONDS):
+                await txn.completed.wait()
 
     @staticmethod
     def _check_end_of(txn: TransactionMetadata, commit: bool) -> None:
@@ -688,14 +705,12 @@ class TransactionCoordinator:
         raise ApiError(ErrorCode.INVALID_TXN_STATE,
                        f"cannot {'commit' if commit else 'abort'}: the transaction is {txn.state.label}")
 
-    def _start_completion(self, txn: TransactionMetadata) -> trio.Event:
-        """Write the markers of a PrepareCommit/PrepareAbort, then log its completion; set once done
-        (or once it is left to the next start)."""
+    def _start_completion(self, txn: TransactionMetadata) -> None:
+        """Write the markers of a PrepareCommit/PrepareAbort, then log its completion (`txn.completed`)."""
         transition = txn.prepare_complete(self.clock())
-        done = trio.Event()
+        done = txn.completed = trio.Event()
         if not self._spawn(self._complete, txn, transition, done):
             done.set()
-        return done
 
     async def _complete(self, txn: TransactionMetadata, transition: Transition, done: trio.Event) -> None:
         commit = transition.state is State.COMPLETE_COMMIT

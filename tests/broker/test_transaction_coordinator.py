@@ -102,6 +102,16 @@ def state(transactions, transactional_id: str = TXN) -> TransactionState:
     return transactions.describe(transactional_id).state
 
 
+async def end(transactions, producer_id: int, epoch: int, commit: bool, transactional_id: str = TXN) -> None:
+    """EndTxn, answered once PrepareCommit/PrepareAbort is logged, as Kafka answers it; then its
+    markers are written, after the answer."""
+    assert await transactions.end_transaction(transactional_id, producer_id, epoch, commit) == (producer_id, epoch)
+    prepared = TransactionState.PREPARE_COMMIT if commit else TransactionState.PREPARE_ABORT
+    assert state(transactions, transactional_id) is prepared
+    await trio.testing.wait_all_tasks_blocked()
+    assert state(transactions, transactional_id) is not prepared
+
+
 async def test_each_transactional_id_has_a_producer_id_whose_epoch_each_init_bumps(transactions):
     first = await transactions.init_producer_id(TXN, TIMEOUT_MS)
     assert first[1] == 0
@@ -129,7 +139,7 @@ async def test_a_commit_writes_a_commit_marker_to_each_partition(transactions, c
     assert transactions.describe(TXN).partitions == {(TOPIC, 0), (TOPIC, 1)}
     partition = broker.topics.partition(TOPIC, 0)
     assert partition.last_stable_offset == 0 < partition.log.log_end_offset
-    assert await transactions.end_transaction(TXN, producer_id, epoch, True) == (producer_id, epoch)
+    await end(transactions, producer_id, epoch, True)
     described = transactions.describe(TXN)
     assert (described.state, described.partitions) == (TransactionState.COMPLETE_COMMIT, set())
     for index in (0, 1):
@@ -143,7 +153,7 @@ async def test_a_commit_writes_a_commit_marker_to_each_partition(transactions, c
 
 async def test_an_abort_writes_abort_markers_and_records_the_aborted_transaction(transactions, client, broker):
     producer_id, epoch = await begin(transactions, client)
-    await transactions.end_transaction(TXN, producer_id, epoch, False)
+    await end(transactions, producer_id, epoch, False)
     assert state(transactions) is TransactionState.COMPLETE_ABORT
     assert markers(await batches(client, 0)) == [records.ControlType.ABORT]
     log = broker.topics.partition(TOPIC, 0).log
@@ -156,7 +166,8 @@ async def test_end_txn_retried_or_out_of_order_is_answered_as_kafka(transactions
     assert await refusal(transactions.end_transaction, TXN, producer_id, epoch, True) == ErrorCode.INVALID_TXN_STATE
     await transactions.add_partitions(TXN, producer_id, epoch, [(TOPIC, 0)])
     await transactions.end_transaction(TXN, producer_id, epoch, True)
-    # A retry of the commit is answered as the commit was; an abort of it is refused.
+    # A retry of the commit is answered as the commit was, once its markers are written; an abort
+    # of it is refused.
     assert await transactions.end_transaction(TXN, producer_id, epoch, True) == (producer_id, epoch)
     assert await refusal(transactions.end_transaction, TXN, producer_id, epoch, False) == ErrorCode.INVALID_TXN_STATE
     await transactions.add_partitions(TXN, producer_id, epoch, [(TOPIC, 0)])
@@ -187,7 +198,9 @@ async def test_a_new_producer_fences_the_ongoing_transaction_which_is_aborted(tr
     # The new instance is told to retry while the old one's transaction is aborted at a bumped epoch.
     assert await refusal(transactions.init_producer_id, TXN, TIMEOUT_MS) == ErrorCode.CONCURRENT_TRANSACTIONS
     described = transactions.describe(TXN)
-    assert (described.state, described.producer_epoch) == (TransactionState.COMPLETE_ABORT, epoch + 1)
+    assert (described.state, described.producer_epoch) == (TransactionState.PREPARE_ABORT, epoch + 1)
+    await trio.testing.wait_all_tasks_blocked()
+    assert transactions.describe(TXN).state is TransactionState.COMPLETE_ABORT
     found = await batches(client, 0)
     assert [(header.producer_epoch, control) for header, control in found if control is not None] == [
         (epoch + 1, records.ControlType.ABORT)]
@@ -229,18 +242,20 @@ def disk_full(*args):
     raise ApiError(ErrorCode.KAFKA_STORAGE_ERROR, "disk full")
 
 
-async def end_in_background(nursery, clock, transactions, *args):
-    """EndTxn, whose markers cannot be written: answered once the wait for them has passed."""
-    ended = []
+async def in_background(nursery, call, *args) -> list:
+    """Start `call(*args)` and let it run until it waits: [its ApiError's code] once it is
+    refused, [its result] once it returns, [] while it waits."""
+    outcome = []
 
-    async def end():
-        ended.append(await transactions.end_transaction(*args))
+    async def run():
+        try:
+            outcome.append(await call(*args))
+        except ApiError as exc:
+            outcome.append(exc.code)
 
-    nursery.start_soon(end)
+    nursery.start_soon(run)
     await trio.testing.wait_all_tasks_blocked()
-    assert not ended
-    await advance(clock, MARKERS_WAIT_SECONDS)
-    return ended[0]
+    return outcome
 
 
 async def test_while_markers_are_written_the_transaction_is_concurrent(transactions, client, broker, nursery,
@@ -248,23 +263,29 @@ async def test_while_markers_are_written_the_transaction_is_concurrent(transacti
     producer_id, epoch = await begin(transactions, client)
     partition = broker.topics.partition(TOPIC, 0)
     monkeypatch.setattr(partition, "write_marker", disk_full)
-    # The commit is decided once logged: answered, after waiting a while for its markers.
-    assert await end_in_background(nursery, mock_clock, transactions, TXN, producer_id, epoch, True) == (
-        producer_id, epoch)
+    # The commit is decided once logged: answered then, whatever becomes of its markers.
+    assert await transactions.end_transaction(TXN, producer_id, epoch, True) == (producer_id, epoch)
     assert state(transactions) is TransactionState.PREPARE_COMMIT
     concurrent = ErrorCode.CONCURRENT_TRANSACTIONS
-    assert await refusal(transactions.init_producer_id, TXN, TIMEOUT_MS) == concurrent
-    assert await refusal(transactions.add_partitions, TXN, producer_id, epoch, [(TOPIC, 1)]) == concurrent
-    assert await refusal(transactions.end_transaction, TXN, producer_id, epoch, True) == concurrent
-    assert await refusal(transactions.end_transaction, TXN, producer_id, epoch, False) == concurrent
-    # A produce is told to retry, an offset commit that the transaction is busy.
+    # The producer's requests wait for the markers a while, then are told to retry.
+    waiting = [await in_background(nursery, transactions.init_producer_id, TXN, TIMEOUT_MS),
+               await in_background(nursery, transactions.add_partitions, TXN, producer_id, epoch, [(TOPIC, 1)]),
+               await in_background(nursery, transactions.end_transaction, TXN, producer_id, epoch, True),
+               await in_background(nursery, transactions.end_transaction, TXN, producer_id, epoch, False)]
+    assert waiting == [[], [], [], []]
+    await advance(mock_clock, MARKERS_WAIT_SECONDS)
+    assert waiting == [[concurrent]] * 4
+    # A produce is told to retry at once, an offset commit that the transaction is busy.
     assert await refusal(transactions.verify_partition, TXN, producer_id, epoch, TOPIC, 0) == \
         ErrorCode.NOT_ENOUGH_REPLICAS
     assert await refusal(transactions.verify_offsets, TXN, producer_id, epoch, "group") == concurrent
+    # Once the markers are written, the next transaction that waited for them goes on.
+    added = await in_background(nursery, transactions.add_partitions, TXN, producer_id, epoch, [(TOPIC, 1)])
     monkeypatch.undo()
     await advance(mock_clock, MARKER_RETRY_SECONDS)
-    assert state(transactions) is TransactionState.COMPLETE_COMMIT
+    assert added == [None]
     assert markers(await batches(client, 0)) == [records.ControlType.COMMIT]
+    assert (state(transactions), transactions.describe(TXN).partitions) == (TransactionState.ONGOING, {(TOPIC, 1)})
 
 
 async def test_a_transaction_past_its_timeout_is_aborted_with_a_bumped_epoch(transactions, client, mock_clock):
@@ -285,7 +306,7 @@ async def test_an_idle_transactional_id_expires(transactions, mock_clock):
     producer_id, epoch = await transactions.init_producer_id(TXN, TIMEOUT_MS)
     await advance(mock_clock, EXPIRATION_MS / 1000 - 1)
     await transactions.add_partitions(TXN, producer_id, epoch, [(TOPIC, 0)])
-    await transactions.end_transaction(TXN, producer_id, epoch, True)
+    await end(transactions, producer_id, epoch, True)
     await advance(mock_clock, EXPIRATION_MS / 1000 - 1)
     assert state(transactions) is TransactionState.COMPLETE_COMMIT
     await advance(mock_clock, 2)
@@ -348,7 +369,7 @@ async def test_a_partition_deleted_before_its_marker_is_skipped(transactions, cl
     await transactions.add_partitions(TXN, producer_id, epoch, [(TOPIC, 0), ("doomed", 0)])
     assert await produce(client, producer_id, epoch, 0, topic="doomed") == ErrorCode.NONE
     await broker.topics.delete(broker.topics.get("doomed"))
-    await transactions.end_transaction(TXN, producer_id, epoch, True)
+    await end(transactions, producer_id, epoch, True)
     assert state(transactions) is TransactionState.COMPLETE_COMMIT
 
 
@@ -383,7 +404,8 @@ async def test_a_prepare_commit_is_completed_after_a_restart(broker_config, monk
         client = await WireClient.connect(broker.port)
         producer_id, epoch = await begin(broker.transactions, client, partitions=(0, 1))
         monkeypatch.setattr(broker.topics.partition(TOPIC, 1), "write_marker", disk_full)
-        await end_in_background(nursery, mock_clock, broker.transactions, TXN, producer_id, epoch, True)
+        await broker.transactions.end_transaction(TXN, producer_id, epoch, True)
+        await trio.testing.wait_all_tasks_blocked()
         assert state(broker.transactions) is TransactionState.PREPARE_COMMIT
         assert markers(await batches(client, 0)) == [records.ControlType.COMMIT]
         assert markers(await batches(client, 1)) == []
@@ -424,6 +446,6 @@ async def test_ongoing_transactions_time_out_from_their_start_after_a_restart(br
         # The other one resumes: its producer may still commit it.
         resumed = broker.transactions.describe("resumed")
         assert resumed.state is TransactionState.ONGOING
-        await broker.transactions.end_transaction("resumed", resumed.producer_id, resumed.producer_epoch, True)
+        await end(broker.transactions, resumed.producer_id, resumed.producer_epoch, True, "resumed")
         assert state(broker.transactions, "resumed") is TransactionState.COMPLETE_COMMIT
         broker.stop()

@@ -5,6 +5,7 @@ partitions or out of order, after each of which the broker goes on serving the c
 from __future__ import annotations
 
 import pytest
+import trio.testing
 
 from broker.config import BrokerConfig
 from protocol import records
@@ -220,6 +221,8 @@ async def test_add_offsets_and_txn_offset_commit(client, version):
     # Pending until the transaction commits.
     assert await committed_offset(client, group) == -1
     assert (await end(client, transactional_id, producer_id, epoch)).error_code == ErrorCode.NONE
+    # Answered once the commit is logged; the offsets are visible once its markers are written, after.
+    await trio.testing.wait_all_tasks_blocked()
     assert await committed_offset(client, group) == 42
     await assert_serving(client)
 
