@@ -171,20 +171,32 @@ class InternalLog:
         await self._write(marker, 1, apply)
 
     async def _write(self, batch: bytes, count: int, apply: Callable[[], None]) -> None:
-        async with self._writing:
+        """Cancellable only while it waits for another write, before anything is written: once
+        appended and applied, the compaction and fsync that follow are finished whatever cancels
+        the caller, so that the owner's memory never holds what the log may lose."""
+        try:
+            # Taken without a checkpoint when free: a checkpoint costs more than the append.
+            self._writing.acquire_nowait()
+        except trio.WouldBlock:
+            await self._writing.acquire()
+        try:
             log = self._log
             log.append(batch)
             self.log_records += count
             apply()
             end = log.log_end_offset
             if self._needs_compaction():
-                async with self._flushing:
-                    await run_storage_work(self._compact)
+                with trio.CancelScope(shield=True):
+                    async with self._flushing:
+                        await run_storage_work(self._compact)
+        finally:
+            self._writing.release()
         if self.fsync:
-            async with self._flushing:
-                # A compaction meanwhile closed `log`, fsyncing it, and swapped in a synced copy.
-                if log is self._log and log.flushed_offset < end:
-                    await run_storage_work(log.flush)
+            with trio.CancelScope(shield=True):
+                async with self._flushing:
+                    # A compaction meanwhile closed `log`, fsyncing it, and swapped in a synced copy.
+                    if log is self._log and log.flushed_offset < end:
+                        await run_storage_work(log.flush)
 
     def close(self, outcome: CloseOutcome | None = None) -> None:
         """Close the log; with `outcome`, a failure is noted there instead of raised."""

@@ -426,25 +426,24 @@ class TransactionCoordinator:
     # -- writing state changes ------------------------------------------------------------------
 
     async def _append(self, txn: TransactionMetadata, transition: Transition) -> None:
-        """Log `transition` (raises LogError), whatever cancels the request meanwhile: a
-        transition left pending would block the id for good."""
-        with trio.CancelScope(shield=True):
-            try:
-                if transition.state is State.DEAD:
-                    await self._store.remove(txn.transactional_id)
-                else:
-                    await self._store.write(txn.transactional_id, transition.log_entry())
-            except LogError as exc:
-                self._log_failures.failed(f"transactional id {txn.transactional_id}: {exc}")
-                raise
+        """Log `transition` (raises LogError). Cancelled, it has logged nothing: the store's writes
+        are cancellable only before they append."""
+        try:
+            if transition.state is State.DEAD:
+                await self._store.remove(txn.transactional_id)
+            else:
+                await self._store.write(txn.transactional_id, transition.log_entry())
+        except LogError as exc:
+            self._log_failures.failed(f"transactional id {txn.transactional_id}: {exc}")
+            raise
         self._log_failures.succeeded()
 
     async def _write(self, txn: TransactionMetadata, transition: Transition) -> None:
-        """Log `transition` and apply it; if it cannot be logged, the id stays as it was and the
-        request is refused as Kafka refuses it."""
+        """Log `transition` and apply it; if it cannot be logged (or the request is cancelled
+        first), the id stays as it was and the request is refused as Kafka refuses it."""
         try:
             await self._append(txn, transition)
-        except Exception as exc:
+        except BaseException as exc:
             txn.pending_state = None
             self._settle(txn)
             if isinstance(exc, LogError):
@@ -455,16 +454,16 @@ class TransactionCoordinator:
 
     def _settle(self, txn: TransactionMetadata) -> None:
         """Arm the id's deadline for what its state waits for: an Ongoing transaction its timeout,
-        an idle id its expiration; nothing while a transition is pending (its end settles again)."""
-        due_ms = None
-        if txn.pending_state is None:
-            if txn.state is State.ONGOING:
-                due_ms = txn.start_ms + txn.timeout_ms
-            elif txn.state in _EXPIRABLE:
-                due_ms = txn.update_ms + self.id_expiration_ms
-        if due_ms is None:
-            if txn.deadline is not None:
-                txn.deadline.cancel()
+        an idle id its expiration. In any other state, or while a transition is pending, the
+        deadline is left as it is: passing then, it finds nothing to do, and the next state settles
+        again. (Disarming and rearming it would end and start a task for every transaction.)"""
+        if txn.pending_state is not None:
+            return
+        if txn.state is State.ONGOING:
+            due_ms = txn.start_ms + txn.timeout_ms
+        elif txn.state in _EXPIRABLE:
+            due_ms = txn.update_ms + self.id_expiration_ms
+        else:
             return
         if txn.deadline is None:
             txn.deadline = self._deadlines.disarmed(lambda: self._deadline_passed(txn))
@@ -735,19 +734,18 @@ class TransactionCoordinator:
         """Write the markers of the partitions that still need one (Kafka's marker channel): a
         partition is done once written, or deleted meanwhile; whether all are done."""
         for partition in sorted(txn.partitions):
-            with trio.CancelScope(shield=True):
-                try:
-                    await self._write_marker(txn, partition, commit)
-                except ApiError as exc:
-                    if exc.code not in _MARKER_NOT_NEEDED:
-                        self._marker_failures.failed(f"transactional id {txn.transactional_id}, "
-                                                     f"{partition[0]}-{partition[1]}: {exc.code.name} {exc.message}")
-                        continue
-                    # The partition has a later epoch of the producer: its transaction there ended.
-                    # Kafka stops writing this transaction's markers then, to leave them to a newer
-                    # coordinator; with no other coordinator, the other partitions still get theirs.
-                    logger.warning("transactional id %s: %s-%d needs no marker of epoch %d (%s)", txn.transactional_id,
-                                   *partition, txn.producer_epoch, exc.code.name)
+            try:
+                await self._write_marker(txn, partition, commit)
+            except ApiError as exc:
+                if exc.code not in _MARKER_NOT_NEEDED:
+                    self._marker_failures.failed(f"transactional id {txn.transactional_id}, "
+                                                 f"{partition[0]}-{partition[1]}: {exc.code.name} {exc.message}")
+                    continue
+                # The partition has a later epoch of the producer: its transaction there ended.
+                # Kafka stops writing this transaction's markers then, to leave them to a newer
+                # coordinator; with no other coordinator, the other partitions still get theirs.
+                logger.warning("transactional id %s: %s-%d needs no marker of epoch %d (%s)", txn.transactional_id,
+                               *partition, txn.producer_epoch, exc.code.name)
             txn.partitions.discard(partition)
         return not txn.partitions
 
