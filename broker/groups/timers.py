@@ -1,8 +1,11 @@
 """Deadlines as tasks: the coordinators' session, rebalance and sync timeouts.
 
 Each armed `Deadline` is a task in its owner's nursery (`Deadlines.run`), asleep in a cancel
-scope whose deadline is the deadline: moving it (a heartbeat) moves the scope's deadline, and
-cancelling it ends the task. When the deadline passes, the task calls the deadline's callback.
+scope whose deadline is at or before the deadline; cancelling it ends the task. Moving it earlier
+moves the scope's deadline; moving it later (a heartbeat, a transaction's next state) only notes
+the new time, which the task finds when the scope's deadline passes and sleeps on to: moving a
+scope's deadline costs trio a timer update, and most moves are later ones, many per timeout.
+When the deadline passes, the task calls the deadline's callback.
 Nothing catches what a callback raises: it fails the nursery, and with it whoever runs
 `Deadlines.run`, the way any failing child fails its parent; a coordinator whose state machine
 broke stops loudly rather than serving a group that half changed.
@@ -20,13 +23,15 @@ import trio
 class Deadline:
     """A callback due once at a deadline; `reset` (re-)arms it, `cancel` disarms it."""
 
-    __slots__ = ("_owner", "_callback", "_scope")
+    __slots__ = ("_owner", "_callback", "_scope", "_due")
 
     def __init__(self, owner: Deadlines, callback: Callable[[], None]) -> None:
         self._owner = owner
         self._callback = callback
-        # The scope of the task waiting for this deadline; None while disarmed.
+        # The scope of the task waiting for this deadline; None while disarmed. Its deadline is
+        # at or before `_due`, the deadline itself (trio.current_time() seconds).
         self._scope: trio.CancelScope | None = None
+        self._due = 0.0
 
     @property
     def armed(self) -> bool:
@@ -34,12 +39,12 @@ class Deadline:
 
     def reset(self, seconds: float) -> None:
         """Due `seconds` from now: an armed deadline is moved, a disarmed one armed."""
-        when = trio.current_time() + seconds
-        if self._scope is not None:
-            self._scope.deadline = when
-        else:
+        when = self._due = trio.current_time() + seconds
+        if self._scope is None:
             self._scope = trio.CancelScope(deadline=when)
             self._owner._start(self)
+        elif when < self._scope.deadline:
+            self._scope.deadline = when
 
     def cancel(self) -> None:
         if self._scope is not None:
@@ -52,10 +57,10 @@ class Deadline:
                 await trio.sleep_forever()
             if scope is not self._scope:
                 return  # cancelled, or cancelled and re-armed by another task
-            if trio.current_time() >= scope.deadline:
+            if trio.current_time() >= self._due:
                 break
-            # Moved later after it had passed, before this task woke up: wait again.
-            scope = self._scope = trio.CancelScope(deadline=scope.deadline)
+            # Moved later: sleep on to it.
+            scope = self._scope = trio.CancelScope(deadline=self._due)
         self._scope = None
         self._callback()
 

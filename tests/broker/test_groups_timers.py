@@ -22,6 +22,20 @@ async def test_a_deadline_fires_once_when_due_and_moves_when_reset(nursery, auto
     assert fired == [16, 27]
 
 
+async def test_a_deadline_moved_earlier_and_later_fires_at_its_last_time(nursery, autojump_clock):
+    deadlines = Deadlines()
+    await nursery.start(deadlines.run)
+    fired = []
+    deadline = deadlines.after(10, lambda: fired.append(trio.current_time()))
+    deadline.reset(30)  # later: due at 30, not at 10
+    deadline.reset(5)  # earlier again: due at 5
+    deadline.reset(12)  # and later: due at 12
+    await trio.sleep(11)
+    assert fired == []
+    await trio.sleep(2)
+    assert fired == [12]
+
+
 async def test_a_cancelled_deadline_does_not_fire(nursery, autojump_clock):
     deadlines = Deadlines()
     fired = []
