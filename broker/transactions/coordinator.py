@@ -13,8 +13,9 @@ answered CONCURRENT_TRANSACTIONS, as Kafka answers it.
 EndTxn is answered once PrepareCommit/PrepareAbort is logged; the markers are written after, by a
 task in the nursery of `run()`, as Kafka's marker channel writes them: COMMIT or ABORT control
 batches on each partition, the group coordinator's completion for the offsets partition; then
-CompleteCommit/CompleteAbort is logged. The producer's next request for the id waits for that. Timeouts and expiry are deadlines (broker/groups/timers.py), one per transactional
-id, for what its state waits for.
+CompleteCommit/CompleteAbort is logged. The producer's next request for the id waits for that.
+Timeouts and expiry are deadlines (broker/groups/timers.py), one per transactional id, for what
+its state waits for.
 
 A refused request raises ApiError.
 """
@@ -499,11 +500,13 @@ class TransactionCoordinator:
                            f"transaction timeout {timeout_ms} ms is not within 1-{self.max_timeout_ms} ms "
                            f"(transaction.max.timeout.ms)")
         self._check_active()
+        known = self.transactions.get(transactional_id)
+        if known is not None:
+            await self._wait_for_markers(known)
         spare_producer_id = None
         while True:
+            # Looked up after each wait: the id may have changed meanwhile.
             txn = self.transactions.get(transactional_id)
-            if txn is not None:
-                await self._wait_for_markers(txn)
             if txn is None:
                 producer_id = await self._allocate_producer_id()
                 txn = self.transactions.setdefault(transactional_id, TransactionMetadata(
@@ -652,8 +655,8 @@ class TransactionCoordinator:
     async def _end(self, txn: TransactionMetadata, producer_id: int, producer_epoch: int, *, commit: bool,
                    from_client: bool) -> None:
         """End the transaction (Kafka's endTransaction): log PrepareCommit or PrepareAbort, then
-        start writing the markers. The coordinator itself aborts (a fenced
-        producer, a timeout) with the bumped epoch of a pending PrepareEpochFence."""
+        start writing the markers. The coordinator itself aborts (a fenced producer, a timeout)
+        with the bumped epoch of a pending PrepareEpochFence."""
         if txn.producer_id != producer_id:
             raise ApiError(ErrorCode.INVALID_PRODUCER_ID_MAPPING, f"producer id {producer_id} is not the one of "
                                                                   f"transactional id {txn.transactional_id}")
