@@ -49,6 +49,13 @@ UNKNOWN_TAGS = "_unknown_tagged_fields"
 """Key under which decoded structs keep tagged fields this declaration does not know
 (``{tag: bytes}``); encoding writes them back. Only present when there were any."""
 
+
+class Encoded(bytes):
+    """A struct's value already encoded, by :meth:`MessageCodec.encode_struct` for the version the
+    message is written in: written as it is. For parts of a response that rarely change and are
+    costly to encode (a topic of thousands of partitions in Metadata)."""
+
+
 _OPEN = 0x7FFF  # "N+" reaches Kafka's highest possible version (INT16 max)
 _FIXED_WIDTH = {"int8": INT8, "int16": INT16, "int32": INT32, "int64": INT64, "uint16": UINT16,
                 "uint32": UINT32, "float64": FLOAT64, "bool": BOOLEAN}
@@ -256,6 +263,9 @@ class KafkaStruct(KafkaType):
         return result
 
     def write(self, io: Any, value: Mapping[str, Any]) -> None:
+        if value.__class__ is Encoded:
+            io.write(value)
+            return
         if not self.names.issuperset(value):
             raise undeclared(value, self.names, self.declared_path)
         for f in self.positional:
@@ -313,11 +323,14 @@ class KafkaStruct(KafkaType):
 
     def emit_write(self, code: Any, value: str) -> str:
         emit_helpers_import(code)
-        code.append(f"from {__name__} import collect_tags, undeclared")
+        code.append(f"from {__name__} import Encoded, collect_tags, undeclared")
         name = f"write_struct_{code.allocateId()}"
         names = f"names_{code.allocateId()}"
         code.append(f"{names} = {self.names!r}")
-        body = [f"if not {names}.issuperset(obj):",
+        body = ["if obj.__class__ is Encoded:",
+                "    io.write(obj)",
+                "    return",
+                f"if not {names}.issuperset(obj):",
                 f"    raise undeclared(obj, {names}, {self.declared_path!r})",
                 "get = obj.get"]
         for group in self._groups():
@@ -398,6 +411,8 @@ class MessageCodec:
         self.__dict__.update(_nested_constructors(name, name, self.fields))
         self._structs: dict[int, KafkaStruct] = {}
         self._compiled: dict[int, Compiled] = {}
+        # Structs encoded on their own (encode_struct), by (version, path): interpreted and compiled.
+        self._nested: dict[tuple[int, str], tuple[KafkaStruct, Compiled]] = {}
 
     @property
     def names(self) -> frozenset[str]:
@@ -450,12 +465,30 @@ class MessageCodec:
 
     def write(self, version: int, value: Mapping[str, Any], io: Any) -> None:
         compiled = self._compiled.get(version) or self.compiled(version)
-        try:
-            compiled._build(value, io, None, self.name)
-        except (struct.error, TypeError, ValueError, AttributeError, KeyError, OverflowError) as exc:
-            # The compiled code does not track which field it was on; the interpreted struct does.
-            self.struct(version)._build(value, ChunkWriter(), None, self.name)
-            raise ProtocolError(f"{self.name} v{version}: cannot encode: {exc}") from exc
+        _write(compiled, self._structs[version], value, io, self.name, version)
+
+    def encode_struct(self, version: int, path: str, value: Mapping[str, Any]) -> Encoded:
+        """The struct at ``path`` ("topics[]", "topics[].partitions[]") encoded in ``version``, to
+        be given in place of such a struct to a message of this codec written in that version."""
+        key = (version, path)
+        nested = self._nested.get(key)
+        if nested is None:
+            interpreted = self._nested_struct(version, path)
+            nested = self._nested[key] = interpreted, interpreted.compile()
+        io = BytesIO()
+        _write(nested[1], nested[0], value, io, f"{self.name}.{path}", version)
+        return Encoded(io.getvalue())
+
+    def _nested_struct(self, version: int, path: str) -> KafkaStruct:
+        found: KafkaType | None = self.struct(version)
+        for step in path.split("."):
+            kinds = {f.name: f.kind for f in found.fields} if isinstance(found, KafkaStruct) else {}
+            found = kinds.get(step.removesuffix("[]"))
+            if step.endswith("[]"):
+                found = found.element if isinstance(found, KafkaArray) else None
+        if not isinstance(found, KafkaStruct):
+            raise ValueError(f"{self.name} v{version} has no struct at {path}")
+        return found
 
     def encode(self, version: int, value: Mapping[str, Any]) -> bytes:
         """The message body; records values must be bytes-like."""
@@ -469,6 +502,16 @@ class MessageCodec:
         io = ChunkWriter()
         self.write(version, value, io)
         return io.chunks()
+
+
+def _write(compiled: Compiled, interpreted: KafkaStruct, value: Mapping[str, Any], io: Any, label: str,
+           version: int) -> None:
+    try:
+        compiled._build(value, io, None, label)
+    except (struct.error, TypeError, ValueError, AttributeError, KeyError, OverflowError) as exc:
+        # The compiled code does not track which field it was on; the interpreted struct does.
+        interpreted._build(value, ChunkWriter(), None, label)
+        raise ProtocolError(f"{label} v{version}: cannot encode: {exc}") from exc
 
 
 def request(api_key: int, name: str, valid: str, flexible: str, *fields: Field) -> MessageCodec:

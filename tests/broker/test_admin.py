@@ -5,6 +5,7 @@ import uuid
 import pytest
 
 from broker.config import BrokerConfig
+from broker.handlers import metadata as metadata_handler
 from broker.server import Broker
 from protocol import records
 from protocol.errors import ErrorCode
@@ -173,6 +174,36 @@ class TestManyPartitionsInOneRequest:
         assert values == [b"b"]
 
 
+class TestMetadataOfManyPartitions:
+    """Metadata encodes each topic once per version; a request with many partitions to encode
+    has them encoded in a worker thread (past a limit this test lowers)."""
+
+    @pytest.fixture(autouse=True)
+    def few_on_the_loop(self, monkeypatch):
+        monkeypatch.setattr(metadata_handler, "_MAX_PARTITIONS_ENCODED_ON_LOOP", 4)
+
+    @pytest.mark.parametrize("version", [1, 9, 12])
+    async def test_every_partition_in_each_version_asked_for(self, broker, client, version):
+        await create(client, "wide", 5)
+        await create(client, "narrow", 1)
+        for asked in (version, 0, version):
+            response = await client.request(ApiKey.METADATA, asked, {"topics": [] if asked == 0 else None})
+            topics = {t.name: [(p.partition_index, p.leader_id, p.isr_nodes) for p in t.partitions]
+                      for t in response.topics}
+            node = broker.config.node_id
+            assert topics == {"comlog": [(0, node, [node])], "narrow": [(0, node, [node])],
+                              "wide": [(i, node, [node]) for i in range(5)]}
+
+    async def test_a_recreated_topic_is_described_anew(self, client):
+        await create(client, "again", 5)
+        first = (await metadata(client, ["again"])).topics[0]
+        await client.request(ApiKey.DELETE_TOPICS, 5, {"topic_names": ["again"], "timeout_ms": 5000})
+        await create(client, "again", 2)
+        second = (await metadata(client, ["again"])).topics[0]
+        assert (len(second.partitions), len(first.partitions)) == (2, 5)
+        assert second.topic_id != first.topic_id
+
+
 class TestDeleteTopics:
     async def test_by_name_removes_metadata_and_data(self, broker, client):
         await create(client, "doomed", 2)
@@ -209,8 +240,9 @@ class TestCreatePartitions:
 
     async def test_increase(self, client):
         await create(client, "grow", 2)
+        assert len((await metadata(client, ["grow"])).topics[0].partitions) == 2
         assert (await self.request(client, "grow", 5)).error_code == ErrorCode.NONE
-        assert len((await metadata(client, ["grow"])).topics[0].partitions) == 5
+        assert [p.partition_index for p in (await metadata(client, ["grow"])).topics[0].partitions] == list(range(5))
 
     async def test_decrease_or_same_is_invalid_partitions(self, client):
         await create(client, "fixed", 3)

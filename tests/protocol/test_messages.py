@@ -167,6 +167,28 @@ def test_encode_chunks_of_bytes_only_is_one_element():
     assert fetch.encode_chunks(12, value) == [fetch.encode(12, value)]
 
 
+@pytest.mark.parametrize("version", [0, 8, 9, 12], ids=lambda v: f"v{v}")
+def test_a_struct_encoded_on_its_own_is_written_as_the_value_it_stands_for(version):
+    """In place of its value, in compiled and interpreted code, flexible versions and not."""
+    metadata = RESPONSES[3]
+    topic = {"name": "t", "topic_id": uuid.uuid4(), "topic_authorized_operations": 8,
+             "partitions": [{"partition_index": i, "leader_id": 1, "replica_nodes": [1], "isr_nodes": [1]}
+                            for i in range(3)]}
+    plain = {"brokers": [{"node_id": 1, "host": "h", "port": 9}], "topics": [topic, {"name": "other"}]}
+    encoded = {**plain, "topics": [metadata.encode_struct(version, "topics[]", topic), {"name": "other"}]}
+    assert metadata.encode(version, encoded) == metadata.encode(version, plain)
+    assert metadata.struct(version).build(encoded) == metadata.encode(version, plain)
+    partition = metadata.encode_struct(version, "topics[].partitions[]", topic["partitions"][0])
+    assert metadata.encode(version, {"topics": [{**topic, "partitions": [partition]}]}) == \
+        metadata.encode(version, {"topics": [{**topic, "partitions": topic["partitions"][:1]}]})
+
+
+@pytest.mark.parametrize("path", ["topics", "brokers[].host", "nothing[]"])
+def test_encode_struct_needs_the_path_of_a_struct(path):
+    with pytest.raises(ValueError, match="has no struct at"):
+        RESPONSES[3].encode_struct(12, path, {})
+
+
 def test_plain_encode_refuses_a_non_bytes_records_value():
     value = {"responses": [{"topic": "t", "partitions": [{"partition_index": 0, "records": FileSlice(3)}]}]}
     with pytest.raises(ProtocolError, match=r"records.*encode_chunks"):
