@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Callable
 
 from log import LogConfig
 from log.config import SETTINGS as LOG_SETTINGS
+from log.config import UNLIMITED
 from protocol.errors import ApiError, ErrorCode
 
 if TYPE_CHECKING:
@@ -139,6 +140,17 @@ TOPIC_CONFIGS: dict[str, ConfigDef] = _table(
                  flag="fsync after this many record batches; by default the OS decides"),
     _log_setting("flush.ms", ConfigType.LONG, "log.flush.interval.ms",
                  flag="fsync at least this often; by default the OS decides"),
+    _log_setting("segment.jitter.ms", ConfigType.LONG, "log.roll.jitter.ms"),
+    _log_setting("file.delete.delay.ms", ConfigType.LONG, "log.segment.delete.delay.ms"),
+    ConfigDef("compression.type", ConfigType.STRING, "compression.type", "producer",
+              _choice("uncompressed", "zstd", "lz4", "snappy", "gzip", "producer")),
+    ConfigDef("compression.gzip.level", ConfigType.INT, "compression.gzip.level", -1, _number(-1, 9)),
+    ConfigDef("compression.lz4.level", ConfigType.INT, "compression.lz4.level", 9, _number(1, 17)),
+    ConfigDef("compression.zstd.level", ConfigType.INT, "compression.zstd.level", 3, _number(-131072, 22)),
+    ConfigDef("message.timestamp.before.max.ms", ConfigType.LONG, "log.message.timestamp.before.max.ms",
+              UNLIMITED, _number(0, UNLIMITED)),
+    ConfigDef("message.timestamp.after.max.ms", ConfigType.LONG, "log.message.timestamp.after.max.ms",
+              UNLIMITED, _number(0, UNLIMITED)),
 )
 
 

@@ -33,6 +33,7 @@ class LogConfig:
     # At least Kafka's 14 bytes: room for the smallest (v0) message.
     segment_bytes: int = _setting(1 << 30, 14, _MAX_SEGMENT_BYTES)
     segment_ms: int = _setting(_WEEK_MS, 1, UNLIMITED)
+    segment_jitter_ms: int = _setting(0, 0, UNLIMITED)
     # Room for at least one time index entry (12 bytes), the larger of the two entry kinds.
     segment_index_bytes: int = _setting(10 * 1024 * 1024, 12, _MAX_SEGMENT_BYTES)
     index_interval_bytes: int = _setting(4096, 0, _MAX_SEGMENT_BYTES)
@@ -41,6 +42,7 @@ class LogConfig:
     flush_messages: int = _setting(UNLIMITED, 1, UNLIMITED)
     flush_ms: int = _setting(UNLIMITED, 0, UNLIMITED)
     max_message_bytes: int = _setting(1024 * 1024 + 12, 0, _MAX_SEGMENT_BYTES)
+    file_delete_delay_ms: int = _setting(60_000, 0, UNLIMITED)
 
     def __post_init__(self) -> None:
         for name, (_, low, high) in SETTINGS.items():
