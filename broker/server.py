@@ -181,6 +181,7 @@ class Broker:
                 connections.cancel_scope.deadline = trio.current_time() + SHUTDOWN_GRACE_SECONDS
         finally:
             trio.lowlevel.remove_instrument(monitor)
+            monitor.close()
             sys.setswitchinterval(switch_interval)
             self.stopped.set()
 

@@ -1,8 +1,11 @@
 """The loop monitor names a task whose step holds the event loop too long, and only that."""
 
 import logging
+import os
+import threading
 import time
 
+import pytest
 import trio
 
 from broker.loop_monitor import CURRENT_REQUEST, LoopMonitor
@@ -35,6 +38,7 @@ async def reported_while_running(caplog, *tasks) -> list[str]:
                     nursery.start_soon(task)
     finally:
         trio.lowlevel.remove_instrument(monitor)
+        monitor.close()
     return [record.getMessage() for record in caplog.records]
 
 
@@ -50,3 +54,36 @@ async def test_the_report_names_the_request_the_task_handles(caplog):
 
 async def test_steps_that_yield_are_not_reported(caplog):
     assert await reported_while_running(caplog, yields_often) == []
+
+
+def sampled_threads() -> set[int]:
+    """The threads whose schedstat this process has open."""
+    threads = set()
+    for descriptor in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{descriptor}")
+        except OSError:
+            continue  # the listing's own descriptor, closed since
+        if target.endswith("/schedstat"):
+            threads.add(int(target.split("/")[-2]))
+    return threads
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="samples Linux's /proc")
+async def test_the_files_it_samples_are_closed_when_their_thread_ends_and_at_close():
+    monitor = LoopMonitor(THRESHOLD, sample_interval=0)  # every step samples
+    done = threading.Event()
+    worker = threading.Thread(target=done.wait)
+    worker.start()
+    trio.lowlevel.add_instrument(monitor)
+    try:
+        await trio.lowlevel.checkpoint()
+        assert worker.native_id in sampled_threads()
+        done.set()
+        worker.join()
+        await trio.lowlevel.checkpoint()
+        assert worker.native_id not in sampled_threads()
+    finally:
+        trio.lowlevel.remove_instrument(monitor)
+        monitor.close()
+    assert not sampled_threads()
