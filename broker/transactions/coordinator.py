@@ -87,7 +87,7 @@ class TransactionState(enum.IntEnum):
     @property
     def label(self) -> str:
         """Kafka's name of the state ("PrepareCommit"), as DescribeTransactions and ListTransactions show it."""
-        return "".join(word.capitalize() for word in self.name.split("_"))
+        return _LABELS[self]
 
 
 State = TransactionState
@@ -104,7 +104,9 @@ _VALID_PREVIOUS = {
 # Idle: an id in one of these expires after transactional.id.expiration.ms without a change.
 _EXPIRABLE = frozenset({State.EMPTY, State.COMPLETE_COMMIT, State.COMPLETE_ABORT})
 _PREPARING = frozenset({State.PREPARE_COMMIT, State.PREPARE_ABORT})
-_STATES_BY_LABEL = {state.label: state for state in State}
+# Made once: every EndTxn names its state in a debug line.
+_LABELS = {state: "".join(word.capitalize() for word in state.name.split("_")) for state in State}
+_STATES_BY_LABEL = {label: state for state, label in _LABELS.items()}
 
 
 def is_epoch_exhausted(producer_epoch: int) -> bool:
