@@ -52,7 +52,8 @@ def _static_if(set_by_broker: bool) -> ConfigSource:
 
 def _config(name: str, value: object, source: ConfigSource, config_type: ConfigType, *, read_only: bool,
             synonyms: list) -> _Config:
-    return _Config(name=name, value=config_text(value), read_only=read_only, config_source=source,
+    # No topic or broker config this broker has holds a secret.
+    return _Config(name=name, value=config_text(value), read_only=read_only, config_source=source, is_sensitive=False,
                    is_default=source == ConfigSource.DEFAULT_CONFIG, synonyms=synonyms, config_type=config_type,
                    documentation=None)
 
@@ -63,6 +64,8 @@ def _synonyms(config: TopicConfig, name: str) -> list:
     synonyms = []
     if name in config.overrides:
         synonyms.append(_Synonym(name=name, value=config.overrides[name], source=ConfigSource.TOPIC_CONFIG))
+    if definition.broker_name is None:
+        return synonyms  # a config no broker setting defaults, as remote.storage.enable
     if definition.set_by_broker(config.broker):
         synonyms.append(_Synonym(name=definition.broker_name, value=config_text(definition.broker_value(config.broker)),
                                  source=ConfigSource.STATIC_BROKER_CONFIG))
@@ -80,6 +83,8 @@ def _topic_configs(config: TopicConfig, include_synonyms: bool) -> list:
 def _broker_settings(config: BrokerConfig) -> Iterator[tuple[str, object, ConfigSource, ConfigType]]:
     """(name, value, source, type) of each broker config shown: the topic configs' defaults, then the rest."""
     for definition in TOPIC_CONFIGS.values():
+        if definition.broker_name is None:
+            continue
         yield (definition.broker_name, definition.broker_value(config), _static_if(definition.set_by_broker(config)),
                definition.type)
     for name, field, config_type in _BROKER_ONLY:
@@ -146,7 +151,7 @@ def _incremental(config: TopicConfig, changes) -> dict[str, str]:
             if TOPIC_CONFIGS[change.name].type != ConfigType.LIST:
                 raise InvalidConfig(f"Config value append/subtract is not allowed for config key {change.name} "
                                     f"which is not of type LIST")
-            items = [i for i in str(config.value(change.name)).split(",") if i]
+            items = list(config.value(change.name))
             values = [v for v in (change.value or "").split(",") if v]
             if op == AlterOp.APPEND:
                 items += [v for v in values if v not in items]

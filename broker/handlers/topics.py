@@ -18,7 +18,8 @@ _CreatePartitionsTopicResult = CREATE_PARTITIONS_RESPONSE.CreatePartitionsTopicR
 
 def _creatable_configs(topic: Topic) -> list:
     return [CREATE_TOPICS_RESPONSE.CreatableTopicConfigs(
-                name=name, value=config_text(topic.config.value(name)), config_source=topic.config.source(name))
+                name=name, value=config_text(topic.config.value(name)), config_source=topic.config.source(name),
+                read_only=False, is_sensitive=False)
             for name in TOPIC_CONFIGS]
 
 
