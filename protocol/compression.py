@@ -8,10 +8,12 @@ Public API:
 - ``Compression``: IntEnum of codec ids (NONE=0, GZIP=1, SNAPPY=2, LZ4=3, ZSTD=4).
 - ``compression_of(attributes) -> Compression``: the codec named by batch/message attributes;
   raises ``CorruptRecordError`` for the unused ids 5-7.
-- ``compress(codec, data) -> bytes``: what Kafka's Java client writes: gzip; snappy in
+- ``compress(codec, data, level=None) -> bytes``: what Kafka's Java client writes: gzip; snappy in
   xerial framing (``\\x82SNAPPY\\x00``, version 1, compatible 1, then chunks of 32 KiB input as
   ``i32 length + raw snappy``), which librdkafka, kafka-python and Java all read; LZ4 frame
-  format with independent blocks (Kafka rejects linked blocks); zstd frame.
+  format with independent blocks (Kafka rejects linked blocks); zstd frame. ``level`` is a
+  value of Kafka's ``compression.gzip.level`` (-1 = zlib's default, 6), ``compression.lz4.level``
+  or ``compression.zstd.level``; None is the codec's default; snappy has none.
 - ``decompress(codec, data, max_size=DEFAULT_MAX_DECOMPRESSED_SIZE) -> memoryview``: the
   inverse, also accepting raw (unframed) snappy. Output larger than ``max_size`` raises
   ``CorruptRecordError`` without ever allocating more than about ``max_size`` bytes, so a
@@ -47,6 +49,7 @@ _XERIAL_CHUNK_LENGTH = struct.Struct(">i")
 _FIRST_GUESS_RATIO = 8
 _MIN_FIRST_GUESS = 256 * 1024
 _GROWTH = 4
+_GZIP_DEFAULT_LEVEL = -1
 # What cramjam says when an output buffer is too small (a Rust io::ErrorKind::WriteZero).
 _BUFFER_TOO_SMALL = "failed to write whole buffer"
 
@@ -69,20 +72,21 @@ def compression_of(attributes: int) -> Compression:
     return Compression(codec)
 
 
-def compress(codec: Compression, data: bytes | bytearray | memoryview) -> bytes:
-    """Compress ``data`` the way Kafka's clients frame ``codec``."""
+def compress(codec: Compression, data: bytes | bytearray | memoryview, level: int | None = None) -> bytes:
+    """Compress ``data`` the way Kafka's clients frame ``codec``, at ``level`` (see the module docstring)."""
     if codec == Compression.NONE:
         return bytes(data)
     if codec == Compression.GZIP:
-        return bytes(cramjam.gzip.compress(data))
+        # Kafka's -1 is java.util.zip.Deflater's default, which is zlib's (6), as is cramjam's.
+        return bytes(cramjam.gzip.compress(data, level=None if level == _GZIP_DEFAULT_LEVEL else level))
     if codec == Compression.SNAPPY:
         return _xerial_snappy_compress(memoryview(data))
     if codec == Compression.LZ4:
-        compressor = cramjam.lz4.Compressor(content_checksum=False, block_linked=False)
+        compressor = cramjam.lz4.Compressor(level=level, content_checksum=False, block_linked=False)
         compressor.compress(bytes(data))  # the streaming compressor takes only bytes
         return bytes(compressor.finish())
     if codec == Compression.ZSTD:
-        return bytes(cramjam.zstd.compress(data))
+        return bytes(cramjam.zstd.compress(data, level=level))
     raise ValueError(f"unknown compression codec {codec!r}")
 
 

@@ -17,11 +17,19 @@ Public API (everything malformed raises ``CorruptRecordError``, a ``ProtocolErro
   batch (not CRC-checked again: validate first). The header is read, the records section
   decompressed and walked when called; Records are built lazily while iterating. Offsets and
   timestamps are absolute (under LogAppendTime every record carries the batch's maxTimestamp).
-- ``validate_records(header, batch, *, max_decompressed_size=...)``: what Kafka's LogValidator
-  checks of a produced batch's records (after the CRC): ``records_count`` records with offset
-  deltas 0, 1, 2..., each record's fields inside it, no bytes after the last; decompressed
-  first if need be. ``header`` is the batch's, as ``parse_header`` read it. The same walk as
-  ``iter_records``, copying nothing out.
+- ``validate_records(header, batch, *, max_decompressed_size=...) -> memoryview``: what Kafka's
+  LogValidator checks of a produced batch's records (after the CRC): ``records_count`` records
+  with offset deltas 0, 1, 2..., each record's fields inside it, no bytes after the last;
+  decompressed first if need be. ``header`` is the batch's, as ``parse_header`` read it. The
+  same walk as ``iter_records``, copying nothing out. Returns the records section it walked
+  (uncompressed), for ``record_timestamps`` and ``recompress``.
+- ``record_timestamps(header, records_section) -> list[int]``: each record's timestamp, as
+  ``iter_records`` gives it, from a records section ``validate_records`` returned.
+- ``recompress(header, records_section, compression, *, level=None) -> bytearray``: the batch
+  ``header`` describes, its records section (uncompressed, as ``validate_records`` returns it)
+  compressed with ``compression`` at ``level`` (``compression.compress``): what a broker stores
+  when a topic's compression.type differs from the producer's. Every header field is kept but
+  the codec bits and batchLength; the CRC is recomputed.
 - ``InvalidRecordError(CorruptRecordError)``: records that do not parse as their header says
   (``error_code`` INVALID_RECORD, ``batch_index`` the record at fault, if known); failures of
   the CRC, the header or the counts raise ``CorruptBatchError`` and decompression
@@ -66,6 +74,7 @@ from protocol.errors import CorruptRecordError, ErrorCode
 from protocol.record_batch import (
     BATCH_HEADER,
     BATCH_HEADER_SIZE,
+    COMPRESSION_CODEC_MASK,
     CONTROL_MASK,
     LOG_OVERHEAD,
     MAGIC,
@@ -168,11 +177,41 @@ def validate_records(
     batch: bytes | bytearray | memoryview,
     *,
     max_decompressed_size: int = DEFAULT_MAX_DECOMPRESSED_SIZE,
-) -> None:
+) -> memoryview:
     """Check, as Kafka's LogValidator does on produce, that the records of one batch parse:
     ``records_count`` records with offset deltas 0, 1, 2..., each field inside its record,
-    nothing after the last. Nothing is copied out. Not the CRC: verify it first."""
-    _walk_records(_records_section(header, batch, max_decompressed_size), header.records_count, None)
+    nothing after the last. Nothing is copied out. Not the CRC: verify it first. Returns the
+    records section, decompressed if it was compressed."""
+    body = _records_section(header, batch, max_decompressed_size)
+    _walk_records(body, header.records_count, None)
+    return body
+
+
+def record_timestamps(header: BatchHeader, records_section: memoryview) -> list[int]:
+    """The timestamp of each record of the batch `header` describes, its records section
+    uncompressed (as validate_records returns it)."""
+    if header.attributes & TIMESTAMP_TYPE_MASK:
+        return [header.max_timestamp] * header.records_count
+    fields: list = []
+    _walk_records(records_section, header.records_count, fields)
+    base_timestamp = header.base_timestamp
+    return [base_timestamp + timestamp_delta for timestamp_delta, *_ in fields]
+
+
+def recompress(
+    header: BatchHeader, records_section: bytes | bytearray | memoryview, compression: Compression, *,
+    level: int | None = None,
+) -> bytearray:
+    """The batch `header` describes over `records_section` (its records, uncompressed) compressed with
+    `compression` at `level`; its other header fields kept, its CRC recomputed."""
+    body = compress(compression, records_section, level) if compression != Compression.NONE else records_section
+    attributes = (header.attributes & ~COMPRESSION_CODEC_MASK) | compression
+    batch = bytearray(BATCH_HEADER_SIZE)
+    BATCH_HEADER.pack_into(batch, 0, *header._replace(
+        batch_length=BATCH_HEADER_SIZE + len(body) - LOG_OVERHEAD, crc=0, attributes=attributes))
+    batch += body
+    write_crc(batch, len(batch))
+    return batch
 
 
 def _records_section(header: BatchHeader, batch, max_decompressed_size: int) -> memoryview:

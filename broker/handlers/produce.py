@@ -1,5 +1,6 @@
-"""Produce (0): validate each partition's record batch, verify a transactional one with the transaction
-coordinator, de-duplicate idempotent retries, append."""
+"""Produce (0): validate each partition's record batch (and recompress it to its topic's
+compression.type), verify a transactional one with the transaction coordinator, de-duplicate
+idempotent retries, append."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from broker.handlers.base import CloseConnection, Services, error_fields, handle
 from broker.producer_state import NO_PRODUCER_ID
 from broker.registry import Partition
 from log import LogStorageError, RecordBatchTooLargeError
+from log.config import UNLIMITED
 from protocol import legacy, record_batch, records
+from protocol.compression import Compression
 from protocol.errors import ApiError, CorruptRecordError, ErrorCode, ProtocolError
 from protocol.messages import ApiKey
 from protocol.messages.produce import PRODUCE_RESPONSE
@@ -30,27 +33,68 @@ _RECORDS_WORKER = trio.CapacityLimiter(1)
 # it holds more records than this: a 1 MiB batch of the smallest records would hold the loop
 # for some 100 ms.
 _MAX_RECORDS_ON_LOOP = 20_000
+# Reading every record's timestamp decodes every record: about twice the validation walk's cost.
+_TIMESTAMP_WALK_COST = 2
+# compression.type's codecs; "producer" (None) stores each batch with the codec it came in.
+_TOPIC_CODECS = {"uncompressed": Compression.NONE, "gzip": Compression.GZIP, "snappy": Compression.SNAPPY,
+                 "lz4": Compression.LZ4, "zstd": Compression.ZSTD, "producer": None}
+_LEVEL_CONFIGS = {Compression.GZIP: "compression.gzip.level", Compression.LZ4: "compression.lz4.level",
+                  Compression.ZSTD: "compression.zstd.level"}
+
+
+# A record error: the index of the record at fault in its batch, and why.
+RecordError = tuple[int, str]
 
 
 class Rejected(ApiError):
-    """A partition's batch refused, and the record at fault when there is one (Kafka's
+    """A partition's batch refused, and the records at fault when known (Kafka's
     RecordValidationException, whose record errors ProduceResponse v8+ reports)."""
 
-    def __init__(self, code: ErrorCode, message: str, batch_index: int | None = None) -> None:
+    def __init__(self, code: ErrorCode, message: str, record_errors: tuple[RecordError, ...] = ()) -> None:
         super().__init__(code, message)
-        self.batch_index = batch_index
+        self.record_errors = record_errors
 
 
-def _one_batch(partition: Partition, record_set, api_version: int):
+def _level(config, codec: Compression) -> int | None:
+    """The topic's compression level for `codec` (None: the codec has none)."""
+    level_config = _LEVEL_CONFIGS.get(codec)
+    return None if level_config is None else config.value(level_config)
+
+
+def _timestamp_bounds(config, clock) -> tuple[int, int] | None:
+    """The earliest and latest CreateTime timestamps a CreateTime topic accepts now, or None when
+    it takes any. As in Kafka 3.9, a bound left at its default is the deprecated
+    message.timestamp.difference.max.ms."""
+    before, after = config.value("message.timestamp.before.max.ms"), config.value("message.timestamp.after.max.ms")
+    if before == UNLIMITED or after == UNLIMITED:
+        difference = config.value("message.timestamp.difference.max.ms")
+        before, after = (difference if before == UNLIMITED else before), (difference if after == UNLIMITED else after)
+        if before == UNLIMITED and after == UNLIMITED:
+            return None
+    now = clock()
+    return now - before, now + after
+
+
+def _from_legacy(record_set, compression: Compression | None) -> tuple[bytes | None, str | None]:
+    """The legacy message set as one magic-2 batch, or why it is not one. Plain values, as
+    _checked_records returns."""
+    try:
+        return legacy.to_record_batch(record_set, compression=compression), None
+    except ProtocolError as exc:
+        return None, f"invalid legacy message set: {exc}"
+
+
+async def _one_batch(partition: Partition, record_set, api_version: int, codec: Compression | None):
     """The partition's single magic-2 record batch and its header, checked the way Kafka's
-    LogValidator does; not its CRC yet (_verify_crc)."""
+    LogValidator does; not its CRC yet (_verify_crc). A legacy message set is converted (in the
+    worker thread: it may be compressed) uncompressed when the topic's codec will be applied anyway."""
     if record_set is None or len(record_set) == 0:
         raise Rejected(ErrorCode.INVALID_RECORD, "the record set is empty")
     if api_version < FIRST_MAGIC_2_VERSION:
-        try:
-            record_set = legacy.to_record_batch(record_set)
-        except ProtocolError as exc:
-            raise Rejected(ErrorCode.CORRUPT_MESSAGE, f"invalid legacy message set: {exc}") from exc
+        record_set, fault = await trio.to_thread.run_sync(
+            _from_legacy, record_set, None if codec is None else Compression.NONE, limiter=_RECORDS_WORKER)
+        if fault is not None:
+            raise Rejected(ErrorCode.CORRUPT_MESSAGE, fault)
     try:
         header = record_batch.parse_header(record_set)
         records.compression_of(header.attributes)  # an unknown codec id makes the batch corrupt
@@ -79,27 +123,65 @@ def _verify_crc(header: record_batch.BatchHeader, batch) -> None:
         raise Rejected(ErrorCode.CORRUPT_MESSAGE, str(exc)) from exc
 
 
-def _records_fault(header: record_batch.BatchHeader, batch) -> tuple[ErrorCode, str, int | None] | None:
-    """Why the batch's records are refused (code, message, record at fault), or None. Plain values,
-    not the exception: its traceback holds the decompressed records (up to 64 MiB), which a
-    reference cycle in the thread hand-off would keep alive until the next garbage collection."""
-    try:
-        records.validate_records(header, batch)
-    except records.InvalidRecordError as exc:
-        return exc.error_code, str(exc), exc.batch_index
-    except CorruptRecordError as exc:
-        return exc.error_code, str(exc), None
+_Fault = tuple[ErrorCode, str, tuple[RecordError, ...]]
+
+
+def _timestamp_fault(header: record_batch.BatchHeader, section, bounds: tuple[int, int]) -> _Fault | None:
+    """INVALID_TIMESTAMP for the records whose CreateTime is outside `bounds`, worded as Kafka's
+    LogValidator words it; a record without timestamp (-1) is not checked, as in Kafka."""
+    earliest, latest = bounds
+    errors = tuple(
+        (index, f"Timestamp {timestamp} of message with offset {header.base_offset + index} is out of range. "
+                f"The timestamp should be within [{earliest}, {latest}]")
+        for index, timestamp in enumerate(records.record_timestamps(header, section))
+        if not earliest <= timestamp <= latest and timestamp != record_batch.NO_TIMESTAMP)
+    if errors:
+        return ErrorCode.INVALID_TIMESTAMP, "One or more records have been rejected due to invalid timestamp", errors
     return None
 
 
-async def _validate_records(header: record_batch.BatchHeader, batch) -> None:
-    """Reject a batch whose records do not parse as its header says, as Kafka's LogValidator does."""
-    if not header.is_compressed and header.records_count <= _MAX_RECORDS_ON_LOOP:
-        fault = _records_fault(header, batch)
+def _checked_records(header: record_batch.BatchHeader, batch, bounds: tuple[int, int] | None,
+                   codec: Compression | None, level: int | None) -> tuple[bytearray | None, _Fault | None]:
+    """The batch recompressed with `codec` (None: kept as it is), or why its records are refused
+    (code, message, records at fault). Plain values, not the exception: its traceback holds the
+    decompressed records (up to 64 MiB), which a reference cycle in the thread hand-off would keep
+    alive until the next garbage collection."""
+    try:
+        section = records.validate_records(header, batch)
+        if bounds is not None and (fault := _timestamp_fault(header, section, bounds)) is not None:
+            return None, fault
+        if codec is None:
+            return None, None
+        return records.recompress(header, section, codec, level=level), None
+    except records.InvalidRecordError as exc:
+        return None, (exc.error_code, str(exc), () if exc.batch_index is None else ((exc.batch_index, str(exc)),))
+    except CorruptRecordError as exc:
+        return None, (exc.error_code, str(exc), ())
+
+
+async def _validate_records(partition: Partition, header: record_batch.BatchHeader, batch,
+                            bounds: tuple[int, int] | None, codec: Compression | None, level: int | None):
+    """Reject a batch whose records do not parse as its header says, or whose timestamps are out of
+    `bounds`, as Kafka's LogValidator does; the batch and header to store, recompressed with `codec`
+    unless None."""
+    walked = header.records_count * (1 if bounds is None else 1 + _TIMESTAMP_WALK_COST)
+    if codec is None and not header.is_compressed and walked <= _MAX_RECORDS_ON_LOOP:
+        recompressed, fault = _checked_records(header, batch, bounds, codec, level)
     else:
-        fault = await trio.to_thread.run_sync(_records_fault, header, batch, limiter=_RECORDS_WORKER)
+        recompressed, fault = await trio.to_thread.run_sync(_checked_records, header, batch, bounds, codec, level,
+                                                            limiter=_RECORDS_WORKER)
     if fault is not None:
         raise Rejected(*fault)
+    if recompressed is None:
+        return header, batch
+    max_message_bytes = partition.topic.config.max_message_bytes
+    if len(recompressed) > max_message_bytes:
+        # Kafka's words, missing space included.
+        raise Rejected(ErrorCode.MESSAGE_TOO_LARGE,
+                       f"Message batch size is {len(recompressed)} bytes in append to"
+                       f"partition {partition.topic.name}-{partition.index} which exceeds the maximum "
+                       f"configured size of {max_message_bytes}.")
+    return record_batch.parse_header(recompressed), recompressed
 
 
 async def _verify_transaction(broker, partition: Partition, header: record_batch.BatchHeader,
@@ -126,12 +208,20 @@ async def _verify_transaction(broker, partition: Partition, header: record_batch
 async def _produce_to(broker, partition: Partition, record_set, api_version: int,
                       transactional_id: str | None) -> tuple[int, int]:
     """Append one partition's batch; its base offset and log append time (-1 for CreateTime)."""
-    header, batch = _one_batch(partition, record_set, api_version)
+    config = partition.topic.config
+    codec = _TOPIC_CODECS[config.value("compression.type")]  # None: the producer's
+    header, batch = await _one_batch(partition, record_set, api_version, codec)
     # Verified once, before the record walk (which reads bytes only the CRC vouches for, so that a
-    # batch damaged in transit is reported as such), de-duplication and a new timestamp (which
-    # recomputes the CRC), as Kafka does; the log trusts it.
+    # batch damaged in transit is reported as such), de-duplication and a new timestamp or codec
+    # (which recompute the CRC), as Kafka does; the log trusts it.
     _verify_crc(header, batch)
-    await _validate_records(header, batch)
+    if codec == records.compression_of(header.attributes):
+        codec = None  # the topic's codec already: stored as it came, at the producer's level (as Kafka)
+    log_append_time = config.message_timestamp_type == "LogAppendTime"
+    # Under LogAppendTime, as in Kafka, the broker's time replaces the producer's unchecked.
+    bounds = None if log_append_time else _timestamp_bounds(config, broker.clock)
+    header, batch = await _validate_records(partition, header, batch, bounds, codec,
+                                            None if codec is None else _level(config, codec))
     transactional = header.is_transactional
     if transactional:
         await _verify_transaction(broker, partition, header, transactional_id)
@@ -143,7 +233,7 @@ async def _produce_to(broker, partition: Partition, record_set, api_version: int
         raise Rejected(check.error, f"producer {header.producer_id} epoch {header.producer_epoch} "
                                     f"sequence {header.base_sequence} rejected")
     append_time_ms = -1
-    if partition.topic.config.message_timestamp_type == "LogAppendTime":
+    if log_append_time:
         append_time_ms = broker.clock()
         batch = bytearray(batch)
         header = record_batch.set_log_append_time(batch, header, append_time_ms)
@@ -164,9 +254,9 @@ async def _produce_to(broker, partition: Partition, record_set, api_version: int
 def _failed(index: int, exc: ApiError):
     """A partition's answer to a failed produce: the one place its errors become fields."""
     response = _PartitionProduceResponse(index=index, base_offset=-1, **error_fields(_PartitionProduceResponse, exc))
-    if isinstance(exc, Rejected) and exc.batch_index is not None:
+    if isinstance(exc, Rejected) and exc.record_errors:
         response["record_errors"] = [PRODUCE_RESPONSE.BatchIndexAndErrorMessage(
-            batch_index=exc.batch_index, batch_index_error_message=exc.message)]
+            batch_index=index, batch_index_error_message=message) for index, message in exc.record_errors]
     return response
 
 
