@@ -1,7 +1,9 @@
 """Per-log settings, named and defaulted after Kafka's topic configs (segment.bytes -> segment_bytes).
 
 Each setting's default and valid range are declared once, on its field; ``SETTINGS`` lists them
-by name, for the broker's topic configs that set the log to take theirs from.
+by name, for the broker's topic configs that set the log to take theirs from. A setting's type is
+its default's: a true/false one (bool) has the range [False, True], so that every entry reads as
+(default, low, high).
 """
 
 from __future__ import annotations
@@ -28,6 +30,10 @@ def _setting(default: int, low: int, high: int):
     return dataclasses.field(default=default, metadata={"setting": Setting(default, low, high)})
 
 
+def _switch(default: bool):
+    return _setting(default, False, True)
+
+
 @dataclasses.dataclass(frozen=True)
 class LogConfig:
     # At least Kafka's 14 bytes: room for the smallest (v0) message.
@@ -43,12 +49,16 @@ class LogConfig:
     flush_ms: int = _setting(UNLIMITED, 0, UNLIMITED)
     max_message_bytes: int = _setting(1024 * 1024 + 12, 0, _MAX_SEGMENT_BYTES)
     file_delete_delay_ms: int = _setting(60_000, 0, UNLIMITED)
+    # Create each new segment's file at segment_bytes, cut to its batches when it is sealed.
+    preallocate: bool = _switch(False)
 
     def __post_init__(self) -> None:
-        for name, (_, low, high) in SETTINGS.items():
+        for name, (default, low, high) in SETTINGS.items():
             value = getattr(self, name)
-            if type(value) is not int or not low <= value <= high:
-                raise LogConfigError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
+            # An exact type: True is no integer setting's 1, nor 1 a switch's True.
+            if type(value) is not type(default) or not low <= value <= high:
+                expected = "a bool" if type(default) is bool else f"an integer in [{low}, {high}]"
+                raise LogConfigError(f"{name} must be {expected}, got {value!r}")
 
 
 SETTINGS: dict[str, Setting] = {f.name: f.metadata["setting"] for f in dataclasses.fields(LogConfig)}

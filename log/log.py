@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import bisect
+import collections
 import os
+import random
 import re
 import threading
 import time
@@ -13,7 +15,7 @@ from typing import NamedTuple
 
 from log.batch import BatchInfo, verify_batch
 from log.checkpoint import checkpoint_temporary, fsync_directory, read_checkpoint, write_checkpoint
-from log.config import LogConfig
+from log.config import UNLIMITED, LogConfig
 from log.errors import (
     CorruptLogError,
     LogClosedError,
@@ -38,6 +40,8 @@ _LEFTOVER_FILE = re.compile(
 # Sealed segments whose file stays open and indexes mapped between reads (one descriptor and two
 # mappings each), so that reads of the same old segment share them.
 LOADED_SEALED_SEGMENTS = 4
+# Where the segments' roll jitter comes from unless the log is given a source.
+_RANDOM = random.Random()
 
 
 def current_time_ms() -> int:
@@ -70,9 +74,12 @@ class SegmentInfo(NamedTuple):
 class Log:
     """Append-only, segmented storage of one partition's record batches.
 
-    Everything runs on the caller's thread except flush(), which may run in a worker thread
-    (trio.to_thread) while this thread keeps appending and reading: the segment list is replaced,
-    never changed in place, and files are closed only when nothing refers to them."""
+    Everything runs on the caller's thread except flush() and remove_deleted_files(), which may
+    run in worker threads (trio.to_thread) while this thread keeps appending and reading: the
+    segment list is replaced, never changed in place, and files are closed only when nothing refers
+    to them.
+
+    `clock` gives the time in milliseconds; `rng` (a random.Random) each segment's roll jitter."""
 
     def __init__(
         self,
@@ -80,15 +87,19 @@ class Log:
         config: LogConfig | None = None,
         *,
         clock: Callable[[], int] = current_time_ms,
+        rng: random.Random = _RANDOM,
     ) -> None:
         self.directory = Path(directory)
         self.config = config or LogConfig()
         self._clock = clock
+        self._rng = rng
         self._max_batch_size = min(self.config.max_message_bytes, self.config.segment_bytes)
         self._flush_lock = threading.Lock()
         self._loaded: dict[LogSegment, None] = {}  # sealed segments with mapped indexes, oldest use first
-        # Files of segments that retention or DeleteRecords took out of the log, not yet removed.
-        self._deleted_files: list[Path] = []
+        # (when it may go, path) of each file of the segments that retention or DeleteRecords took
+        # out of the log, not yet removed. A deque: this thread appends while a worker thread takes.
+        self._deleted_files: collections.deque[tuple[int, Path]] = collections.deque()
+        self._removal_lock = threading.Lock()  # one remove_deleted_files at a time
         # Sealed segments whose transaction index the next flush writes (when it changed).
         self._unwritten_txn_indexes: list[LogSegment] = []
         self._closed = False
@@ -109,7 +120,8 @@ class Log:
         self._checkpointed_log_start_offset = self._log_start_offset
         self._directory_changed = False
         self._recovery_point = read_checkpoint(self.directory / RECOVERY_POINT_CHECKPOINT) or 0
-        if not base_offsets:  # a new log: its first, empty segment goes through recovery below
+        new_log = not base_offsets
+        if new_log:  # its first, empty segment goes through recovery below, preallocated after it
             base_offsets = [self._log_start_offset]
             LogSegment.create(self.directory, self._log_start_offset, self.config, now)
 
@@ -117,13 +129,13 @@ class Log:
             LogSegment.sealed(self.directory, base, self.config, next_base)
             for base, next_base in zip(base_offsets, base_offsets[1:])
         ]
-        segments.append(LogSegment(self.directory, base_offsets[-1], self.config))
+        segments.append(LogSegment(self.directory, base_offsets[-1], self.config, self._roll_jitter_ms()))
         if self._clean_shutdown and segments[-1].resume(now):
             recover_from = len(segments)
         elif self._clean_shutdown:
             recover_from = len(segments) - 1
         else:
-            recover_from = max(bisect.bisect_right(base_offsets, self._recovery_point) - 1, 0)
+            recover_from = self._recovery_start(base_offsets)
         recovered = recover_from < len(segments)
         # Segments whose transaction index starts empty: recovered ones (recover() resets it) and
         # those whose .txnindex is missing or unreadable.
@@ -135,13 +147,15 @@ class Log:
             segment.unload()
         self._recover(segments, recover_from, now)
         self._set_segments(segments)
+        if new_log:
+            segments[-1].preallocate()
 
         if self._log_start_offset > self.log_end_offset:
             # The records below a persisted log start offset were lost in a crash: start over there
             # (as Kafka's truncateFullyAndStartAt does).
             for segment in self._segments:
                 segment.delete()
-            self._set_segments([LogSegment.create(self.directory, self._log_start_offset, self.config, now)])
+            self._set_segments([self._new_segment(self._log_start_offset, now)])
             recovered = True
             reset = set()
         self._log_start_offset = max(self._log_start_offset, self._segments[0].base_offset)
@@ -188,6 +202,25 @@ class Log:
             segments[number].seal()
         if recover_from < len(segments):
             segments[-1].recover(now)
+
+    def _recovery_start(self, base_offsets: list[int]) -> int:
+        """The index of the segment recovery after a crash starts at: the one holding the recovery
+        point. With preallocation, one ending at the recovery point as well: sealed after the flush
+        that set it, its trim to the batches written may not be on disk."""
+        if self.config.preallocate:
+            return max(bisect.bisect_left(base_offsets, self._recovery_point) - 1, 0)
+        return max(bisect.bisect_right(base_offsets, self._recovery_point) - 1, 0)
+
+    def _new_segment(self, base_offset: int, now_ms: int) -> LogSegment:
+        segment = LogSegment.create(self.directory, base_offset, self.config, now_ms, self._roll_jitter_ms())
+        segment.preallocate()
+        return segment
+
+    def _roll_jitter_ms(self) -> int:
+        """A new segment's roll jitter: random in [0, min(segment_jitter_ms, segment_ms)), as Kafka's
+        LogConfig.randomSegmentJitter."""
+        jitter_ms = self.config.segment_jitter_ms
+        return self._rng.randrange(min(jitter_ms, self.config.segment_ms)) if jitter_ms else 0
 
     def _remove(self, name: str) -> None:
         try:
@@ -307,7 +340,7 @@ class Log:
         old = self._segments[-1]
         old.seal()
         self._unwritten_txn_indexes.append(old)
-        new = LogSegment.create(self.directory, old.next_offset, self.config, self._clock())
+        new = self._new_segment(old.next_offset, self._clock())
         self._set_segments([*self._segments, new])
         return new
 
@@ -497,16 +530,29 @@ class Log:
             )
         return self._log_start_offset
 
-    def remove_deleted_files(self) -> None:
-        """Unlink the files of the segments taken out of the log since the last call. Safe to run
-        in a worker thread while this log's own thread appends, reads and takes out more."""
-        deleted, self._deleted_files = self._deleted_files, []
-        for number, path in enumerate(deleted):
-            try:
-                path.unlink(missing_ok=True)
-            except OSError as error:
-                self._deleted_files += deleted[number:]  # tried again next time; an open removes them too
-                raise LogStorageError(path, error) from error
+    @property
+    def file_removal_due_ms(self) -> int | None:
+        """The earliest time at which remove_deleted_files() has a file to remove; None while none waits."""
+        # list() copies the deque at once, safe while a worker thread takes from it.
+        return min((due for due, _ in list(self._deleted_files)), default=None)
+
+    def remove_deleted_files(self, now_ms: int | None = None) -> None:
+        """Unlink the files of the segments taken out of the log file_delete_delay_ms or more ago
+        (Kafka's delayed delete-file task); a read that had one open keeps its bytes. Safe to run in a
+        worker thread while this log's own thread appends, reads and takes out more."""
+        now = self._clock() if now_ms is None else now_ms
+        with self._removal_lock:
+            # Only this thread takes entries: each of those there now is seen once.
+            for _ in range(len(self._deleted_files)):
+                entry = self._deleted_files.popleft()
+                if entry[0] > now:
+                    self._deleted_files.append(entry)
+                    continue
+                try:
+                    entry[1].unlink(missing_ok=True)
+                except OSError as error:
+                    self._deleted_files.append(entry)  # tried again next time; an open removes them too
+                    raise LogStorageError(entry[1], error) from error
 
     def _delete_oldest(self, count: int) -> list[SegmentInfo]:
         deleted = self._segments[:count]
@@ -514,9 +560,10 @@ class Log:
             return []
         self._set_segments(self._segments[count:])
         self._log_start_offset = max(self._log_start_offset, self._segments[0].base_offset)
+        due = self._clock() + self.config.file_delete_delay_ms
         for segment in deleted:
             self._loaded.pop(segment, None)
-            self._deleted_files += segment.mark_deleted()
+            self._deleted_files.extend((due, path) for path in segment.mark_deleted())
         return [SegmentInfo(s.base_offset, s.next_offset, s.size) for s in deleted]
 
     # -- flushing --------------------------------------------------------------------------------
@@ -545,9 +592,9 @@ class Log:
             end_offset = active.next_offset
             file = active.file  # held so that a roll meanwhile cannot close it under the fsync
             bases = [segment.base_offset for segment in segments]
-            # Recovery would start at the segment holding the recovery point: everything from
-            # there on may have been appended, sealed or indexed since the last flush.
-            first = max(bisect.bisect_right(bases, self._recovery_point) - 1, 0)
+            # Where recovery would start: everything from there on may have been appended,
+            # sealed, trimmed or indexed since the last flush.
+            first = self._recovery_start(bases)
             for segment in segments[first:-1]:
                 segment.fsync(None, with_indexes=True)
             active.fsync(file, with_indexes=with_active_indexes)
@@ -607,6 +654,7 @@ class Log:
             return
         active = self._segments[-1]
         active.write_indexes()
+        active.trim()
         self._sync(with_active_indexes=True)
         try:
             (self.directory / CLEAN_SHUTDOWN_MARKER).touch()
@@ -618,7 +666,9 @@ class Log:
             segment.unload()
         self._loaded.clear()
         try:
-            self.remove_deleted_files()
+            # Whatever their delay: nothing reads through this log any more (reads holding a
+            # file keep its bytes), and the next open would remove them anyway.
+            self.remove_deleted_files(UNLIMITED)
         except LogStorageError:
             pass  # out of the log already: the next open removes them
 
@@ -631,3 +681,4 @@ class Log:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+

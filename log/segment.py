@@ -3,6 +3,7 @@ transaction index."""
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import weakref
@@ -74,11 +75,13 @@ class LogSegment:
         "_indexes_full",
         "_rolling_timestamp",
         "_created_ms",
+        "_roll_jitter_ms",
+        "_preallocated",
         "_unchecked_end",
         "_reported_damage",
     )
 
-    def __init__(self, directory: Path, base_offset: int, config: LogConfig) -> None:
+    def __init__(self, directory: Path, base_offset: int, config: LogConfig, roll_jitter_ms: int = 0) -> None:
         self.base_offset = base_offset
         self.config = config
         self.log_path = directory / segment_file_name(base_offset, ".log")
@@ -106,6 +109,11 @@ class LogSegment:
         # Max timestamp of the first batch: segment_ms counts from it (Kafka's rollingBasedTimestamp).
         self._rolling_timestamp = NO_TIMESTAMP
         self._created_ms = 0
+        # Taken off segment_ms for this segment (Kafka's rollJitterMs), so that segments created
+        # together do not all roll together.
+        self._roll_jitter_ms = roll_jitter_ms
+        # The file was made segment_bytes long up front: trim() cuts it to the batches written.
+        self._preallocated = False
         # Batches below this byte came from disk unchecked (a clean shutdown's files are trusted
         # at open) or hold damage: reads check them whole. Above it they were written or recovered.
         self._unchecked_end = 0
@@ -115,9 +123,9 @@ class LogSegment:
     # -- opening ---------------------------------------------------------------------------------
 
     @classmethod
-    def create(cls, directory: Path, base_offset: int, config: LogConfig, now_ms: int) -> LogSegment:
+    def create(cls, directory: Path, base_offset: int, config: LogConfig, now_ms: int, roll_jitter_ms: int = 0) -> LogSegment:
         """A new, empty active segment."""
-        segment = cls(directory, base_offset, config)
+        segment = cls(directory, base_offset, config, roll_jitter_ms)
         try:
             fd = os.open(segment.log_path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
         except OSError as error:
@@ -186,6 +194,11 @@ class LogSegment:
         self._unchecked_end = 0
         self.reset_txn_index()
         valid_end, damage = self._scan_and_index(now_ms, next_segment_base)
+        if damage is not None and self._only_zeros_from(valid_end):
+            # The unwritten rest of a preallocated file, not damage: nothing was lost.
+            logger.info("%s: cut the %d zero bytes after the last batch", self.log_path, self.size - valid_end)
+            damage = None
+            self._truncate(valid_end)
         if next_segment_base is not None:
             self._report_unreadable_tail(valid_end, damage, next_segment_base)
             self.next_offset = next_segment_base
@@ -193,11 +206,40 @@ class LogSegment:
             position, offset, reason = damage
             logger.warning("%s: cut %d bytes from byte %d (offset %d) on, after the last valid batch: %s",
                            self.log_path, self.size - valid_end, position, offset, reason)
-            try:
-                os.ftruncate(self.file.fd, valid_end)
-            except OSError as truncate_error:
-                raise LogStorageError(self.log_path, truncate_error) from truncate_error
-            self.size = valid_end
+            self._truncate(valid_end)
+
+    def _only_zeros_from(self, position: int) -> bool:
+        """Whether the file holds zero bytes alone from `position` to its end; holes (the sparse
+        rest of a preallocated file) are skipped unread."""
+        file = self.file
+        assert file is not None
+        end = self.size
+        try:
+            while position < end:
+                try:
+                    position = os.lseek(file.fd, position, os.SEEK_DATA)
+                except OSError as error:
+                    if error.errno == errno.ENXIO:  # only a hole follows
+                        return True
+                    raise
+                data_end = min(os.lseek(file.fd, position, os.SEEK_HOLE), end)
+                while position < data_end:
+                    chunk = os.pread(file.fd, min(data_end - position, _RECOVERY_CHUNK_BYTES), position)
+                    if not chunk or chunk.count(0) != len(chunk):
+                        return False
+                    position += len(chunk)
+        except OSError as error:
+            raise LogStorageError(self.log_path, error) from error
+        return True
+
+    def _truncate(self, size: int) -> None:
+        """Set the length of the open file (and of the segment) to `size` bytes."""
+        assert self.file is not None
+        try:
+            os.ftruncate(self.file.fd, size)
+        except OSError as error:
+            raise LogStorageError(self.log_path, error) from error
+        self.size = min(self.size, size)
 
     def _scan_and_index(self, now_ms: int, next_segment_base: int | None) -> tuple[int, tuple[int, int, str] | None]:
         """Rebuild the in-memory indexes from a scan of the whole file that checks each batch's
@@ -288,7 +330,7 @@ class LogSegment:
     def try_append(self, batch: memoryview, max_timestamp: int, last_offset_delta: int, clock: Callable[[], int]) -> int | None:
         """Write the batch with its base offset set to this segment's next offset (in the buffer
         itself when it is writable) and return its position; or return None, writing nothing, when
-        the batch belongs in a new segment (Kafka's LogSegment.shouldRoll, without jitter). An
+        the batch belongs in a new segment (Kafka's LogSegment.shouldRoll). An
         empty segment takes any batch: the log rejects those larger than a segment."""
         position = self.size
         size = len(batch)
@@ -302,7 +344,7 @@ class LogSegment:
             if (
                 position > config.segment_bytes - size
                 or self._indexes_full
-                or waited > config.segment_ms
+                or waited + self._roll_jitter_ms > config.segment_ms
                 or base_offset + last_offset_delta - self.base_offset > MAX_RELATIVE_OFFSET
             ):
                 return None
@@ -358,9 +400,25 @@ class LogSegment:
         self._time_index.write()
 
     def seal(self) -> None:
-        """Stop appending: write the index files and let go of the open file and in-memory indexes."""
+        """Stop appending: write the index files, trim the file, and let go of the open file and
+        in-memory indexes."""
         self.write_indexes()
+        self.trim()
         self.unload()
+
+    def preallocate(self) -> None:
+        """With config.preallocate, make a new active segment's file segment_bytes long at once (as
+        Kafka's FileRecords sets its length: sparse where the file system allows)."""
+        if self.config.preallocate:
+            self._truncate(self.config.segment_bytes)
+            self._preallocated = True
+
+    def trim(self) -> None:
+        """Cut a preallocated file to the batches written (Kafka's FileRecords.trim), once the
+        segment stops growing: sealed, or its log closed."""
+        if self._preallocated:
+            self._truncate(self.size)
+            self._preallocated = False
 
     # -- reading ---------------------------------------------------------------------------------
 

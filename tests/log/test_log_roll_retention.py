@@ -101,7 +101,7 @@ def test_retention_by_size_deletes_the_oldest_segments(tmp_path):
 
 
 def test_deleted_segments_files_are_renamed_then_removed_apart(tmp_path):
-    log = segmented_log(tmp_path, retention_bytes=1)
+    log = segmented_log(tmp_path, retention_bytes=1, file_delete_delay_ms=0)
     log.apply_retention()
     # Out of the log at once, unlinked later (in a worker thread, by the broker).
     assert len(segment_files(tmp_path, ".deleted")) == 15

@@ -285,7 +285,7 @@ def test_leftovers_of_interrupted_writes_and_deletions_are_removed(tmp_path):
 
 
 def test_retention_and_delete_records_remove_the_index_files(tmp_path):
-    log = open_log(tmp_path, **CONFIG, retention_bytes=2_500)
+    log = open_log(tmp_path, **CONFIG, retention_bytes=2_500, file_delete_delay_ms=0)
     entries = fill_with_aborts(log, 60)
     log.flush()
     bases = [s.base_offset for s in log.segments]
