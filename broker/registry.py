@@ -119,8 +119,11 @@ class Partition:
         return log_start_offset
 
     async def remove_deleted_files(self) -> None:
-        """Unlink the files of the segments retention or DeleteRecords took out, off the event loop
-        (unlinking a file still being written back can block)."""
+        """Unlink the files of the segments retention or DeleteRecords took out file.delete.delay.ms
+        ago or more, off the event loop (unlinking a file still being written back can block)."""
+        due = self.log.file_removal_due_ms
+        if due is None or due > self.clock():
+            return
         try:
             await run_storage_work(self.log.remove_deleted_files)
         except LogStorageError as exc:
@@ -476,20 +479,19 @@ class TopicRegistry:
         Retention changes a log's segment list, which appends change too, so it runs on the event
         loop, one partition per step (a few unlinks); the snapshots are written off it."""
         snapshots = []
-        trimmed = []
-        for partition in list(self.all_partitions()):
+        partitions = list(self.all_partitions())
+        for partition in partitions:
             await trio.lowlevel.checkpoint()
             if partition.log.closed:
                 continue
             try:
-                if partition.log.apply_retention(now_ms):
-                    trimmed.append(partition)
+                partition.log.apply_retention(now_ms)
             except LogError as exc:
                 logger.warning("%s: retention failed: %s", partition.directory, exc)
             taken = partition.take_producer_snapshot()
             if taken is not None:
                 snapshots.append((partition, *taken))
-        for partition in trimmed:
+        for partition in partitions:  # those whose deleted files are due
             await partition.remove_deleted_files()
         failed = await run_storage_work(_write_snapshots, snapshots)
         for partition, _ in failed:
