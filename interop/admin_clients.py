@@ -18,16 +18,11 @@ from kafka.consumer.fetcher import ConsumerRecord
 
 from interop.broker_process import BrokerProcess
 from interop.clients import TIMEOUT_MS, TIMEOUT_SECONDS, assert_broker_healthy
+from tests.broker.kafka_topic_configs import KAFKA_3_9
 
 T = TypeVar("T")
-_LONG_MAX = str(2**63 - 1)
-# Every topic config this broker serves, with the value Kafka gives a topic that does not override it.
-KAFKA_TOPIC_DEFAULTS = {
-    "cleanup.policy": "delete", "retention.ms": "604800000", "retention.bytes": "-1",
-    "segment.bytes": "1073741824", "segment.ms": "604800000", "max.message.bytes": "1048588",
-    "message.timestamp.type": "CreateTime", "min.insync.replicas": "1",
-    "flush.messages": _LONG_MAX, "flush.ms": _LONG_MAX,
-}
+# Every topic config, with the value Kafka gives a topic that does not override it.
+KAFKA_TOPIC_DEFAULTS = {name: default for name, (_, default, _) in KAFKA_3_9.items()}
 # Kafka's message for the one cleanup policy this broker refuses.
 COMPACT_REFUSED = "cleanup.policy=compact is not supported: this broker has no log compaction"
 BAD_TOPIC_NAMES = {"too-long": "x" * 250, "space": "bad name", "slash": "a/b", "dot": ".", "dot-dot": ".."}

@@ -139,7 +139,9 @@ def test_retention_altered_live_trims_the_log(tmp_path):
     """The broker applies retention every 100 ms here, so an altered retention.bytes shows at once."""
     with BrokerProcess(tmp_path / "data", "--retention-check-interval-ms", "100") as broker:
         admin = confluent_admin(broker)
-        assert create(admin, NewTopic("ck-retained", 2, 1, config={"segment.bytes": "1024"})) == {"ck-retained": None}
+        # Deleted segments' files removed at the next retention check, not a minute later.
+        configs = {"segment.bytes": "1024", "file.delete.delay.ms": "0"}
+        assert create(admin, NewTopic("ck-retained", 2, 1, config=configs)) == {"ck-retained": None}
         with kafka_python_producer(broker) as producer:
             for i in range(12):
                 producer.send("ck-retained", value=b"%d" % i + b"." * 400, partition=1).get(timeout=TIMEOUT_SECONDS)
