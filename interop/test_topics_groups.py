@@ -115,12 +115,14 @@ class KafkaPythonMember(Member):
 
         # kafka-python 3.0.12 leaves a join half done when a poll times out during a rejoin that a
         # change of topic metadata triggered (its leader's assignment snapshot then matches again
-        # and the sync result is never applied), so the member learns the partitions before it joins.
+        # and the sync result is never applied; it stops heartbeating and is evicted), so the
+        # member learns the partitions before it joins, and polls for longer than a rebalance
+        # takes on a loaded machine (the leader still rejoins once after its first assignment).
         assert consumer.partitions_for_topic(self.topic) == set(range(PARTITIONS))
         consumer.subscribe([self.topic], listener=Listener())
         try:
             while not self.leaving.is_set():
-                batches = consumer.poll(timeout_ms=100)
+                batches = consumer.poll(timeout_ms=2000)
                 if batches:
                     ledger.record(member, [(tp.partition, r.offset, r.value)
                                            for tp, records in batches.items() for r in records])
