@@ -365,12 +365,17 @@ class TopicConfig:
 
     broker: BrokerConfig
     overrides: dict[str, str] = dataclasses.field(default_factory=dict)
+    # The overrides' values, parsed once: produce reads several configs of its topic per batch.
+    _parsed: dict[str, object] = dataclasses.field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_parsed", {name: TOPIC_CONFIGS[name].parse(text)
+                                             for name, text in self.overrides.items()})
 
     def value(self, name: str) -> object:
-        definition = TOPIC_CONFIGS[name]
-        if name in self.overrides:
-            return definition.parse(self.overrides[name])
-        return definition.broker_value(self.broker)
+        if name in self._parsed:
+            return self._parsed[name]
+        return TOPIC_CONFIGS[name].broker_value(self.broker)
 
     def source(self, name: str) -> ConfigSource:
         if name in self.overrides:
