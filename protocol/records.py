@@ -205,10 +205,22 @@ def recompress(
     """The batch `header` describes over `records_section` (its records, uncompressed) compressed with
     `compression` at `level`; its other header fields kept, its CRC recomputed."""
     body = compress(compression, records_section, level) if compression != Compression.NONE else records_section
-    attributes = (header.attributes & ~COMPRESSION_CODEC_MASK) | compression
+    return _batch_of(body, header.base_offset, header.partition_leader_epoch,
+                     (header.attributes & ~COMPRESSION_CODEC_MASK) | compression, header.last_offset_delta,
+                     header.base_timestamp, header.max_timestamp, header.producer_id, header.producer_epoch,
+                     header.base_sequence, header.records_count)
+
+
+def _batch_of(body, base_offset: int, partition_leader_epoch: int, attributes: int, last_offset_delta: int,
+              base_timestamp: int, max_timestamp: int, producer_id: int, producer_epoch: int, base_sequence: int,
+              records_count: int) -> bytearray:
+    """The magic-2 batch of these header fields over `body` (its records section, compressed as
+    `attributes` say), with its length and CRC."""
     batch = bytearray(BATCH_HEADER_SIZE)
-    BATCH_HEADER.pack_into(batch, 0, *header._replace(
-        batch_length=BATCH_HEADER_SIZE + len(body) - LOG_OVERHEAD, crc=0, attributes=attributes))
+    BATCH_HEADER.pack_into(batch, 0, base_offset, BATCH_HEADER_SIZE + len(body) - LOG_OVERHEAD,
+                           partition_leader_epoch, MAGIC, 0,  # crc, computed below over the finished bytes
+                           attributes, last_offset_delta, base_timestamp, max_timestamp, producer_id,
+                           producer_epoch, base_sequence, records_count)
     batch += body
     write_crc(batch, len(batch))
     return batch
@@ -460,27 +472,8 @@ def build_batch(
         attributes |= TRANSACTIONAL_MASK
     if control:
         attributes |= CONTROL_MASK
-    batch = bytearray(BATCH_HEADER_SIZE)
-    BATCH_HEADER.pack_into(
-        batch,
-        0,
-        base_offset,
-        BATCH_HEADER_SIZE + len(body) - LOG_OVERHEAD,
-        partition_leader_epoch,
-        MAGIC,
-        0,  # crc, computed below over the finished bytes
-        attributes,
-        offset_delta,
-        first_timestamp,
-        max_timestamp,
-        producer_id,
-        producer_epoch,
-        base_sequence,
-        count,
-    )
-    batch += body
-    write_crc(batch, len(batch))
-    return bytes(batch)
+    return bytes(_batch_of(body, base_offset, partition_leader_epoch, attributes, offset_delta, first_timestamp,
+                           max_timestamp, producer_id, producer_epoch, base_sequence, count))
 
 
 class ControlType(IntEnum):
