@@ -81,6 +81,11 @@ async def test_the_files_it_samples_are_closed_when_their_thread_ends_and_at_clo
         assert worker.native_id in sampled_threads()
         done.set()
         worker.join()
+        # join() returns before the kernel has taken the thread's task away, and until then the
+        # thread is still sampled: wait for the task to go (the next step samples again).
+        with trio.fail_after(10):
+            while os.path.exists(f"/proc/self/task/{worker.native_id}"):
+                await trio.sleep(0.001)
         await trio.lowlevel.checkpoint()
         assert worker.native_id not in sampled_threads()
     finally:
