@@ -2,8 +2,8 @@
 
 Each setting's default and valid range are declared once, on its field; ``SETTINGS`` lists them
 by name, for the broker's topic configs that set the log to take theirs from. A setting's type is
-its default's: a true/false one (bool) has the range [False, True], so that every entry reads as
-(default, low, high).
+its default's (int, float or bool): a true/false one has the range [False, True], so that every
+entry reads as (default, low, high).
 """
 
 from __future__ import annotations
@@ -21,12 +21,12 @@ _MAX_SEGMENT_BYTES = (1 << 31) - 1
 
 
 class Setting(NamedTuple):
-    default: int
-    low: int
-    high: int
+    default: int | float
+    low: int | float
+    high: int | float
 
 
-def _setting(default: int, low: int, high: int):
+def _setting(default: int | float, low: int | float, high: int | float):
     return dataclasses.field(default=default, metadata={"setting": Setting(default, low, high)})
 
 
@@ -51,13 +51,20 @@ class LogConfig:
     file_delete_delay_ms: int = _setting(60_000, 0, UNLIMITED)
     # Create each new segment's file at segment_bytes, cut to its batches when it is sealed.
     preallocate: bool = _switch(False)
+    # Compaction (cleanup.policy includes compact): the cleaner keeps the latest record per key.
+    compact: bool = _switch(False)
+    delete_retention_ms: int = _setting(24 * 60 * 60 * 1000, 0, UNLIMITED)
+    min_compaction_lag_ms: int = _setting(0, 0, UNLIMITED)
+    max_compaction_lag_ms: int = _setting(UNLIMITED, 1, UNLIMITED)
+    min_cleanable_dirty_ratio: float = _setting(0.5, 0.0, 1.0)
 
     def __post_init__(self) -> None:
         for name, (default, low, high) in SETTINGS.items():
             value = getattr(self, name)
             # An exact type: True is no integer setting's 1, nor 1 a switch's True.
             if type(value) is not type(default) or not low <= value <= high:
-                expected = "a bool" if type(default) is bool else f"an integer in [{low}, {high}]"
+                kind = {bool: "a bool", int: "an integer", float: "a float"}[type(default)]
+                expected = kind if type(default) is bool else f"{kind} in [{low}, {high}]"
                 raise LogConfigError(f"{name} must be {expected}, got {value!r}")
 
 

@@ -54,6 +54,11 @@ class FileRecords:
         self.position = position
         self._size = size
 
+    @property
+    def path(self) -> Path:
+        """The segment file's path when it was opened."""
+        return self._file.path
+
     def fileno(self) -> int:
         """The descriptor of the segment file; valid as long as this object lives."""
         return self._file.fd

@@ -14,6 +14,15 @@ from pathlib import Path
 from typing import NamedTuple
 
 from log.batch import BatchInfo, verify_batch
+from log.cleaner import (
+    CLEANING_LEFTOVER,
+    CleaningPlan,
+    CleaningResult,
+    LastRecord,
+    finish_interrupted_swaps,
+    group_files,
+    swap_in,
+)
 from log.checkpoint import checkpoint_temporary, fsync_directory, read_checkpoint, write_checkpoint
 from log.config import UNLIMITED, LogConfig
 from log.errors import (
@@ -24,14 +33,19 @@ from log.errors import (
     RecordBatchTooLargeError,
 )
 from log.file_records import FileRecords
-from log.segment import DELETED_SUFFIX, LogSegment, segment_file_name
+from log.segment import DELETED_SUFFIX, LogSegment, SegmentInfo, segment_file_name
 from log.txn_index import TEMPORARY_SUFFIX, AbortedTxn
 from protocol.record_batch import NO_TIMESTAMP, BatchHeader, CorruptBatchError
 
 LOG_START_OFFSET_CHECKPOINT = "log-start-offset.checkpoint"
 RECOVERY_POINT_CHECKPOINT = "recovery-point.checkpoint"
+# Where the cleaner's next pass starts mapping keys (Kafka's cleaner-offset-checkpoint).
+CLEANER_OFFSET_CHECKPOINT = "cleaner-offset.checkpoint"
 CLEAN_SHUTDOWN_MARKER = "clean-shutdown"
-_CHECKPOINT_LEFTOVERS = {checkpoint_temporary(name) for name in (LOG_START_OFFSET_CHECKPOINT, RECOVERY_POINT_CHECKPOINT)}
+_CHECKPOINT_LEFTOVERS = {
+    checkpoint_temporary(name)
+    for name in (LOG_START_OFFSET_CHECKPOINT, RECOVERY_POINT_CHECKPOINT, CLEANER_OFFSET_CHECKPOINT)
+}
 _SEGMENT_FILE = re.compile(r"(\d{20})\.(log|index|timeindex|txnindex)")
 # What a deletion, or the write of a transaction index, that a crash interrupted leaves behind.
 _LEFTOVER_FILE = re.compile(
@@ -62,13 +76,6 @@ class TimestampOffset(NamedTuple):
 
     timestamp: int
     offset: int
-
-
-class SegmentInfo(NamedTuple):
-    base_offset: int
-    # Offset after the segment's last batch.
-    next_offset: int
-    size_in_bytes: int
 
 
 class Log:
@@ -120,6 +127,8 @@ class Log:
         self._checkpointed_log_start_offset = self._log_start_offset
         self._directory_changed = False
         self._recovery_point = read_checkpoint(self.directory / RECOVERY_POINT_CHECKPOINT) or 0
+        self._first_dirty_offset = self._checkpointed_first_dirty_offset = (
+            read_checkpoint(self.directory / CLEANER_OFFSET_CHECKPOINT) or 0)
         new_log = not base_offsets
         if new_log:  # its first, empty segment goes through recovery below, preallocated after it
             base_offsets = [self._log_start_offset]
@@ -177,6 +186,8 @@ class Log:
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             names = os.listdir(self.directory)
+            if finish_interrupted_swaps(self.directory, names):
+                names = os.listdir(self.directory)
         except OSError as error:
             raise LogStorageError(self.directory, error) from error
         found: dict[int, set[str]] = {}
@@ -184,7 +195,7 @@ class Log:
             match = _SEGMENT_FILE.fullmatch(name)
             if match:
                 found.setdefault(int(match[1]), set()).add(match[2])
-            elif name in _CHECKPOINT_LEFTOVERS or _LEFTOVER_FILE.fullmatch(name):
+            elif name in _CHECKPOINT_LEFTOVERS or _LEFTOVER_FILE.fullmatch(name) or CLEANING_LEFTOVER.fullmatch(name):
                 self._remove(name)
         for base_offset, kinds in found.items():
             if "log" not in kinds:
@@ -377,13 +388,20 @@ class Log:
         no batch whose base offset is >= max_offset: empty when `offset` is.
 
         Raises OffsetOutOfRangeError below the log start offset or beyond the log end offset."""
-        segment = self._segment_for(offset)
-        if offset == segment.next_offset or (max_offset is not None and offset >= max_offset):
-            active = self._segments[-1]
-            assert active.file is not None
-            return FileRecords(active.file, active.size, 0)
-        self._use(segment)
-        return segment.read(offset, max_bytes, min_one_batch, max_offset)
+        number = self._segment_index(offset)
+        active = self._segments[-1]
+        while True:
+            segment = self._segments[number]
+            if offset == segment.next_offset or (max_offset is not None and offset >= max_offset):
+                assert active.file is not None
+                return FileRecords(active.file, active.size, 0)
+            self._use(segment)
+            records = segment.read(offset, max_bytes, min_one_batch, max_offset)
+            if records is not None:
+                return records
+            # The cleaner removed this segment's batches from `offset` on: read on from the next.
+            number += 1
+            offset = self._segments[number].base_offset
 
     def _segment_for(self, offset: int) -> LogSegment:
         return self._segments[self._segment_index(offset)]
@@ -438,6 +456,8 @@ class Log:
             try:
                 if start > segment.base_offset:
                     first = segment.locate(file, start)
+                    if first is None:
+                        continue
                     position, first_offset = first.position, first.base_offset
                 yield from segment.batches(file, position, first_offset)
             except (CorruptLogError, CorruptBatchError):
@@ -472,7 +492,11 @@ class Log:
         """An offset past every record of `records`, read from `offset`, found in one index lookup
         (a read never leaves its segment): the bound of the aborted transactions a read committed
         fetch names, so that one far behind is not sent every abort up to the last stable offset."""
-        segment = self._segment_for(offset)
+        number = self._segment_index(offset)
+        # The read went on to a later segment when the cleaner emptied the rest of this one.
+        while self._segments[number].log_path != records.path:
+            number += 1
+        segment = self._segments[number]
         self._use(segment)
         return segment.upper_bound_offset(records.position + len(records))
 
@@ -566,6 +590,110 @@ class Log:
             self._deleted_files.extend((due, path) for path in segment.mark_deleted())
         return [SegmentInfo(s.base_offset, s.next_offset, s.size) for s in deleted]
 
+    # -- cleaning (compaction) -------------------------------------------------------------------
+
+    @property
+    def first_dirty_offset(self) -> int:
+        """Where the part of the log not cleaned yet starts (the cleaner's checkpoint)."""
+        offset = self._first_dirty_offset
+        return offset if self._log_start_offset <= offset <= self.log_end_offset else self._log_start_offset
+
+    def roll_if_due(self, now_ms: int | None = None) -> bool:
+        """Roll the active segment once it is older than segment_ms, without waiting for an append
+        to do it: a quiet compacted log's last records become cleanable. Whether it rolled."""
+        self._check_open()
+        if not self._segments[-1].due_to_roll(self._clock() if now_ms is None else now_ms):
+            return False
+        self._roll()
+        return True
+
+    def cleaning_plan(self, last_stable_offset: int, producers: dict[int, LastRecord], buffer_bytes: int,
+                      now_ms: int | None = None) -> CleaningPlan | None:
+        """The cleaner's next pass over this log (log.cleaner.clean runs it), or None when it needs
+        none now: not compact, or its dirty section (from first_dirty_offset to the first segment
+        that cannot be cleaned) is empty, or no more than min_cleanable_dirty_ratio of the log and
+        no older than max_compaction_lag_ms. Cleanable are whole sealed segments below
+        `last_stable_offset` whose records are all at least min_compaction_lag_ms old (Kafka's
+        cleanableOffsets). `producers`: each active producer's last batch, which the pass keeps."""
+        self._check_open()
+        config = self.config
+        if not config.compact:
+            return None
+        now = self._clock() if now_ms is None else now_ms
+        first_dirty = self.first_dirty_offset
+        uncleanable = min(last_stable_offset, self._segments[-1].base_offset)
+        sealed = self._segments[:-1]
+        if config.min_compaction_lag_ms:
+            for segment in sealed:
+                if segment.next_offset > first_dirty:
+                    self._use(segment)
+                    if segment.largest_timestamp() > now - config.min_compaction_lag_ms:
+                        uncleanable = min(uncleanable, segment.base_offset)
+                        break
+        cleanable = [segment for segment in sealed if segment.next_offset <= uncleanable]
+        dirty = [segment for segment in cleanable if segment.next_offset > first_dirty]
+        if not dirty:
+            return None
+        dirty_bytes = sum(segment.size for segment in dirty)
+        clean_bytes = sum(segment.size for segment in cleanable[: len(cleanable) - len(dirty)])
+        if dirty_bytes / ((clean_bytes + dirty_bytes) or 1) <= config.min_cleanable_dirty_ratio and not (
+            config.max_compaction_lag_ms < UNLIMITED
+            and now - self._first_batch_timestamp(dirty[0]) > config.max_compaction_lag_ms
+        ):
+            return None
+        return CleaningPlan(
+            self.directory, config, tuple(SegmentInfo(s.base_offset, s.next_offset, s.size) for s in cleanable),
+            first_dirty, tuple(self.aborted_transactions(self._log_start_offset, cleanable[-1].next_offset)),
+            producers, now, buffer_bytes)
+
+    def _first_batch_timestamp(self, segment: LogSegment) -> int:
+        """The max timestamp of the segment's first batch (Kafka's getFirstBatchTimestamp); its
+        file's modification time when that batch has none."""
+        self._use(segment)
+        for batch in self._batches([segment], segment.base_offset):
+            if batch.max_timestamp != NO_TIMESTAMP:
+                return batch.max_timestamp
+            break
+        return segment.largest_timestamp()
+
+    def replace_segments(self, result: CleaningResult) -> bool:
+        """Swap in the segments a cleaning pass wrote (renames only, on this thread). A group whose
+        segments are no longer those the pass read (retention or DeleteRecords took some out
+        meanwhile) is dropped with those after it, and the pass's files removed later. Whether all
+        were swapped in; the next flush makes it durable."""
+        self._check_open()
+        groups = list(result.groups)
+        due = self._clock() + self.config.file_delete_delay_ms
+        while groups:
+            group = groups[0]
+            number = bisect.bisect_left(self._base_offsets, group.base_offset)
+            old = self._segments[number : number + len(group.replaced)]
+            if number + len(group.replaced) >= len(self._segments) or [
+                SegmentInfo(s.base_offset, s.next_offset, s.size) for s in old
+            ] != list(group.replaced):
+                break
+            if self._clean_shutdown:
+                self._forget_clean_shutdown()
+
+            def retire() -> None:
+                for segment in old:
+                    self._loaded.pop(segment, None)
+                    self._deleted_files.extend((due, path) for path in segment.mark_deleted())
+                self._unwritten_txn_indexes = [s for s in self._unwritten_txn_indexes if s not in old]
+
+            swap_in(self.directory, group, retire)
+            self._directory_changed = True
+            cleaned = LogSegment.sealed(self.directory, group.base_offset, self.config, group.end_offset)
+            cleaned.open_txn_index()
+            self._set_segments([*self._segments[:number], cleaned, *self._segments[number + len(old) :]])
+            groups.pop(0)
+        for group in groups:  # their cleaned files, removed with the deleted segments' files
+            self._deleted_files.extend((due, path) for path in group_files(self.directory, group))
+        if groups:
+            return False
+        self._first_dirty_offset = result.first_dirty_offset
+        return True
+
     # -- flushing --------------------------------------------------------------------------------
 
     def needs_flush(self, now_ms: int | None = None) -> bool:
@@ -631,7 +759,11 @@ class Log:
         """Persist a moved log start offset, and changed directory entries (under the flush lock)."""
         directory_changed, self._directory_changed = self._directory_changed, False
         log_start_offset = self._log_start_offset
+        first_dirty_offset = self._first_dirty_offset
         try:
+            if first_dirty_offset != self._checkpointed_first_dirty_offset:
+                write_checkpoint(self.directory / CLEANER_OFFSET_CHECKPOINT, first_dirty_offset)
+                self._checkpointed_first_dirty_offset = first_dirty_offset
             if log_start_offset > self._checkpointed_log_start_offset:
                 # Writing a checkpoint syncs the directory as well.
                 write_checkpoint(self.directory / LOG_START_OFFSET_CHECKPOINT, log_start_offset)

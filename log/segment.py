@@ -9,6 +9,7 @@ import os
 import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 from log.batch import BatchInfo, batch_info, whole_batch_header
 from log.config import LogConfig
@@ -40,6 +41,13 @@ logger = logging.getLogger(__name__)
 
 # Files of segments removed from the log, waiting for Log.remove_deleted_files.
 DELETED_SUFFIX = ".deleted"
+
+
+class SegmentInfo(NamedTuple):
+    base_offset: int
+    # Offset after the segment's last batch.
+    next_offset: int
+    size_in_bytes: int
 
 
 def segment_file_name(base_offset: int, suffix: str) -> str:
@@ -81,13 +89,15 @@ class LogSegment:
         "_reported_damage",
     )
 
-    def __init__(self, directory: Path, base_offset: int, config: LogConfig, roll_jitter_ms: int = 0) -> None:
+    def __init__(self, directory: Path, base_offset: int, config: LogConfig, roll_jitter_ms: int = 0,
+                 suffix: str = "") -> None:
         self.base_offset = base_offset
         self.config = config
-        self.log_path = directory / segment_file_name(base_offset, ".log")
-        self.index_path = directory / segment_file_name(base_offset, ".index")
-        self.time_index_path = directory / segment_file_name(base_offset, ".timeindex")
-        self.txn_index_path = directory / segment_file_name(base_offset, ".txnindex")
+        # `suffix` after each file's name: the cleaner writes a segment beside the one it replaces.
+        self.log_path = directory / (segment_file_name(base_offset, ".log") + suffix)
+        self.index_path = directory / (segment_file_name(base_offset, ".index") + suffix)
+        self.time_index_path = directory / (segment_file_name(base_offset, ".timeindex") + suffix)
+        self.txn_index_path = directory / (segment_file_name(base_offset, ".txnindex") + suffix)
         self.size = 0
         # Offset after the segment's last batch: the next segment's base offset once sealed.
         self.next_offset = base_offset
@@ -123,9 +133,10 @@ class LogSegment:
     # -- opening ---------------------------------------------------------------------------------
 
     @classmethod
-    def create(cls, directory: Path, base_offset: int, config: LogConfig, now_ms: int, roll_jitter_ms: int = 0) -> LogSegment:
+    def create(cls, directory: Path, base_offset: int, config: LogConfig, now_ms: int, roll_jitter_ms: int = 0,
+               suffix: str = "") -> LogSegment:
         """A new, empty active segment."""
-        segment = cls(directory, base_offset, config, roll_jitter_ms)
+        segment = cls(directory, base_offset, config, roll_jitter_ms, suffix)
         try:
             fd = os.open(segment.log_path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
         except OSError as error:
@@ -290,9 +301,8 @@ class LogSegment:
         return valid_end, None
 
     def _report_unreadable_tail(self, valid_end: int, damage: tuple[int, int, str] | None, next_segment_base: int) -> None:
-        """Log what a sealed segment's scan found unreadable at its end; reads of it check every batch."""
-        if damage is None and self.next_offset != next_segment_base:
-            damage = (valid_end, self.next_offset, f"batches end at offset {self.next_offset}, the next segment starts at {next_segment_base}")
+        """Log what a sealed segment's scan found unreadable at its end; reads of it check every batch.
+        Batches ending before the next segment's base are no damage: the cleaner removed the last."""
         if damage is not None:
             self._report(*damage, resume_offset=next_segment_base)
             self._unchecked_end = self.size
@@ -375,6 +385,28 @@ class LogSegment:
         except OSError:
             pass  # recovery cuts the torn batch off at the next open
 
+    def copy_in(self, batch: bytes | bytearray | memoryview, base_offset: int, last_offset: int, max_timestamp: int) -> None:
+        """Write a batch of a log being cleaned as it is, its offsets kept (they must rise): how the
+        cleaner fills the segment that replaces those it cleaned."""
+        position = self.size
+        try:
+            written = os.pwrite(self.file.fd, batch, position)
+        except OSError as error:
+            raise LogStorageError(self.log_path, error) from error
+        if written != len(batch):
+            raise LogStorageError(self.log_path, f"short write: {written} of {len(batch)} bytes")
+        self.size = position + written
+        self.next_offset = last_offset + 1
+        self._add_to_indexes(base_offset, max_timestamp, written, position)
+
+    def due_to_roll(self, now_ms: int) -> bool:
+        """Whether this active segment, holding batches, is older than segment_ms (its jitter taken
+        off): the roll a quiet compacted log needs so that its last records can be cleaned."""
+        if not self.size:
+            return False
+        start = self._rolling_timestamp if self._rolling_timestamp >= 0 else self._created_ms
+        return now_ms - start + self._roll_jitter_ms > self.config.segment_ms
+
     def _add_to_indexes(self, base_offset: int, max_timestamp: int, size: int, position: int) -> None:
         """Account for the batch just written at `position`, indexing it as Kafka's
         LogSegment.append does: once more than index_interval_bytes came since the last entry."""
@@ -383,7 +415,7 @@ class LogSegment:
             self._offset_of_max_timestamp = base_offset
         if not position:
             self._rolling_timestamp = max_timestamp
-        if self._bytes_since_index_entry > self.config.index_interval_bytes:
+        if self._bytes_since_index_entry > self.config.index_interval_bytes and not self._indexes_full:
             offset_index, time_index = self._offset_index, self._time_index
             offset_index.append(base_offset, position)
             time_index.maybe_append(self.max_timestamp, self._offset_of_max_timestamp)
@@ -442,8 +474,9 @@ class LogSegment:
             position += header.size
             expected_offset = header.next_offset
 
-    def locate(self, file: SegmentFile, offset: int) -> BatchInfo:
-        """The batch that holds `offset`, which must lie in this segment; batches not checked yet
+    def locate(self, file: SegmentFile, offset: int) -> BatchInfo | None:
+        """The batch that holds `offset`, which must lie in this segment, or the first after it (a
+        cleaned segment has gaps); None when the batches end before it. Batches not checked yet
         are checked whole on the way (CRC-32C included), and a damaged one is stepped over when
         the batch after it is valid and `offset` lies beyond it.
 
@@ -462,7 +495,7 @@ class LogSegment:
             if batch.last_offset >= offset:
                 return batch
             position, expected = batch.position + batch.size, batch.last_offset + 1
-        raise self._report(position, expected, f"the file ends before offset {offset}", resume_offset=self.next_offset)
+        return None
 
     def _batch_at(self, file: SegmentFile, position: int, *, check_crc: bool) -> BatchInfo:
         """The batch at `position`, read whole to verify its CRC-32C with `check_crc`."""
@@ -505,19 +538,25 @@ class LogSegment:
             expected_offset = header.next_offset
         return end
 
-    def read(self, offset: int, max_bytes: int, min_one_batch: bool, max_offset: int | None = None) -> FileRecords:
-        """The batches from the one holding `offset` on, up to `max_bytes` and none with a base
-        offset >= `max_offset` (> `offset`); that first batch whole even beyond `max_bytes` with
-        min_one_batch, else nothing when it does not fit. Stops before a damaged batch; raises
-        CorruptLogError when the one holding `offset` (or `max_offset`) is damaged."""
+    def read(self, offset: int, max_bytes: int, min_one_batch: bool, max_offset: int | None = None) -> FileRecords | None:
+        """The batches from the one holding `offset` (or the first after it) on, up to `max_bytes`
+        and none with a base offset >= `max_offset` (> `offset`); that first batch whole even beyond
+        `max_bytes` with min_one_batch, else nothing when it does not fit. None when no batch here
+        holds `offset` or a later one. Stops before a damaged batch; raises CorruptLogError when the
+        one holding `offset` (or `max_offset`) is damaged."""
         file = self.open_file()
         batch = self.locate(file, offset)
+        if batch is None:
+            return None
+        if max_offset is not None and batch.base_offset >= max_offset:
+            return FileRecords(file, batch.position, 0)
         if batch.size > max_bytes:
             return FileRecords(file, batch.position, batch.size if min_one_batch else 0)
         end = batch.position + min(self.size - batch.position, max_bytes)
         if max_offset is not None and max_offset < self.next_offset:
             limit = self.locate(file, max_offset)
-            end = min(end, limit.position if limit.base_offset >= max_offset else limit.position + limit.size)
+            if limit is not None:
+                end = min(end, limit.position if limit.base_offset >= max_offset else limit.position + limit.size)
         rest = batch.position + batch.size
         if rest < min(end, self._unchecked_end):
             end = self._checked_end(file, rest, min(end, rest + _CHECKED_READ_BYTES), batch.last_offset + 1)
@@ -715,9 +754,10 @@ def _fsync_path(path: Path) -> None:
 
 
 def _check_follows(base_offset: int, expected_offset: int) -> None:
-    if base_offset != expected_offset:
+    """Offsets rise from batch to batch; they may leave gaps, where the cleaner removed batches."""
+    if base_offset < expected_offset:
         raise CorruptBatchError(
-            f"batch has base offset {base_offset} where offset {expected_offset} was due"
+            f"batch has base offset {base_offset}, below offset {expected_offset}, which was due"
         )
 
 

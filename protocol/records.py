@@ -30,6 +30,12 @@ Public API (everything malformed raises ``CorruptRecordError``, a ``ProtocolErro
   compressed with ``compression`` at ``level`` (``compression.compress``): what a broker stores
   when a topic's compression.type differs from the producer's. Every header field is kept but
   the codec bits and batchLength; the CRC is recomputed.
+- ``stored_records(header, batch, *, max_decompressed_size=...) -> (records_section,
+  [StoredRecord])``: what the log cleaner weighs of each record of a stored batch (offset,
+  timestamp, key, whether it has a value) and where its bytes lie, copying nothing.
+- ``filtered_batch(header, records_section, kept, *, delete_horizon_ms=None) -> bytearray``: the
+  batch holding only the records kept, offsets, producer fields and codec as they were; with a
+  delete horizon (KIP-534) in its base timestamp; the header alone when none is kept.
 - ``InvalidRecordError(CorruptRecordError)``: records that do not parse as their header says
   (``error_code`` INVALID_RECORD, ``batch_index`` the record at fault, if known); failures of
   the CRC, the header or the counts raise ``CorruptBatchError`` and decompression
@@ -76,6 +82,7 @@ from protocol.record_batch import (
     BATCH_HEADER_SIZE,
     COMPRESSION_CODEC_MASK,
     CONTROL_MASK,
+    DELETE_HORIZON_MASK,
     LOG_OVERHEAD,
     MAGIC,
     NO_PARTITION_LEADER_EPOCH,
@@ -226,6 +233,81 @@ def _batch_of(body, base_offset: int, partition_leader_epoch: int, attributes: i
     return batch
 
 
+class StoredRecord(NamedTuple):
+    """A record of a stored batch as the log cleaner weighs it: its offset, timestamp and key (a
+    slice of the records section, None for null), whether it has a value (else it is a tombstone),
+    and where its bytes lie in the records section."""
+
+    offset: int
+    timestamp: int
+    key: memoryview | None
+    has_value: bool
+    start: int
+    # Where its timestamp delta ends and its end.
+    timestamp_end: int
+    end: int
+
+
+def stored_records(
+    header: BatchHeader, batch: bytes | bytearray | memoryview, *,
+    max_decompressed_size: int = DEFAULT_MAX_DECOMPRESSED_SIZE,
+) -> tuple[memoryview, list[StoredRecord]]:
+    """The records section of one whole batch (decompressed) and its records, copying nothing."""
+    body = _records_section(header, batch, max_decompressed_size)
+    fields: list = []
+    _walk_records(body, header.records_count, fields)
+    base_offset, base_timestamp = header.base_offset, header.base_timestamp
+    log_append_time = header.attributes & TIMESTAMP_TYPE_MASK
+    return body, [
+        StoredRecord(base_offset + offset_delta,
+                     header.max_timestamp if log_append_time else base_timestamp + timestamp_delta,
+                     None if key_length < 0 else body[key_start : key_start + key_length],
+                     value_length >= 0, start, timestamp_end, end)
+        for timestamp_delta, offset_delta, key_start, key_length, _, value_length, _, start, timestamp_end, end in fields
+    ]
+
+
+def filtered_batch(
+    header: BatchHeader, records_section: memoryview, kept: Sequence[StoredRecord], *,
+    delete_horizon_ms: int | None = None,
+) -> bytearray:
+    """The batch `header` describes holding only the `kept` records of its `records_section` (as
+    stored_records gave them, in order), compressed as it was: its offsets, last offset delta,
+    producer fields and sequence kept, as Kafka's cleaner keeps them for the producer state. With
+    `delete_horizon_ms` that becomes its base timestamp (KIP-534; the records' timestamp deltas
+    are rewritten to keep their timestamps), else the base timestamp stays and the records are
+    copied as they are. None kept: the header alone, without records (Kafka's empty batch)."""
+    attributes, base_timestamp = header.attributes, header.base_timestamp
+    if not kept:
+        return _batch_of(b"", header.base_offset, header.partition_leader_epoch,
+                         attributes & (TIMESTAMP_TYPE_MASK | TRANSACTIONAL_MASK | CONTROL_MASK),
+                         header.last_offset_delta, header.max_timestamp, header.max_timestamp,
+                         header.producer_id, header.producer_epoch, header.base_sequence, 0)
+    if delete_horizon_ms is None:
+        body = bytearray().join([records_section[r.start : r.end] for r in kept])
+    else:
+        attributes |= DELETE_HORIZON_MASK
+        base_timestamp = delete_horizon_ms
+        body, record_bytes = bytearray(), bytearray()
+        for record in kept:
+            record_bytes.clear()
+            record_bytes.append(0)  # record attributes
+            _append_varint(record_bytes, record.timestamp - base_timestamp)
+            record_bytes += records_section[record.timestamp_end : record.end]
+            _append_varint(body, len(record_bytes))
+            body += record_bytes
+    if attributes & TIMESTAMP_TYPE_MASK:
+        max_timestamp = header.max_timestamp
+    else:
+        max_timestamp = max(record.timestamp for record in kept)
+    codec = compression_of(attributes)
+    if codec != Compression.NONE:
+        body = compress(codec, body)
+    return _batch_of(body, header.base_offset, header.partition_leader_epoch, attributes, header.last_offset_delta,
+                     base_timestamp, max_timestamp, header.producer_id, header.producer_epoch,
+                     header.base_sequence, len(kept))
+
+
 def _records_section(header: BatchHeader, batch, max_decompressed_size: int) -> memoryview:
     """The records of the batch `header` describes, decompressed if need be."""
     _check_whole(header, batch)
@@ -240,9 +322,11 @@ def _walk_records(body: memoryview, count: int, fields: list | None) -> None:
 
     With ``fields`` None this is the produce-time validation: the offset deltas must count
     0, 1, 2... With a list, each record's ``(timestamp delta, offset delta, key start, key
-    length, value start, value length, headers)`` is appended instead (lengths -1 for null,
-    headers a tuple of ``(key start, key length, value start, value length)``), and deltas
-    may leave gaps, as stored batches of compacted logs do.
+    length, value start, value length, headers, record start, timestamp end, record end)`` is
+    appended instead (lengths -1 for null, headers a tuple of ``(key start, key length, value
+    start, value length)``; the record's bytes, length prefix included, span record start to
+    record end, its timestamp delta ends at timestamp end), and deltas may leave gaps, as stored
+    batches of compacted logs do.
 
     The hot loop of the produce path: varints of one byte (or two, for record and value
     lengths of about 1 KiB) are decoded inline, and fields are only checked against the
@@ -254,6 +338,7 @@ def _walk_records(body: memoryview, count: int, fields: list | None) -> None:
     index = -1
     try:
         for index in range(count):
+            record_start = pos
             raw = body[pos]
             if raw < 0x80:
                 pos += 1
@@ -272,6 +357,7 @@ def _walk_records(body: memoryview, count: int, fields: list | None) -> None:
                 pos += 2
             else:
                 timestamp_delta, pos = _read_raw_varint(body, pos + 1, _VARLONG_BYTES)
+            timestamp_end = pos
             offset_delta = body[pos]
             if offset_delta < 0x80:
                 pos += 1
@@ -313,7 +399,8 @@ def _walk_records(body: memoryview, count: int, fields: list | None) -> None:
                 pos = record_end
             if decode:
                 fields.append((_zigzag(timestamp_delta), _zigzag(offset_delta), key_start,
-                               _zigzag(key_length), value_start, _zigzag(value_length), headers))
+                               _zigzag(key_length), value_start, _zigzag(value_length), headers,
+                               record_start, timestamp_end, record_end))
             elif offset_delta != index << 1:
                 raise InvalidRecordError(
                     f"record {index} has offset delta {_zigzag(offset_delta)}, not {index}", index)
@@ -366,7 +453,7 @@ def _decode_records(header: BatchHeader, body: memoryview, fields: list) -> Iter
         return None if length < 0 else bytes(body[start : start + length])
 
     log_append_time = header.attributes & TIMESTAMP_TYPE_MASK
-    for timestamp_delta, offset_delta, key_start, key_length, value_start, value_length, headers in fields:
+    for timestamp_delta, offset_delta, key_start, key_length, value_start, value_length, headers, *_ in fields:
         yield Record(
             nullable(key_start, key_length),
             nullable(value_start, value_length),

@@ -151,7 +151,7 @@ def test_recovery_cuts_at_the_batch_where_garbage_starts(tmp_path):
         del log
 
 
-def test_recovery_refuses_batches_whose_offsets_do_not_follow_on(tmp_path):
+def test_recovery_refuses_batches_whose_offsets_run_backwards(tmp_path):
     log = open_log(tmp_path)
     produced = append_all(log, 5)
     size = len(produced[0][1])
@@ -159,7 +159,7 @@ def test_recovery_refuses_batches_whose_offsets_do_not_follow_on(tmp_path):
     segment = tmp_path / f"{SEGMENT_0}.log"
     original = segment.read_bytes()
     data = bytearray(original)
-    struct.pack_into(">q", data, 3 * size, 7)  # baseOffset is outside the CRC: only the gap shows
+    struct.pack_into(">q", data, 3 * size, 5)  # baseOffset is outside the CRC: only the offsets show
     segment.write_bytes(bytes(data))
     log = open_log(tmp_path)
     assert log.log_end_offset == 10  # the valid batch after it is kept
@@ -168,9 +168,26 @@ def test_recovery_refuses_batches_whose_offsets_do_not_follow_on(tmp_path):
     assert (raised.value.offset, raised.value.resume_offset) == (6, 8)
     del log
     data = bytearray(original)
-    struct.pack_into(">q", data, 4 * size, 99)  # in the last batch nothing valid follows: cut
+    struct.pack_into(">q", data, 4 * size, 3)  # in the last batch nothing valid follows: cut
     segment.write_bytes(bytes(data))
     assert open_log(tmp_path).log_end_offset == 8
+
+
+def test_gaps_between_batches_are_no_damage(tmp_path):
+    """A cleaned log has gaps where the cleaner removed batches: recovery keeps what follows one,
+    and a read from inside it starts at the next batch."""
+    log = open_log(tmp_path)
+    produced = append_all(log, 5)
+    size = len(produced[0][1])
+    del log
+    segment = tmp_path / f"{SEGMENT_0}.log"
+    data = bytearray(segment.read_bytes())
+    struct.pack_into(">q", data, 4 * size, 20)  # the last batch moves from offsets 8-9 to 20-21
+    segment.write_bytes(bytes(data))
+    log = open_log(tmp_path)
+    assert log.log_end_offset == 22
+    records = bytes(log.read(9, 10_000))
+    assert struct.unpack_from(">q", records)[0] == 20 and len(records) == size
 
 
 def test_recovery_of_several_unflushed_segments(tmp_path):
