@@ -48,6 +48,9 @@ class BrokerConfig:
     queued_max_request_bytes: int = 100 * 1024 * 1024
     request_read_timeout_ms: int = 30_000
     retention_check_interval_ms: int = 5 * 60 * 1000
+    log_cleaner_enable: bool = True
+    log_cleaner_backoff_ms: int = 15_000
+    log_cleaner_dedupe_buffer_size: int = 128 * 1024 * 1024
     flush_on_ack: bool = False
     group_initial_rebalance_delay_ms: int = 0
     transaction_max_timeout_ms: int = 15 * 60 * 1000
@@ -114,6 +117,14 @@ _BROKER_FLAGS: list[tuple[str, object, str]] = [
      "else its connection is closed"),
     ("--retention-check-interval-ms", _positive_int,
      "how often retention runs (log.retention.check.interval.ms)"),
+    ("--log-cleaner-enable", _flag,
+     "clean the logs of compacted topics (cleanup.policy=compact), keeping the latest record per key "
+     "(log.cleaner.enable)"),
+    ("--log-cleaner-backoff-ms", _positive_int,
+     "how long the cleaner waits between its checks for logs to clean (log.cleaner.backoff.ms)"),
+    ("--log-cleaner-dedupe-buffer-size", _positive_int,
+     "memory for the cleaner's key map, which bounds the keys one pass cleans; more passes clean the rest "
+     "(log.cleaner.dedupe.buffer.size)"),
     ("--flush-on-ack", _flag,
      "fsync before answering an acks=all produce request, so acknowledged data survives power loss"),
     ("--group-initial-rebalance-delay-ms", _non_negative_int,

@@ -17,7 +17,7 @@ import json
 import os
 from pathlib import Path
 
-from log import AbortedTxn
+from log import AbortedTxn, LastRecord
 from protocol.errors import ErrorCode
 from protocol.record_batch import NO_TIMESTAMP
 
@@ -147,6 +147,12 @@ class ProducerStateTable:
         elif epoch != entry.epoch:
             entry.new_epoch(epoch)
         return entry
+
+    def last_records(self) -> dict[int, LastRecord]:
+        """Each producer's last batch here, which the log cleaner keeps (its sequence, or a marker's
+        epoch, is what this table is rebuilt from after a restart)."""
+        return {producer_id: LastRecord(entry.batches[-1].last_offset if entry.batches else None, entry.epoch)
+                for producer_id, entry in self.producers.items()}
 
     # -- transactions ----------------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from broker.config import BrokerConfig
 from broker.data_dir_lock import DataDirLock
 from broker.connection import Connection, ConnectionLimits, RequestBudget, SocketTransport, default_max_connections
 from broker.groups import GroupCoordinator
+from broker.log_cleaner import LogCleaner
 from broker.loop_monitor import CURRENT_REQUEST, LoopMonitor
 from broker.metadata import ProducerIdAllocator, load_cluster_id
 from broker.registry import TopicRegistry
@@ -118,6 +119,8 @@ class Broker:
             self.producer_ids = ProducerIdAllocator(self.config.data_dir)
             self.registry = TopicRegistry(self.config.data_dir, self.config, clock=self.clock)
             self.registry.load()
+            self.log_cleaner = LogCleaner(self.registry, backoff_ms=self.config.log_cleaner_backoff_ms,
+                                          buffer_bytes=self.config.log_cleaner_dedupe_buffer_size, clock=self.clock)
             self.coordinator = GroupCoordinator.open(
                 self.config.data_dir, initial_rebalance_delay_ms=self.config.group_initial_rebalance_delay_ms,
                 fsync_commits=self.config.flush_on_ack, clock=self.clock)
@@ -162,6 +165,8 @@ class Broker:
             async with trio.open_nursery() as connections:
                 async with trio.open_nursery() as services:
                     services.start_soon(self._maintenance)
+                    if self.config.log_cleaner_enable:
+                        services.start_soon(self.log_cleaner.run)
                     services.start_soon(self._flush_policy)
                     services.start_soon(self.coordinator.run)
                     services.start_soon(self.transactions.run)

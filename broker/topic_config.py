@@ -162,10 +162,6 @@ _CLEANUP_POLICY = _one_of("compact", "delete")
 def _cleanup_policy(name: str, policies) -> None:
     for policy in policies:
         _CLEANUP_POLICY(name, policy)  # Kafka's ValidList: each item a ValidString
-    # Kafka accepts compact; this broker has no log cleaner to honour it yet.
-    if "compact" in policies:
-        raise InvalidValue(config_text(policies),
-                           "cleanup.policy=compact is not supported: this broker has no log compaction")
 
 
 def _gzip_level(name: str, level) -> None:
@@ -300,7 +296,7 @@ TOPIC_CONFIGS: dict[str, ConfigDef] = _table(
     ConfigDef("compression.gzip.level", ConfigType.INT, "compression.gzip.level", -1, _gzip_level),
     ConfigDef("compression.lz4.level", ConfigType.INT, "compression.lz4.level", 9, _range(1, 17)),
     ConfigDef("compression.zstd.level", ConfigType.INT, "compression.zstd.level", 3, _range(-131072, 22)),
-    # Compaction's settings: accepted and kept for when this broker has a log cleaner.
+    # Compaction's settings, which the log's cleaner takes (their defaults are LogConfig's too).
     ConfigDef("delete.retention.ms", ConfigType.LONG, "log.cleaner.delete.retention.ms", 24 * 60 * 60 * 1000,
               _range(0)),
     ConfigDef("min.compaction.lag.ms", ConfigType.LONG, "log.cleaner.min.compaction.lag.ms", 0, _range(0)),
@@ -403,7 +399,8 @@ class TopicConfig:
             # negative retention.bytes is no limit; an index too small for an entry is full at once.
             if type(value) is int:
                 settings[attribute] = max(value, LOG_SETTINGS[attribute].low)
-        if "delete" not in self.value("cleanup.policy"):
+        policy = self.value("cleanup.policy")
+        if "delete" not in policy:
             # A policy without delete (Kafka 3.9 accepts an empty one) keeps every segment.
             settings.update(retention_ms=-1, retention_bytes=-1)
-        return LogConfig(**settings)
+        return LogConfig(**settings, compact="compact" in policy)

@@ -23,8 +23,9 @@ from tests.broker.kafka_topic_configs import KAFKA_3_9
 T = TypeVar("T")
 # Every topic config, with the value Kafka gives a topic that does not override it.
 KAFKA_TOPIC_DEFAULTS = {name: default for name, (_, default, _) in KAFKA_3_9.items()}
-# Kafka's message for the one cleanup policy this broker refuses.
-COMPACT_REFUSED = "cleanup.policy=compact is not supported: this broker has no log compaction"
+# A cleanup policy Kafka does not know, and its message for it.
+BAD_POLICY = "compacted"
+BAD_POLICY_REFUSED = "String must be one of: compact, delete"
 BAD_TOPIC_NAMES = {"too-long": "x" * 250, "space": "bad name", "slash": "a/b", "dot": ".", "dot-dot": ".."}
 
 

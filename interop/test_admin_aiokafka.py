@@ -35,12 +35,12 @@ async def administer(broker) -> None:
         created = await admin.create_topics([
             NewTopic("aio-admin", 3, 1, topic_configs={"retention.ms": "60000"}), NewTopic("aio-admin", 1, 1),
             NewTopic("aio bad", 1, 1), NewTopic("aio-rf3", 1, 3), NewTopic("aio-grow", 2, 1),
-            NewTopic("aio-compact", 1, 1, topic_configs={"cleanup.policy": "compact"})])
+            NewTopic("aio-policy", 1, 1, topic_configs={"cleanup.policy": "compacted"})])
         # The request names aio-admin twice, so Kafka refuses both mentions of it.
         assert [(topic, code) for topic, code, _ in created.topic_errors] == [
             ("aio-admin", 42), ("aio-admin", 42), ("aio bad", InvalidTopicError.errno),
             ("aio-rf3", InvalidReplicationFactorError.errno), ("aio-grow", NoError.errno),
-            ("aio-compact", InvalidConfigurationError.errno)]
+            ("aio-policy", InvalidConfigurationError.errno)]
         created = await admin.create_topics([NewTopic("aio-admin", 3, 1, topic_configs={"retention.ms": "60000"}),
                                              NewTopic("aio-grow", 1, 1)])
         assert [(topic, code) for topic, code, _ in created.topic_errors] == [

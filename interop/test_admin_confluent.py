@@ -11,8 +11,8 @@ from confluent_kafka.admin import (AlterConfigOpType, ConfigEntry, ConfigResourc
                                    OffsetSpec, ResourceType)
 from kafka import TopicPartition as KafkaPythonTopicPartition
 
-from interop.admin_clients import (BAD_TOPIC_NAMES, COMPACT_REFUSED, KAFKA_TOPIC_DEFAULTS, confluent_admin,
-                                   confluent_topic_configs, eventually, kafka_error, kafka_error_message,
+from interop.admin_clients import (BAD_POLICY, BAD_POLICY_REFUSED, BAD_TOPIC_NAMES, KAFKA_TOPIC_DEFAULTS,
+                                   confluent_admin, confluent_topic_configs, eventually, kafka_error, kafka_error_message,
                                    partition_directories, read_partitions)
 from interop.broker_process import BrokerProcess
 from interop.clients import TIMEOUT_SECONDS, assert_broker_healthy, kafka_python_producer
@@ -121,12 +121,12 @@ def test_configs_altered_incrementally_and_wholesale_are_read_back_and_applied(a
         "append": incremental("ck-configs", ("retention.ms", "5", AlterConfigOpType.APPEND)),
         "unknown": incremental("ck-configs", ("no.such.config", "1", AlterConfigOpType.SET)),
         "bad value": incremental("ck-configs", ("segment.bytes", "huge", AlterConfigOpType.SET)),
-        "compact": incremental("ck-configs", ("cleanup.policy", "compact", AlterConfigOpType.SET)),
+        "policy": incremental("ck-configs", ("cleanup.policy", BAD_POLICY, AlterConfigOpType.SET)),
     }
     for change in refused.values():
         assert alter(admin, admin.incremental_alter_configs, change) == "INVALID_CONFIG"
-    futures = admin.incremental_alter_configs([refused["compact"]], request_timeout=TIMEOUT_SECONDS)
-    assert COMPACT_REFUSED in kafka_error_message(*futures.values())
+    futures = admin.incremental_alter_configs([refused["policy"]], request_timeout=TIMEOUT_SECONDS)
+    assert BAD_POLICY_REFUSED in kafka_error_message(*futures.values())
     futures = admin.incremental_alter_configs([refused["unknown"]], request_timeout=TIMEOUT_SECONDS)
     assert "no.such.config" in kafka_error_message(*futures.values())
     assert alter(admin, admin.incremental_alter_configs,
@@ -230,16 +230,16 @@ def test_create_topics_refusals_each_with_their_code_and_message(admin):
         admin, NewTopic("ck-exists", 2, 1), *(NewTopic(name, 1, 1) for name in BAD_TOPIC_NAMES.values()),
         NewTopic("ck-rf3", 1, 3), NewTopic("ck-unknown-config", 1, 1, config={"no.such.config": "1"}),
         NewTopic("ck-bad-value", 1, 1, config={"max.message.bytes": "-5"}),
-        NewTopic("ck-compact", 1, 1, config={"cleanup.policy": "compact"}))
+        NewTopic("ck-policy", 1, 1, config={"cleanup.policy": BAD_POLICY}))
     assert outcome == {
         "ck-exists": "TOPIC_ALREADY_EXISTS",
         **dict.fromkeys(BAD_TOPIC_NAMES.values(), "TOPIC_EXCEPTION"),
         "ck-rf3": "INVALID_REPLICATION_FACTOR",
-        "ck-unknown-config": "INVALID_CONFIG", "ck-bad-value": "INVALID_CONFIG", "ck-compact": "INVALID_CONFIG",
+        "ck-unknown-config": "INVALID_CONFIG", "ck-bad-value": "INVALID_CONFIG", "ck-policy": "INVALID_CONFIG",
     }
-    futures = admin.create_topics([NewTopic("ck-compact", 1, 1, config={"cleanup.policy": "compact"}),
+    futures = admin.create_topics([NewTopic("ck-policy", 1, 1, config={"cleanup.policy": BAD_POLICY}),
                                    NewTopic("ck-exists", 1, 1)], request_timeout=TIMEOUT_SECONDS)
-    assert COMPACT_REFUSED in kafka_error_message(futures["ck-compact"])
+    assert BAD_POLICY_REFUSED in kafka_error_message(futures["ck-policy"])
     assert kafka_error_message(futures["ck-exists"]) == "Topic 'ck-exists' already exists."
     assert not (set(outcome) - {"ck-exists"}) & topic_names(admin)
 

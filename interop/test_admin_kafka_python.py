@@ -12,8 +12,8 @@ from kafka import OffsetAndMetadata, TopicPartition
 from kafka.admin import AlterConfigOp, ConfigResource
 from kafka.protocol.consumer import OffsetSpec
 
-from interop.admin_clients import (BAD_TOPIC_NAMES, COMPACT_REFUSED, KAFKA_TOPIC_DEFAULTS, eventually,
-                                   kafka_python_admin, kafka_python_topic_configs, partition_directories,
+from interop.admin_clients import (BAD_POLICY, BAD_POLICY_REFUSED, BAD_TOPIC_NAMES, KAFKA_TOPIC_DEFAULTS,
+                                   eventually, kafka_python_admin, kafka_python_topic_configs, partition_directories,
                                    read_partitions)
 from interop.clients import TIMEOUT_SECONDS, assert_broker_healthy, kafka_python_producer
 from interop.group_clients import assigned, group_consumer
@@ -113,9 +113,9 @@ def test_configs_altered_incrementally_and_wholesale_are_read_back_and_applied(a
     bad = ConfigResource("TOPIC", "kp-configs", {"retention.ms": "soon"})
     (refusal,) = admin.alter_configs([bad])["topic"].values()
     assert refusal.startswith("[Error 40] InvalidConfigurationError") and "retention.ms" in refusal
-    compact = ConfigResource("TOPIC", "kp-configs", {"cleanup.policy": "compact"})
-    (refusal,) = admin.alter_configs([compact])["topic"].values()
-    assert refusal.startswith("[Error 40] InvalidConfigurationError") and COMPACT_REFUSED in refusal
+    policy = ConfigResource("TOPIC", "kp-configs", {"cleanup.policy": BAD_POLICY})
+    (refusal,) = admin.alter_configs([policy])["topic"].values()
+    assert refusal.startswith("[Error 40] InvalidConfigurationError") and BAD_POLICY_REFUSED in refusal
     unknown = ConfigResource("TOPIC", "kp-no-such-topic", {"retention.ms": "1000"})
     (refusal,) = admin.alter_configs([unknown], raise_on_unknown=False)["topic"].values()
     assert refusal.startswith("[Error 3] UnknownTopicOrPartitionError")
@@ -200,7 +200,7 @@ def test_create_topics_refusals_each_with_their_code_in_one_request(admin):
         "kp-rf3": {"num_partitions": 1, "replication_factor": 3},
         "kp-unknown-config": {"configs": {"no.such.config": "1"}},
         "kp-bad-value": {"configs": {"retention.ms": "forever"}},
-        "kp-compact": {"configs": {"cleanup.policy": "compact"}},
+        "kp-policy": {"configs": {"cleanup.policy": BAD_POLICY}},
         "kp-zero-partitions": {"num_partitions": 0},
     }
     result = create(admin, refused)
@@ -210,12 +210,12 @@ def test_create_topics_refusals_each_with_their_code_in_one_request(admin):
         "kp-rf3": Errors.InvalidReplicationFactorError.errno,
         "kp-unknown-config": Errors.InvalidConfigurationError.errno,
         "kp-bad-value": Errors.InvalidConfigurationError.errno,
-        "kp-compact": Errors.InvalidConfigurationError.errno,
+        "kp-policy": Errors.InvalidConfigurationError.errno,
         "kp-zero-partitions": Errors.InvalidPartitionsError.errno,
     }
     assert "no.such.config" in result["kp-unknown-config"][1]
     assert "forever" in result["kp-bad-value"][1] and "retention.ms" in result["kp-bad-value"][1]
-    assert COMPACT_REFUSED in result["kp-compact"][1]
+    assert BAD_POLICY_REFUSED in result["kp-policy"][1]
     assert not set(refused) - {"kp-exists"} & set(admin.list_topics())
     with pytest.raises(Errors.TopicAlreadyExistsError):
         admin.create_topics({"kp-exists": {"num_partitions": 1}})

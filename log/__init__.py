@@ -12,6 +12,7 @@ from log.errors import (
 )
 from log.file_records import FileRecords
 from log.batch import BatchInfo
+from log.cleaner import CleaningPlan, CleaningResult, LastRecord
 from log.log import AppendInfo, Log, SegmentInfo, TimestampOffset, current_time_ms
 from log.txn_index import AbortedTxn
 
@@ -19,8 +20,11 @@ __all__ = [
     "AbortedTxn",
     "AppendInfo",
     "BatchInfo",
+    "CleaningPlan",
+    "CleaningResult",
     "CorruptLogError",
     "FileRecords",
+    "LastRecord",
     "Log",
     "LogClosedError",
     "LogConfig",

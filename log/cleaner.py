@@ -38,7 +38,10 @@ import collections
 import dataclasses
 import hashlib
 import os
+import pickle
 import re
+import resource
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import NamedTuple
@@ -151,6 +154,8 @@ class CleaningResult:
     records_read: int = 0
     records_kept: int = 0
     keys_mapped: int = 0
+    # The largest resident set of the process that ran the pass (0 when not measured).
+    peak_memory_bytes: int = 0
 
 
 def clean(plan: CleaningPlan) -> CleaningResult:
@@ -442,3 +447,25 @@ def _swap(directory: Path, base: int, kind: str) -> Path:
 
 def _log_swap(directory: Path, base: int, end: int) -> Path:
     return directory / f"{segment_file_name(base, '.log')}.{end:020d}{_SWAP_SUFFIX}"
+
+
+def run_pass_between_pipes() -> None:
+    """Run the pass pickled on stdin, writing its result pickled to stdout, or the reason it
+    failed to stderr (exit status 1): the broker runs passes so, in a process of its own, where
+    their CPU work neither holds its event loop nor contends for its interpreter lock."""
+    os.nice(10)  # background work: the broker's requests come first
+    plan = pickle.load(sys.stdin.buffer)
+    try:
+        result = clean(plan)
+    except (LogStorageError, CorruptLogError) as error:
+        print(f"{type(error).__name__}: {error}", file=sys.stderr)
+        sys.exit(1)
+    result.peak_memory_bytes = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    pickle.dump(result, sys.stdout.buffer)
+
+
+if __name__ == "__main__":
+    # Through the package's module, not this __main__ copy, whose classes would not unpickle.
+    from log.cleaner import run_pass_between_pipes as run
+
+    run()

@@ -25,6 +25,8 @@ Public API (everything malformed raises ``CorruptRecordError``, a ``ProtocolErro
   (uncompressed), for ``record_timestamps`` and ``recompress``.
 - ``record_timestamps(header, records_section) -> list[int]``: each record's timestamp, as
   ``iter_records`` gives it, from a records section ``validate_records`` returned.
+- ``keyless_records(records_section, count) -> list[int]``: the indexes of the records without
+  a key, which a compacted topic refuses.
 - ``recompress(header, records_section, compression, *, level=None) -> bytearray``: the batch
   ``header`` describes, its records section (uncompressed, as ``validate_records`` returns it)
   compressed with ``compression`` at ``level`` (``compression.compress``): what a broker stores
@@ -203,6 +205,14 @@ def record_timestamps(header: BatchHeader, records_section: memoryview) -> list[
     _walk_records(records_section, header.records_count, fields)
     base_timestamp = header.base_timestamp
     return [base_timestamp + timestamp_delta for timestamp_delta, *_ in fields]
+
+
+def keyless_records(records_section: memoryview, count: int) -> list[int]:
+    """The indexes of the records without a key (null) of a records section holding `count`
+    records, uncompressed (as validate_records returns it)."""
+    fields: list = []
+    _walk_records(records_section, count, fields)
+    return [index for index, record in enumerate(fields) if record[3] < 0]
 
 
 def recompress(

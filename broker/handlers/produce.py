@@ -33,8 +33,8 @@ _RECORDS_WORKER = trio.CapacityLimiter(1)
 # it holds more records than this: a 1 MiB batch of the smallest records would hold the loop
 # for some 100 ms.
 _MAX_RECORDS_ON_LOOP = 20_000
-# Reading every record's timestamp decodes every record: about twice the validation walk's cost.
-_TIMESTAMP_WALK_COST = 2
+# Reading every record's timestamp, or key, decodes every record: about twice the validation walk's cost.
+_DECODING_WALK_COST = 2
 # compression.type's codecs; "producer" (None) stores each batch with the codec it came in.
 _TOPIC_CODECS = {"uncompressed": Compression.NONE, "gzip": Compression.GZIP, "snappy": Compression.SNAPPY,
                  "lz4": Compression.LZ4, "zstd": Compression.ZSTD, "producer": None}
@@ -126,29 +126,45 @@ def _verify_crc(header: record_batch.BatchHeader, batch) -> None:
 _Fault = tuple[ErrorCode, str, tuple[RecordError, ...]]
 
 
-def _timestamp_fault(header: record_batch.BatchHeader, section, bounds: tuple[int, int]) -> _Fault | None:
-    """INVALID_TIMESTAMP for the records whose CreateTime is outside `bounds`, worded as Kafka's
-    LogValidator words it; a record without timestamp (-1) is not checked, as in Kafka."""
-    earliest, latest = bounds
-    errors = tuple(
-        (index, f"Timestamp {timestamp} of message with offset {header.base_offset + index} is out of range. "
-                f"The timestamp should be within [{earliest}, {latest}]")
-        for index, timestamp in enumerate(records.record_timestamps(header, section))
-        if not earliest <= timestamp <= latest and timestamp != record_batch.NO_TIMESTAMP)
-    if errors:
-        return ErrorCode.INVALID_TIMESTAMP, "One or more records have been rejected due to invalid timestamp", errors
-    return None
+def _record_fault(header: record_batch.BatchHeader, section, bounds: tuple[int, int] | None,
+                  compacted_partition: str | None) -> _Fault | None:
+    """Kafka's LogValidator's checks of each record: INVALID_RECORD for a record without a key in
+    the compacted partition named (if one is), else INVALID_TIMESTAMP for a CreateTime outside
+    `bounds` (a record without timestamp, -1, is not checked), worded as Kafka words them. A batch
+    with any timestamp error is refused INVALID_TIMESTAMP, as in Kafka."""
+    errors: dict[int, str] = {}
+    timestamp_errors = False
+    if compacted_partition is not None:
+        errors = {index: f"Compacted topic cannot accept message without key in topic partition {compacted_partition}."
+                  for index in records.keyless_records(section, header.records_count)}
+    if bounds is not None:
+        earliest, latest = bounds
+        for index, timestamp in enumerate(records.record_timestamps(header, section)):
+            if index not in errors and not earliest <= timestamp <= latest and timestamp != record_batch.NO_TIMESTAMP:
+                errors[index] = (f"Timestamp {timestamp} of message with offset {header.base_offset + index} is out "
+                                 f"of range. The timestamp should be within [{earliest}, {latest}]")
+                timestamp_errors = True
+    if not errors:
+        return None
+    listed = tuple(sorted(errors.items()))
+    if timestamp_errors:
+        return ErrorCode.INVALID_TIMESTAMP, "One or more records have been rejected due to invalid timestamp", listed
+    shown = ", ".join(f"RecordError(batchIndex={index}, message='{message}')" for index, message in listed[:3])
+    return (ErrorCode.INVALID_RECORD, f"One or more records have been rejected due to {len(listed)} record errors "
+                                      f"in total, and only showing the first three errors at most: [{shown}]", listed)
 
 
 def _checked_records(header: record_batch.BatchHeader, batch, bounds: tuple[int, int] | None,
-                   codec: Compression | None, level: int | None) -> tuple[bytearray | None, _Fault | None]:
+                     compacted_partition: str | None, codec: Compression | None,
+                     level: int | None) -> tuple[bytearray | None, _Fault | None]:
     """The batch recompressed with `codec` (None: kept as it is), or why its records are refused
     (code, message, records at fault). Plain values, not the exception: its traceback holds the
     decompressed records (up to 64 MiB), which a reference cycle in the thread hand-off would keep
     alive until the next garbage collection."""
     try:
         section = records.validate_records(header, batch)
-        if bounds is not None and (fault := _timestamp_fault(header, section, bounds)) is not None:
+        if (bounds is not None or compacted_partition is not None) and (
+                fault := _record_fault(header, section, bounds, compacted_partition)) is not None:
             return None, fault
         if codec is None:
             return None, None
@@ -163,13 +179,15 @@ async def _validate_records(partition: Partition, header: record_batch.BatchHead
                             bounds: tuple[int, int] | None, codec: Compression | None, level: int | None):
     """Reject a batch whose records do not parse as its header says, or whose timestamps are out of
     `bounds`, as Kafka's LogValidator does; the batch and header to store, recompressed with `codec`
-    unless None."""
-    walked = header.records_count * (1 if bounds is None else 1 + _TIMESTAMP_WALK_COST)
+    unless None. A compacted topic's records need keys."""
+    compacted = f"{partition.topic.name}-{partition.index}" if partition.log.config.compact else None
+    walks = 1 + (bounds is not None) + (compacted is not None)
+    walked = header.records_count * (1 + (walks - 1) * _DECODING_WALK_COST)
     if codec is None and not header.is_compressed and walked <= _MAX_RECORDS_ON_LOOP:
-        recompressed, fault = _checked_records(header, batch, bounds, codec, level)
+        recompressed, fault = _checked_records(header, batch, bounds, compacted, codec, level)
     else:
-        recompressed, fault = await trio.to_thread.run_sync(_checked_records, header, batch, bounds, codec, level,
-                                                            limiter=_RECORDS_WORKER)
+        recompressed, fault = await trio.to_thread.run_sync(_checked_records, header, batch, bounds, compacted, codec,
+                                                            level, limiter=_RECORDS_WORKER)
     if fault is not None:
         raise Rejected(*fault)
     if recompressed is None:

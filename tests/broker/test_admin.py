@@ -88,7 +88,7 @@ class TestCreateTopics:
         ({"no.such.config": "1"}, "no.such.config"),
         ({"retention.ms": "soon"}, "retention.ms"),
         ({"message.timestamp.type": "WallClock"}, "WallClock"),
-        ({"cleanup.policy": "compact"}, "compaction"),
+        ({"cleanup.policy": "compacted"}, "compact, delete"),
     ])
     async def test_bad_configs_are_invalid_config_naming_the_problem(self, client, configs, words):
         result = await create(client, "configured", configs=configs)

@@ -41,14 +41,21 @@ class Cluster:
         return response.responses[0].partition_responses[0]
 
     async def stored(self, topic: str) -> list[tuple[record_batch.BatchHeader, bytes]]:
-        """The batches the partition holds, as a fetch returns them."""
-        body = {"replica_id": -1, "max_wait_ms": 0, "min_bytes": 1, "max_bytes": 50 << 20, "isolation_level": 0,
-                "session_id": 0, "session_epoch": -1, "forgotten_topics_data": [], "rack_id": "",
-                "topics": [{"topic": topic, "partitions": [{"partition": 0, "fetch_offset": 0,
-                                                            "partition_max_bytes": 50 << 20}]}]}
-        response = await self.client.request(ApiKey.FETCH, 12, body)
-        data = bytes(response.responses[0].partitions[0].records or b"")
-        return [(header, bytes(batch)) for header, batch in records.iter_batches(data)]
+        """The batches the partition holds, as fetches from the start return them (a fetch answers
+        with one segment's batches at most)."""
+        found = []
+        offset = 0
+        while True:
+            body = {"replica_id": -1, "max_wait_ms": 0, "min_bytes": 1, "max_bytes": 50 << 20, "isolation_level": 0,
+                    "session_id": 0, "session_epoch": -1, "forgotten_topics_data": [], "rack_id": "",
+                    "topics": [{"topic": topic, "partitions": [{"partition": 0, "fetch_offset": offset,
+                                                                "partition_max_bytes": 50 << 20}]}]}
+            response = await self.client.request(ApiKey.FETCH, 12, body)
+            data = bytes(response.responses[0].partitions[0].records or b"")
+            if not data:
+                return found
+            found += [(header, bytes(batch)) for header, batch in records.iter_batches(data)]
+            offset = found[-1][0].next_offset
 
 
 @pytest.fixture

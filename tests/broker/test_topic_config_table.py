@@ -17,6 +17,8 @@ TOPIC_CONFIG, STATIC_BROKER_CONFIG, DEFAULT_CONFIG = 1, 4, 5
 # (config, value given, value as Kafka prints it back)
 ACCEPTED = [
     ("delete.retention.ms", "3600000", "3600000"),
+    ("cleanup.policy", "compact", "compact"),
+    ("cleanup.policy", "delete, compact", "delete,compact"),
     ("min.compaction.lag.ms", " 1000 ", "1000"),
     ("max.compaction.lag.ms", "+86400000", "86400000"),
     ("min.cleanable.dirty.ratio", "0.25", "0.25"),
@@ -72,8 +74,6 @@ REFUSED = [
     ({"preallocate": "1"}, "Invalid value 1 for configuration preallocate: Expected value to be either true or false"),
     ({"cleanup.policy": "delete,Compact"},
      "Invalid value Compact for configuration cleanup.policy: String must be one of: compact, delete"),
-    ({"cleanup.policy": "delete, compact"}, "Invalid value delete,compact for configuration cleanup.policy: "
-                                            "cleanup.policy=compact is not supported: this broker has no log compaction"),
     ({"compression.gzip.level": "0"},
      "Invalid value 0 for configuration compression.gzip.level: Value must be between 1 and 9 or equal to -1"),
     ({"compression.lz4.level": "18"},

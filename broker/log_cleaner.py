@@ -1,0 +1,98 @@
+"""Runs the log cleaner (log/cleaner.py) over the partitions of compacted topics, as Kafka's
+LogCleaner thread does: each log.cleaner.backoff.ms it cleans every log whose dirty section calls
+for a pass, rolling quiet active segments older than segment.ms first so that their records become
+cleanable.
+
+A pass runs in a process of its own (`python -m log.cleaner`, the plan and the result pickled over
+its pipes): its work is CPU-bound Python, which in a thread would hold the interpreter lock away
+from the event loop for milliseconds at a time. The broker keeps serving meanwhile, and swaps the
+cleaned segments in on the event loop (a few renames); reads of the replaced segments finish with
+the bytes they started with."""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import trio
+
+import log as log_package
+from broker.registry import Partition, TopicRegistry
+from broker.storage_work import run_storage_work
+from log import CleaningPlan, CleaningResult, LogError
+
+logger = logging.getLogger(__name__)
+
+# Where the `log` package is importable from, for the pass's process whatever the broker's sys.path.
+_IMPORT_ROOT = str(Path(log_package.__file__).resolve().parent.parent)
+
+
+class LogCleaner:
+    def __init__(self, registry: TopicRegistry, *, backoff_ms: int, buffer_bytes: int,
+                 clock: Callable[[], int]) -> None:
+        self.registry = registry
+        self.backoff_ms = backoff_ms
+        self.buffer_bytes = buffer_bytes
+        self.clock = clock
+        # Partitions whose log holds damage the cleaner cannot read: left alone until a restart,
+        # as Kafka marks them uncleanable.
+        self._uncleanable: set[Partition] = set()
+
+    async def run(self) -> None:
+        while True:
+            await self.clean_due()
+            await trio.sleep(self.backoff_ms / 1000)
+
+    async def clean_due(self) -> int:
+        """One pass over each compacted log that needs one now; how many ran."""
+        cleaned = 0
+        for partition in list(self.registry.all_partitions()):
+            log = partition.log
+            if log.closed or not log.config.compact or partition in self._uncleanable:
+                continue
+            await trio.lowlevel.checkpoint()
+            try:
+                now = self.clock()
+                log.roll_if_due(now)
+                plan = log.cleaning_plan(partition.last_stable_offset, partition.producers.last_records(),
+                                         self.buffer_bytes, now)
+                if plan is not None and await self._clean(partition, plan):
+                    cleaned += 1
+            except LogError as exc:
+                logger.warning("%s: cleaning failed, tried again later: %s", partition.directory, exc)
+        return cleaned
+
+    async def _clean(self, partition: Partition, plan: CleaningPlan) -> bool:
+        """Run `plan` in a process and swap its segments in; whether they were."""
+        environment = {**os.environ, "PYTHONPATH": os.pathsep.join(
+            [_IMPORT_ROOT, *filter(None, [os.environ.get("PYTHONPATH")])])}
+        try:
+            finished = await trio.run_process([sys.executable, "-m", "log.cleaner"], stdin=pickle.dumps(plan),
+                                              capture_stdout=True, capture_stderr=True, env=environment)
+        except subprocess.CalledProcessError as exc:
+            reason = exc.stderr.decode(errors="replace").strip()
+            if reason.startswith("CorruptLogError"):
+                self._uncleanable.add(partition)
+                logger.error("%s: not cleaned any more until a restart: %s", partition.directory, reason)
+            else:
+                logger.warning("%s: cleaning failed, tried again later: %s", partition.directory, reason)
+            return False
+        result: CleaningResult = pickle.loads(finished.stdout)
+        log = partition.log
+        if log.closed or self.registry.partition(partition.topic.name, partition.index) is not partition:
+            return False  # deleted meanwhile: its directory, cleaned files included, is gone
+        swapped = log.replace_segments(result)
+        # The renames and the cleaner's checkpoint, made durable off the event loop.
+        await run_storage_work(log.flush)
+        logger.info("cleaned %s: %d segment(s) into %d, %d of %d records kept (%.1f of %.1f MB), %d keys, "
+                    "peak memory %.0f MB%s", partition.directory.name,
+                    sum(len(group.replaced) for group in result.groups), len(result.groups), result.records_kept,
+                    result.records_read, result.bytes_written / 1e6, result.bytes_read / 1e6, result.keys_mapped,
+                    result.peak_memory_bytes / 1e6, "" if swapped else " (retention took segments meanwhile: "
+                    "the rest is cleaned next time)")
+        return swapped
