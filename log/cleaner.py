@@ -35,12 +35,14 @@ Records without a key are removed (Kafka counts them invalid in a compacted log)
 from __future__ import annotations
 
 import collections
+import ctypes
 import dataclasses
 import hashlib
 import os
 import pickle
 import re
 import resource
+import signal
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -453,6 +455,7 @@ def run_pass_between_pipes() -> None:
     """Run the pass pickled on stdin, writing its result pickled to stdout, or the reason it
     failed to stderr (exit status 1): the broker runs passes so, in a process of its own, where
     their CPU work neither holds its event loop nor contends for its interpreter lock."""
+    _die_with_parent()
     os.nice(10)  # background work: the broker's requests come first
     plan = pickle.load(sys.stdin.buffer)
     try:
@@ -462,6 +465,22 @@ def run_pass_between_pipes() -> None:
         sys.exit(1)
     result.peak_memory_bytes = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     pickle.dump(result, sys.stdout.buffer)
+
+
+def _die_with_parent() -> None:
+    """Be killed with the broker (Linux's PR_SET_PDEATHSIG): a pass outliving a killed broker would
+    go on writing cleaned files beside the logs the restarted broker opens."""
+    parent = os.getppid()
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        return  # not Linux: the broker kills passes it stops waiting for
+    if os.getppid() != parent:  # the broker died before the request took effect
+        os._exit(1)
+
+
+_PR_SET_PDEATHSIG = 1
 
 
 if __name__ == "__main__":
