@@ -5,30 +5,29 @@ The committed offsets (broker/groups/offsets.py) and the transaction state
 the `log/` engine, as Kafka keeps them in its compacted internal topics: every change is
 appended, before it is acknowledged, as one record batch of (key, value) records, a null value
 (a tombstone) removing its key. The owner of the map encodes keys and values; this module
-appends, replays and compacts.
+appends and replays.
 
 A batch may be transactional (the producer id and epoch in its header: offsets committed in a
-transaction), and a control batch (a COMMIT or ABORT marker) ends a producer's transaction. On
-replay the owner is handed each record with the producer of its batch, or None outside a
-transaction, and each marker with its producer and type.
+transaction), and a control batch (a COMMIT or ABORT marker) ends a producer's transaction; an
+ABORT is recorded in the log's transaction index, as a partition records it, so that the cleaner
+removes the aborted records. On replay the owner is handed each record with the producer of its
+batch, or None outside a transaction, and each marker with its producer and type.
 
-The log only grows, so once the records that later ones superseded (and tombstones and markers)
-number at least `min_dead_records` and as many as the live entries, the live entries are written
-into a fresh log that replaces the old one: start-up time follows the live entries, not every
-change ever made. That rewrite is crash-safe: the new log is complete and fsynced before a rename
-swaps it in, and a start-up finishes or discards an interrupted swap. Entries still in an open
-transaction are rewritten as transactional batches of their producer, so that its marker, still
-to come, finds them.
+The broker's log cleaner (broker/log_cleaner.py) compacts these logs as it compacts compacted
+topics: once the records appended since its last pass are at least `min_dead_records` and as many
+as the live entries, `cleaning_plan` rolls the active segment and hands the cleaner all of the log
+below the oldest open transaction, so that start-up time follows the live entries, not every
+change ever made. Tombstones and markers have no reader but the replay: they go in the pass after
+the one that first keeps them.
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
 import os
 import shutil
 import struct
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple, Protocol
 
@@ -38,7 +37,7 @@ from construct import Container
 from broker.metadata import MetadataError
 from broker.registry import CloseOutcome, close_log
 from broker.storage_work import run_storage_work
-from log import CorruptLogError, Log, LogConfig, current_time_ms
+from log import AbortedTxn, CleaningPlan, CleaningResult, CorruptLogError, Log, LogConfig, current_time_ms
 from log.checkpoint import fsync_directory
 from protocol import records
 from protocol.errors import ProtocolError
@@ -47,14 +46,15 @@ from protocol.schema import MessageCodec
 
 logger = logging.getLogger(__name__)
 
+# What the compaction of versions before the log cleaner left when a crash interrupted it.
 _COMPACTED_SUFFIX = ".compacted"
 _RETIRED_SUFFIX = ".retired"
 # Kafka's offsets.topic.segment.bytes and transaction.state.log.segment.bytes; a change is one
 # batch, so a batch may be as large.
 SEGMENT_BYTES = 100 * 1024 * 1024
-# Rewrite the log once dead records are at least this many and as many as the live ones.
+# Clean the log once the records appended since the last pass are at least this many and as many
+# as the live ones.
 MIN_DEAD_RECORDS_FOR_COMPACTION = 10_000
-_RECORDS_PER_COMPACTED_BATCH = 1000
 _REPLAY_READ_BYTES = 1024 * 1024
 # Markers carry the transaction coordinator's epoch; this broker's never changes.
 COORDINATOR_EPOCH = 0
@@ -75,21 +75,17 @@ class Producer(NamedTuple):
 
 
 class KeyedState(Protocol):
-    """What the owner of an internal log keeps in memory and gives back to compaction."""
+    """What the owner of an internal log keeps in memory."""
 
     @property
     def live_records(self) -> int:
-        """How many entries `live_entries` yields."""
+        """How many entries it holds (committed and pending)."""
 
     def replay_record(self, producer: Producer | None, record: records.Record) -> None:
         """Apply a record of the log (its key is not None); `producer` for a transactional batch."""
 
     def replay_marker(self, producer: Producer, control_type: records.ControlType) -> None:
         """Apply a COMMIT or ABORT marker ending `producer`'s transaction."""
-
-    def live_entries(self) -> Iterable[tuple[Producer | None, Entry]]:
-        """Every live entry, in the order replaying them must see them, each with the producer
-        of its open transaction (None: not in one). Runs in a worker thread while writes wait."""
 
 
 def versioned(codec: MessageCodec, version: int, fields: dict) -> bytes:
@@ -109,8 +105,10 @@ def read_versioned(codec: MessageCodec, data: bytes) -> Container:
 
 
 def _log_config() -> LogConfig:
-    # Never deleted by age or size: compaction alone bounds an internal log.
-    return LogConfig(segment_bytes=SEGMENT_BYTES, max_message_bytes=SEGMENT_BYTES, retention_ms=-1, retention_bytes=-1)
+    # Never deleted by age or size: the cleaner alone bounds an internal log, when cleaning_plan
+    # says. Tombstones and markers are kept by one pass only: the replay needs them no longer.
+    return LogConfig(segment_bytes=SEGMENT_BYTES, max_message_bytes=SEGMENT_BYTES, retention_ms=-1, retention_bytes=-1,
+                     compact=True, delete_retention_ms=0, min_cleanable_dirty_ratio=0.0)
 
 
 def _data_batch(entries: list[Entry], timestamp: int, producer: Producer | None) -> bytes:
@@ -124,9 +122,8 @@ def _data_batch(entries: list[Entry], timestamp: int, producer: Producer | None)
 class InternalLog:
     """The log in `directory` behind `state`, replayed into it on construction.
 
-    Writes are serialised (one append at a time, none during a compaction). With `fsync`, a write
-    is also fsynced before it returns (writes waiting at the same time share one fsync), as
-    acks=all produce requests are with --flush-on-ack.
+    With `fsync`, a write is also fsynced before it returns (writes waiting at the same time share
+    one fsync), as acks=all produce requests are with --flush-on-ack.
     """
 
     def __init__(self, directory: Path, state: KeyedState, *, records_are: str, fsync: bool = False,
@@ -141,7 +138,8 @@ class InternalLog:
         self._state = state
         # How many records the log holds: live ones, superseded ones, tombstones and markers.
         self.log_records = 0
-        self._writing = trio.Lock()
+        # Producer id -> the offset of its open transaction's first batch here.
+        self._open_transactions: dict[int, int] = {}
         self._flushing = trio.Lock()
         self._finish_interrupted_compaction()
         self._log = Log(directory, _log_config(), clock=clock)
@@ -150,8 +148,8 @@ class InternalLog:
         except BaseException:
             self._log.close()
             raise
-        if self._needs_compaction():
-            self._compact()
+        # What the last pass left; at the start, as if it had left the live entries alone.
+        self._records_cleaned = state.live_records
 
     # -- writing ---------------------------------------------------------------------------------
 
@@ -160,7 +158,10 @@ class InternalLog:
         """Append `entries` as one batch (transactional, of `producer`, if given), then `apply()`
         them to the owner's memory. Raises RecordBatchTooLargeError when they do not fit one
         batch, or another LogError (and nothing is applied)."""
-        await self._write(_data_batch(entries, self.clock(), producer), len(entries), apply)
+        appended = self._log.append(_data_batch(entries, self.clock(), producer))
+        if producer is not None:
+            self._open_transactions.setdefault(producer.producer_id, appended.base_offset)
+        await self._applied(len(entries), apply)
 
     async def append_marker(self, producer: Producer, control_type: records.ControlType,
                             apply: Callable[[], None]) -> None:
@@ -168,34 +169,28 @@ class InternalLog:
         marker = records.build_control_batch(
             control_type, producer_id=producer.producer_id, producer_epoch=producer.producer_epoch,
             coordinator_epoch=COORDINATOR_EPOCH, timestamp=self.clock())
-        await self._write(marker, 1, apply)
+        self._end_transaction(producer.producer_id, control_type, self._log.append(marker).base_offset)
+        await self._applied(1, apply)
 
-    async def _write(self, batch: bytes, count: int, apply: Callable[[], None]) -> None:
-        """Cancellable only while it waits for another write, before anything is written: once
-        appended and applied, the compaction and fsync that follow are finished whatever cancels
-        the caller, so that the owner's memory never holds what the log may lose."""
-        try:
-            # Taken without a checkpoint when free: a checkpoint costs more than the append.
-            self._writing.acquire_nowait()
-        except trio.WouldBlock:
-            await self._writing.acquire()
-        try:
-            log = self._log
-            log.append(batch)
-            self.log_records += count
-            apply()
-            end = log.log_end_offset
-            if self._needs_compaction():
-                with trio.CancelScope(shield=True):
-                    async with self._flushing:
-                        await run_storage_work(self._compact)
-        finally:
-            self._writing.release()
+    def _end_transaction(self, producer_id: int, control_type: records.ControlType, marker_offset: int) -> None:
+        """The producer's transaction here ended at `marker_offset`: an ABORT of one with batches
+        here goes in the transaction index, for the cleaner to remove them."""
+        first_offset = self._open_transactions.pop(producer_id, None)
+        if control_type is records.ControlType.ABORT and first_offset is not None:
+            self._log.add_aborted_transaction(AbortedTxn(producer_id, first_offset, marker_offset,
+                                                         self.last_stable_offset))
+
+    async def _applied(self, count: int, apply: Callable[[], None]) -> None:
+        """Count and apply what was just appended (on the event loop, with no await between the
+        append and this), then fsync it if asked, whatever cancels the caller: the owner's memory
+        never holds what the log may lose."""
+        self.log_records += count
+        apply()
         if self.fsync:
+            log, end = self._log, self._log.log_end_offset
             with trio.CancelScope(shield=True):
                 async with self._flushing:
-                    # A compaction meanwhile closed `log`, fsyncing it, and swapped in a synced copy.
-                    if log is self._log and log.flushed_offset < end:
+                    if log.flushed_offset < end:
                         await run_storage_work(log.flush)
 
     def close(self, outcome: CloseOutcome | None = None) -> None:
@@ -205,7 +200,38 @@ class InternalLog:
         else:
             close_log(self._log, outcome)
 
-    # -- replay and compaction -------------------------------------------------------------------
+    # -- cleaning --------------------------------------------------------------------------------
+
+    @property
+    def last_stable_offset(self) -> int:
+        """The first offset of the oldest open transaction here, else the log end offset: the
+        cleaner stops there, so that the open transactions' markers find their batches."""
+        return min(self._open_transactions.values(), default=self._log.log_end_offset)
+
+    def cleaning_plan(self, buffer_bytes: int) -> CleaningPlan | None:
+        """The cleaner's next pass over this log (log.cleaner.clean runs it, replace_segments
+        swaps its result in), once the records appended since the last pass are at least
+        min_dead_records and as many as the live entries. Rolls the active segment, so that the
+        pass cleans all of the log below the oldest open transaction."""
+        if self.log_records - self._records_cleaned < max(self.min_dead_records, self._state.live_records):
+            return None
+        log = self._log
+        if self.last_stable_offset > log.segments[-1].base_offset:
+            log.roll()
+        return log.cleaning_plan(self.last_stable_offset, {}, buffer_bytes)
+
+    def replace_segments(self, result: CleaningResult) -> None:
+        """Swap in what a pass of `cleaning_plan` wrote; the next flush makes it durable."""
+        if self._log.replace_segments(result):
+            self.log_records -= result.records_read - result.records_kept
+            self._records_cleaned = self.log_records
+            logger.info("cleaned %s: %d records left", self.directory, self.log_records)
+
+    def flush(self) -> None:
+        """fsync the log (blocks: in a worker thread)."""
+        self._log.flush()
+
+    # -- replay ----------------------------------------------------------------------------------
 
     def _replay(self) -> None:
         log = self._log
@@ -237,42 +263,24 @@ class InternalLog:
                 raise InternalLogError(f"{self.directory}: control batch at offset {header.base_offset} "
                                        "is not transactional")
             self.log_records += header.records_count
-            self._state.replay_marker(producer, records.control_type(batch))
+            control_type = records.control_type(batch)
+            # An ABORT's index entry is there already unless a crash reset the index: added again.
+            self._end_transaction(producer.producer_id, control_type, header.base_offset)
+            self._state.replay_marker(producer, control_type)
             return
+        if producer is not None:
+            self._open_transactions.setdefault(producer.producer_id, header.base_offset)
         for record in records.iter_records(batch):
             if record.key is None:
                 raise InternalLogError(f"{self.directory}: record at offset {record.offset} has no key")
             self.log_records += 1
             self._state.replay_record(producer, record)
 
-    def _needs_compaction(self) -> bool:
-        live = self._state.live_records
-        dead = self.log_records - live
-        return dead > 0 and dead >= max(self.min_dead_records, live)
-
-    def _compact(self) -> None:
-        """Replace the log with one holding only the live entries (tombstones have nothing left
-        to hide, and markers no transaction left to end)."""
-        compacted = self._sibling(_COMPACTED_SUFFIX)
-        shutil.rmtree(compacted, ignore_errors=True)
-        fresh = Log(compacted, _log_config(), clock=self.clock)
-        now = self.clock()
-        written = 0
-        for producer, chunk in _batches(self._state.live_entries(), _RECORDS_PER_COMPACTED_BATCH):
-            fresh.append(_data_batch(chunk, now, producer))
-            written += len(chunk)
-        fresh.close()
-        self._log.close()
-        retired = self._sibling(_RETIRED_SUFFIX)
-        os.replace(self.directory, retired)
-        os.replace(compacted, self.directory)
-        fsync_directory(self.directory.parent)
-        shutil.rmtree(retired)
-        logger.info("compacted %s from %d records to %d", self.directory, self.log_records, written)
-        self._log = Log(self.directory, _log_config(), clock=self.clock)
-        self.log_records = written
+    # -- what versions before the log cleaner left ------------------------------------------------
 
     def _finish_interrupted_compaction(self) -> None:
+        """Finish or discard a rewrite of the log that a crash interrupted, as versions before the
+        log cleaner compacted: a complete, synced copy beside the log, then two renames."""
         compacted, retired = self._sibling(_COMPACTED_SUFFIX), self._sibling(_RETIRED_SUFFIX)
         if compacted.exists():
             if self.directory.exists():
@@ -287,17 +295,3 @@ class InternalLog:
 
     def _sibling(self, suffix: str) -> Path:
         return self.directory.with_name(self.directory.name + suffix)
-
-
-def _batches(entries: Iterable[tuple[Producer | None, Entry]], size: int
-             ) -> Iterator[tuple[Producer | None, list[Entry]]]:
-    """Consecutive entries of one producer (or of none), in batches of at most `size`."""
-    for producer, run in itertools.groupby(entries, key=lambda item: item[0]):
-        chunk: list[Entry] = []
-        for _, entry in run:
-            chunk.append(entry)
-            if len(chunk) == size:
-                yield producer, chunk
-                chunk = []
-        if chunk:
-            yield producer, chunk

@@ -22,6 +22,7 @@ from pathlib import Path
 import trio
 
 import log as log_package
+from broker.internal_log import InternalLog
 from broker.registry import Partition, TopicRegistry
 from broker.storage_work import run_storage_work
 from log import CleaningPlan, CleaningResult, LogError
@@ -33,15 +34,18 @@ _IMPORT_ROOT = str(Path(log_package.__file__).resolve().parent.parent)
 
 
 class LogCleaner:
-    def __init__(self, registry: TopicRegistry, *, backoff_ms: int, buffer_bytes: int,
-                 clock: Callable[[], int]) -> None:
+    def __init__(self, registry: TopicRegistry, internal_logs: list[InternalLog], *, backoff_ms: int,
+                 buffer_bytes: int, clock: Callable[[], int]) -> None:
         self.registry = registry
+        # The coordinators' logs (committed offsets, transaction state), which say themselves
+        # when they want a pass.
+        self.internal_logs = internal_logs
         self.backoff_ms = backoff_ms
         self.buffer_bytes = buffer_bytes
         self.clock = clock
-        # Partitions whose log holds damage the cleaner cannot read: left alone until a restart,
-        # as Kafka marks them uncleanable.
-        self._uncleanable: set[Partition] = set()
+        # Logs holding damage the cleaner cannot read: left alone until a restart, as Kafka marks
+        # them uncleanable.
+        self._uncleanable: set[Path] = set()
 
     async def run(self) -> None:
         while True:
@@ -51,9 +55,15 @@ class LogCleaner:
     async def clean_due(self) -> int:
         """One pass over each compacted log that needs one now; how many ran."""
         cleaned = 0
+        for internal in self.internal_logs:
+            plan = internal.cleaning_plan(self.buffer_bytes)
+            if plan is not None and (result := await self._run_pass(plan)) is not None:
+                internal.replace_segments(result)
+                await run_storage_work(internal.flush)
+                cleaned += 1
         for partition in list(self.registry.all_partitions()):
             log = partition.log
-            if log.closed or not log.config.compact or partition in self._uncleanable:
+            if log.closed or not log.config.compact or log.directory in self._uncleanable:
                 continue
             await trio.lowlevel.checkpoint()
             try:
@@ -67,8 +77,8 @@ class LogCleaner:
                 logger.warning("%s: cleaning failed, tried again later: %s", partition.directory, exc)
         return cleaned
 
-    async def _clean(self, partition: Partition, plan: CleaningPlan) -> bool:
-        """Run `plan` in a process and swap its segments in; whether they were."""
+    async def _run_pass(self, plan: CleaningPlan) -> CleaningResult | None:
+        """Run `plan` in a process of its own; None, logged, when it failed."""
         environment = {**os.environ, "PYTHONPATH": os.pathsep.join(
             [_IMPORT_ROOT, *filter(None, [os.environ.get("PYTHONPATH")])])}
         try:
@@ -77,15 +87,19 @@ class LogCleaner:
         except subprocess.CalledProcessError as exc:
             reason = exc.stderr.decode(errors="replace").strip()
             if reason.startswith("CorruptLogError"):
-                self._uncleanable.add(partition)
-                logger.error("%s: not cleaned any more until a restart: %s", partition.directory, reason)
+                self._uncleanable.add(plan.directory)
+                logger.error("%s: not cleaned any more until a restart: %s", plan.directory, reason)
             else:
-                logger.warning("%s: cleaning failed, tried again later: %s", partition.directory, reason)
-            return False
-        result: CleaningResult = pickle.loads(finished.stdout)
+                logger.warning("%s: cleaning failed, tried again later: %s", plan.directory, reason)
+            return None
+        return pickle.loads(finished.stdout)
+
+    async def _clean(self, partition: Partition, plan: CleaningPlan) -> bool:
+        """Clean a partition's log by `plan`; whether the pass was swapped in."""
+        result = await self._run_pass(plan)
         log = partition.log
-        if log.closed or self.registry.partition(partition.topic.name, partition.index) is not partition:
-            return False  # deleted meanwhile: its directory, cleaned files included, is gone
+        if result is None or log.closed or self.registry.partition(partition.topic.name, partition.index) is not partition:
+            return False  # failed, or deleted meanwhile: its directory, cleaned files included, is gone
         swapped = log.replace_segments(result)
         # The renames and the cleaner's checkpoint, made durable off the event loop.
         await run_storage_work(log.flush)

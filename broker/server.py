@@ -119,8 +119,6 @@ class Broker:
             self.producer_ids = ProducerIdAllocator(self.config.data_dir)
             self.registry = TopicRegistry(self.config.data_dir, self.config, clock=self.clock)
             self.registry.load()
-            self.log_cleaner = LogCleaner(self.registry, backoff_ms=self.config.log_cleaner_backoff_ms,
-                                          buffer_bytes=self.config.log_cleaner_dedupe_buffer_size, clock=self.clock)
             self.coordinator = GroupCoordinator.open(
                 self.config.data_dir, initial_rebalance_delay_ms=self.config.group_initial_rebalance_delay_ms,
                 fsync_commits=self.config.flush_on_ack, clock=self.clock)
@@ -132,6 +130,10 @@ class Broker:
                 producer_ids=self.producer_ids, partition=self.registry.partition, groups=self.coordinator,
                 appended=self.appended, max_timeout_ms=self.config.transaction_max_timeout_ms,
                 id_expiration_ms=self.config.transactional_id_expiration_ms)
+            self.log_cleaner = LogCleaner(
+                self.registry, [self.coordinator.offsets.internal_log, self.transactions.state_log],
+                backoff_ms=self.config.log_cleaner_backoff_ms, buffer_bytes=self.config.log_cleaner_dedupe_buffer_size,
+                clock=self.clock)
         except BaseException:
             self._lock.release()
             raise

@@ -21,7 +21,9 @@ def test_protocol_is_sans_io(package):
     assert not top_level(modules_loaded_by(package)) & {"trio", "broker", "log"}
 
 
-def test_log_knows_the_batch_header_and_nothing_else_of_protocol():
+def test_log_knows_the_record_batch_format_and_nothing_of_requests():
+    # The cleaner reads records' keys (decompressed) and rebuilds batches: the record format.
     loaded = modules_loaded_by("log")
-    assert {m for m in loaded if m.startswith("protocol.")} <= {"protocol.record_batch", "protocol.errors"}
+    assert {m for m in loaded if m.startswith("protocol.")} <= {
+        "protocol.record_batch", "protocol.records", "protocol.compression", "protocol.errors"}
     assert not top_level(loaded) & {"broker", "trio"}

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -120,6 +120,10 @@ class OffsetStore:
         self._order = itertools.count()
         self._log = InternalLog(self.directory, self, records_are="commits", fsync=fsync,
                                 min_dead_records=min_dead_records, clock=clock)
+
+    @property
+    def internal_log(self) -> InternalLog:
+        return self._log
 
     @property
     def log_records(self) -> int:
@@ -303,21 +307,6 @@ class OffsetStore:
 
     def replay_marker(self, producer: Producer, control_type: records.ControlType) -> None:
         self._complete(producer.producer_id, control_type is records.ControlType.COMMIT)
-
-    def live_entries(self) -> Iterator[tuple[Producer | None, Entry]]:
-        # In the order written: which of a partition's committed and pending offsets is newer
-        # decides what a transaction's commit keeps.
-        live: list[tuple[int, Producer | None, str, TopicPartition, OffsetAndMetadata]] = [
-            (written.order, None, group_id, partition, written.value)
-            for group_id, committed in self._offsets.items() for partition, written in committed.items()]
-        for group_id, by_producer in self._pending.items():
-            for producer_id, pending in by_producer.items():
-                producer = Producer(producer_id, self._transactions[producer_id].producer_epoch)
-                live.extend((written.order, producer, group_id, partition, written.value)
-                            for partition, written in pending.items())
-        live.sort(key=lambda item: item[0])
-        for _, producer, group_id, (topic, partition), value in live:
-            yield producer, (encode_key(group_id, topic, partition), encode_value(value))
 
 
 def _entries(group_id: str, offsets: dict[TopicPartition, OffsetAndMetadata]) -> list[Entry]:

@@ -34,6 +34,7 @@ import trio
 
 from broker.groups.offsets import TopicPartition
 from broker.groups.timers import Deadline, Deadlines
+from broker.internal_log import InternalLog
 from broker.producer_state import NO_PRODUCER_EPOCH, NO_PRODUCER_ID
 from broker.registry import CloseOutcome, Partition
 from broker.storage_failures import RepeatedFailure
@@ -383,6 +384,11 @@ class TransactionCoordinator:
             self._nursery = None
             self._closed = True
 
+    @property
+    def state_log(self) -> InternalLog:
+        """The transaction state's internal log, which the broker's log cleaner compacts."""
+        return self._store.internal_log
+
     def close(self, outcome: CloseOutcome | None = None) -> None:
         """Close the transaction log (blocking on fsyncs), noting in `outcome` what could not be written."""
         self._store.close(outcome)
@@ -429,8 +435,7 @@ class TransactionCoordinator:
     # -- writing state changes ------------------------------------------------------------------
 
     async def _append(self, txn: TransactionMetadata, transition: Transition) -> None:
-        """Log `transition` (raises LogError). Cancelled, it has logged nothing: the store's writes
-        are cancellable only before they append."""
+        """Log `transition` (raises LogError)."""
         try:
             if transition.state is State.DEAD:
                 await self._store.remove(txn.transactional_id)
@@ -442,8 +447,8 @@ class TransactionCoordinator:
         self._log_failures.succeeded()
 
     async def _write(self, txn: TransactionMetadata, transition: Transition) -> None:
-        """Log `transition` and apply it; if it cannot be logged (or the request is cancelled
-        first), the id stays as it was and the request is refused as Kafka refuses it."""
+        """Log `transition` and apply it; if it cannot be logged, the id stays as it was and the
+        request is refused as Kafka refuses it."""
         try:
             await self._append(txn, transition)
         except BaseException as exc:

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 from broker.internal_log import (
     MIN_DEAD_RECORDS_FOR_COMPACTION,
-    Entry,
     InternalLog,
     InternalLogError,
     Producer,
@@ -106,6 +105,10 @@ class TransactionStateStore:
                                 min_dead_records=min_dead_records, clock=clock)
 
     @property
+    def internal_log(self) -> InternalLog:
+        return self._log
+
+    @property
     def log_records(self) -> int:
         """How many records the log holds (superseded ones and tombstones included)."""
         return self._log.log_records
@@ -147,6 +150,3 @@ class TransactionStateStore:
     def replay_marker(self, producer: Producer, control_type: records.ControlType) -> None:
         raise InternalLogError(f"{self.directory}: a {control_type.name} marker of producer {producer.producer_id}")
 
-    def live_entries(self) -> Iterator[tuple[Producer | None, Entry]]:
-        for transactional_id, entry in self._entries.items():
-            yield None, (encode_key(transactional_id), encode_value(entry))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from broker.groups import OffsetAndMetadata
 from protocol import records
 from protocol.compression import Compression
 from protocol.errors import ErrorCode
@@ -85,3 +86,14 @@ async def test_tombstones_go_once_delete_retention_ms_passed(cluster):
     cluster.now[0] += 1001
     assert await cluster.broker.log_cleaner.clean_due() == 1
     assert await latest_values(cluster, topic) == [(3, b"stays", b"again")]
+
+
+async def test_the_cleaner_compacts_the_committed_offsets_log_too(cluster):
+    offsets = cluster.broker.coordinator.offsets
+    offsets.internal_log.min_dead_records = 10
+    for offset in range(30):
+        await offsets.commit("group", {("t", 0): OffsetAndMetadata(offset, -1, "", NOW)})
+    assert offsets.log_records == 30
+    assert await cluster.broker.log_cleaner.clean_due() == 1
+    assert offsets.log_records == 1
+    assert offsets.group_offsets("group") == {("t", 0): OffsetAndMetadata(29, -1, "", NOW)}

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from broker.groups import OFFSETS_LOG_DIRECTORY, OffsetAndMetadata, OffsetStore
 from broker.groups.offsets import decode_key, decode_value, encode_key, encode_value
 from broker.internal_log import InternalLogError
+from test_internal_log import clean_now
 from log import Log
 from protocol import records
 from protocol.errors import ApiError, ErrorCode
@@ -85,11 +86,12 @@ async def test_fsync_commits_are_flushed_before_returning(tmp_path):
     store.close()
 
 
-async def test_superseded_commits_are_compacted_away(tmp_path):
+async def test_superseded_commits_are_cleaned_away(tmp_path):
     store = OffsetStore(tmp_path, min_dead_records=10)
     for offset in range(100):
         await store.commit("g", {("t", 0): value(offset), ("t", 1): value(offset)})
-        # The log never holds much more than the live entries and the compaction threshold.
+        clean_now(store.internal_log)  # as the broker's log cleaner does on each check
+        # The log never holds much more than the live entries and the cleaning threshold.
         assert store.log_records <= 2 + 10 + 2
     await store.delete_group("g")
     await store.commit("h", {("t", 0): value(1)})
@@ -101,12 +103,13 @@ async def test_superseded_commits_are_compacted_away(tmp_path):
     reopened.close()
 
 
-async def test_start_up_compacts_a_log_full_of_superseded_records(tmp_path):
+async def test_the_first_pass_after_a_start_cleans_a_log_full_of_superseded_records(tmp_path):
     store = OffsetStore(tmp_path)
     for offset in range(50):
         await store.commit("g", {("t", 0): value(offset)})
     store.close()
     reopened = OffsetStore(tmp_path, min_dead_records=10)
+    assert clean_now(reopened.internal_log)
     assert reopened.log_records == reopened.live_records == 1
     assert reopened.group_offsets("g") == {("t", 0): value(49)}
     reopened.close()
@@ -249,26 +252,36 @@ async def test_a_commit_marker_keeps_a_plain_commit_made_after_the_transactional
     reopened.close()
 
 
-async def test_compaction_keeps_pending_offsets_pending_and_their_order(tmp_path):
+async def test_cleaning_keeps_pending_offsets_pending_and_their_order(tmp_path):
     store = OffsetStore(tmp_path, min_dead_records=4)
+    for offset in range(7):
+        await store.commit("h", {("u", 0): value(offset)})
     await store.commit("g", {("t", 0): value(1)})
+    assert clean_now(store.internal_log)
     await store.commit_transactional("g", {("t", 0): value(5), ("t", 1): value(5)}, PRODUCER_ID, EPOCH)
     await store.commit_transactional("g", {("t", 2): value(5)}, PRODUCER_ID, EPOCH + 1)
     await store.commit("g", {("t", 1): value(9)})
-    for offset in range(7):
+    for offset in range(7, 14):
         await store.commit("h", {("u", 0): value(offset)})
-    # Compacted at the sixth dead record: g's t-0, t-1 and three pending offsets, h's u-0.
-    assert store.log_records == store.live_records == 6
-    reopened = reopen(store)
-    assert reopened.log_records == 6
+    # Nothing from the open transaction on is cleaned.
+    assert not clean_now(store.internal_log)
+    store.close()
+    reopened = OffsetStore(tmp_path, min_dead_records=4)
     assert reopened.pending_partitions("g") == {("t", 0), ("t", 1), ("t", 2)}
-    # Rewritten under the producer's latest epoch: a marker of the older one is refused.
+    # A marker of the producer's older epoch is refused.
     with pytest.raises(ApiError) as refused:
         await reopened.complete_transaction(PRODUCER_ID, EPOCH, commit=True)
     assert refused.value.code == ErrorCode.INVALID_PRODUCER_EPOCH
     assert await reopened.complete_transaction(PRODUCER_ID, EPOCH + 1, commit=True)
-    assert reopened.group_offsets("g") == {("t", 0): value(5), ("t", 1): value(9), ("t", 2): value(5)}
-    reopened.close()
+    expected = {("t", 0): value(5), ("t", 1): value(9), ("t", 2): value(5)}
+    assert reopened.group_offsets("g") == expected
+    # Once the transaction ended the rest is cleaned; the plain commit after it still wins.
+    records_before = reopened.log_records
+    assert clean_now(reopened.internal_log)
+    assert reopened.log_records < records_before
+    again = reopen(reopened)
+    assert again.group_offsets("g") == expected and again.group_offsets("h") == {("u", 0): value(13)}
+    again.close()
 
 
 async def test_an_older_epoch_is_refused_while_the_producer_has_pending_offsets(tmp_path):

@@ -1,20 +1,25 @@
 """The compacted keyed internal log under the offsets and transaction state logs: what its owner
-is told on replay (transactional batches and markers included), compaction, damage, fsync."""
+is told on replay (transactional batches and markers included), what the log cleaner leaves of it,
+damage, fsync."""
 
 from __future__ import annotations
 
 import logging
+import struct
 
 import pytest
 import trio
 
 from broker.internal_log import InternalLog, InternalLogError, Producer
 from log import Log
+from log.cleaner import clean
 from protocol import records
 from protocol.record_batch import ATTRIBUTES_POSITION, TRANSACTIONAL_MASK, write_crc
 from protocol.records import ControlType
 
 PRODUCER = Producer(4000, 3)
+# A control record's key: version 0, then its type.
+ABORT_KEY, COMMIT_KEY = (struct.pack(">hh", 0, control_type) for control_type in ControlType)
 
 
 class Latest:
@@ -88,46 +93,74 @@ async def test_replay_tells_the_owner_each_record_with_its_batchs_producer_and_e
 
 def batches_of(directory) -> list[tuple[bool, bool, int, int, list]]:
     """(transactional, control, producer id, producer epoch, keys) of each batch in the log."""
+    found = []
     with Log(directory) as log:
-        data = bytes(log.read(log.log_start_offset, 1 << 20))
-    return [(header.is_transactional, header.is_control, header.producer_id, header.producer_epoch,
-             [record.key for record in records.iter_records(batch)])
-            for header, batch in records.iter_batches(data)]
+        offset = log.log_start_offset
+        while offset < log.log_end_offset:
+            data = bytes(log.read(offset, 1 << 20))
+            for header, batch in records.iter_batches(data):
+                found.append((header.is_transactional, header.is_control, header.producer_id, header.producer_epoch,
+                              [record.key for record in records.iter_records(batch)]))
+                offset = header.next_offset
+    return found
 
 
-async def test_compaction_keeps_open_transactions_as_transactional_batches_of_their_producer(tmp_path):
+def clean_now(internal: InternalLog) -> bool:
+    """A pass of the broker's log cleaner, run here; whether the log wanted one."""
+    plan = internal.cleaning_plan(1 << 20)
+    if plan is None:
+        return False
+    internal.replace_segments(clean(plan))
+    return True
+
+
+async def test_the_cleaner_keeps_an_open_transaction_and_what_follows_it(tmp_path):
     log, state = reopen(tmp_path / "internal", min_dead_records=4)
-    await write(log, state, [(b"open", b"1")], PRODUCER)
-    await write(log, state, [(b"done", b"1")], Producer(5, 0))
-    await log.append_marker(Producer(5, 0), ControlType.COMMIT, lambda: state.end(Producer(5, 0), ControlType.COMMIT))
     for value in range(3):
         await write(log, state, [(b"k", b"%d" % value)])
-    # Live: k, done, open; dead: two superseded k, the marker: not yet as many as the live ones.
-    assert log.log_records == 6
+    await write(log, state, [(b"open", b"1")], PRODUCER)
+    for value in range(3, 6):
+        await write(log, state, [(b"k", b"%d" % value)])
+    # Cleaned are whole segments below the open transaction: none yet.
+    assert not clean_now(log)
+    assert log.log_records == 7
+    await log.append_marker(PRODUCER, ControlType.COMMIT, lambda: state.end(PRODUCER, ControlType.COMMIT))
     await write(log, state, [(b"k", b"last")])
-    assert log.log_records == 3
+    assert clean_now(log)
     log.close()
+    # The committed batch stays with its marker; of each key only its latest record is left.
     assert batches_of(tmp_path / "internal") == [
-        (False, False, -1, -1, [b"done", b"k"]), (True, False, PRODUCER.producer_id, PRODUCER.producer_epoch, [b"open"])]
+        (True, False, PRODUCER.producer_id, PRODUCER.producer_epoch, [b"open"]),
+        (True, True, PRODUCER.producer_id, PRODUCER.producer_epoch, [COMMIT_KEY]),
+        (False, False, -1, -1, [b"k"])]
     reopened, replayed = reopen(tmp_path / "internal")
-    assert (replayed.values, replayed.pending) == ({b"done": b"1", b"k": b"last"}, {PRODUCER: {b"open": b"1"}})
-    await reopened.append_marker(PRODUCER, ControlType.COMMIT, lambda: None)
+    assert (replayed.values, replayed.pending) == ({b"k": b"last", b"open": b"1"}, {})
+    assert reopened.log_records == 3
     reopened.close()
-    again, replayed = reopen(tmp_path / "internal")
-    assert (replayed.values, replayed.pending) == ({b"done": b"1", b"k": b"last", b"open": b"1"}, {})
-    again.close()
 
 
-async def test_compacted_batches_hold_at_most_a_thousand_records_and_keep_the_owners_order(tmp_path):
-    log, state = reopen(tmp_path / "internal", min_dead_records=1)
-    keys = [b"%05d" % index for index in range(2500)]
-    await write(log, state, [(key, b"old") for key in keys])
-    await write(log, state, [(key, b"new") for key in keys])
-    assert log.log_records == 2500
+async def test_the_cleaner_removes_aborted_records_and_then_tombstones_and_markers(tmp_path):
+    log, state = reopen(tmp_path / "internal", min_dead_records=2)
+    await write(log, state, [(b"gone", b"1"), (b"k", b"1")])
+    await write(log, state, [(b"k", b"aborted")], PRODUCER)
+    await log.append_marker(PRODUCER, ControlType.ABORT, lambda: state.end(PRODUCER, ControlType.ABORT))
+    await write(log, state, [(b"gone", None)])
+    assert clean_now(log)
+    # The aborted record went; its marker and the tombstone stay for one pass.
+    assert [keys for *_, keys in batches_of(tmp_path / "internal")] == [[b"k"], [ABORT_KEY], [b"gone"]]
+    for value in range(2):
+        await write(log, state, [(b"k", b"%d" % value)])
+    assert clean_now(log)
+    # The tombstone went; the marker, its transaction now empty, gets its delete horizon...
+    assert [keys for *_, keys in batches_of(tmp_path / "internal")] == [[ABORT_KEY], [b"k"]]
+    for value in range(2):
+        await write(log, state, [(b"k", b"%d" % value)])
+    assert clean_now(log)  # ...and goes in the pass after, as in Kafka
+    assert [keys for *_, keys in batches_of(tmp_path / "internal")] == [[b"k"]]
     log.close()
-    written = batches_of(tmp_path / "internal")
-    assert [len(batch[-1]) for batch in written] == [1000, 1000, 500]
-    assert [key for batch in written for key in batch[-1]] == keys
+    reopened, replayed = reopen(tmp_path / "internal")
+    assert (replayed.values, replayed.pending, reopened.log_records) == ({b"k": b"1"}, {}, 1)
+    reopened.close()
 
 
 async def test_writes_waiting_together_share_one_fsync(tmp_path, monkeypatch):

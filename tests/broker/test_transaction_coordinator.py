@@ -288,30 +288,6 @@ async def test_while_markers_are_written_the_transaction_is_concurrent(transacti
     assert (state(transactions), transactions.describe(TXN).partitions) == (TransactionState.ONGOING, {(TOPIC, 1)})
 
 
-async def test_a_request_cancelled_while_the_log_is_busy_leaves_the_id_as_it_was(transactions, nursery):
-    producer_id, epoch = await transactions.init_producer_id(TXN, TIMEOUT_MS)
-    writing = transactions._store._log._writing
-    await writing.acquire()  # another write in progress
-    scope = trio.CancelScope()
-
-    async def add():
-        with scope:
-            await transactions.add_partitions(TXN, producer_id, epoch, [(TOPIC, 0)])
-
-    nursery.start_soon(add)
-    await trio.testing.wait_all_tasks_blocked()
-    assert transactions.describe(TXN).pending_state is TransactionState.ONGOING
-    scope.cancel()
-    await trio.testing.wait_all_tasks_blocked()
-    writing.release()
-    described = transactions.describe(TXN)
-    assert (described.state, described.pending_state) == (TransactionState.EMPTY, None)
-    # Nothing was logged, and nothing blocks the id.
-    assert transactions._store.entries()[TXN].state == TransactionState.EMPTY
-    await transactions.add_partitions(TXN, producer_id, epoch, [(TOPIC, 0)])
-    assert state(transactions) is TransactionState.ONGOING
-
-
 async def test_a_transaction_past_its_timeout_is_aborted_with_a_bumped_epoch(transactions, client, mock_clock):
     producer_id, epoch = await begin(transactions, client, timeout_ms=10_000)
     await advance(mock_clock, 9)
