@@ -220,12 +220,14 @@ class InternalLog:
             log.roll()
         return log.cleaning_plan(self.last_stable_offset, {}, buffer_bytes)
 
-    def replace_segments(self, result: CleaningResult) -> None:
-        """Swap in what a pass of `cleaning_plan` wrote; the next flush makes it durable."""
-        if self._log.replace_segments(result):
+    def replace_segments(self, result: CleaningResult) -> bool:
+        """Swap in what a pass of `cleaning_plan` wrote; the next flush makes it durable. Whether
+        all of it was swapped in."""
+        swapped = self._log.replace_segments(result)
+        if swapped:
             self.log_records -= result.records_read - result.records_kept
             self._records_cleaned = self.log_records
-            logger.info("cleaned %s: %d records left", self.directory, self.log_records)
+        return swapped
 
     def flush(self) -> None:
         """fsync the log (blocks: in a worker thread)."""

@@ -16,7 +16,7 @@ import os
 import pickle
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 
 import trio
@@ -56,26 +56,44 @@ class LogCleaner:
         """One pass over each compacted log that needs one now; how many ran."""
         cleaned = 0
         for internal in self.internal_logs:
-            plan = internal.cleaning_plan(self.buffer_bytes)
-            if plan is not None and (result := await self._run_pass(plan)) is not None:
-                internal.replace_segments(result)
-                await run_storage_work(internal.flush)
-                cleaned += 1
+            cleaned += await self._attempt(internal.directory, self._clean_internal(internal))
         for partition in list(self.registry.all_partitions()):
             log = partition.log
-            if log.closed or not log.config.compact or log.directory in self._uncleanable:
+            if log.closed or not log.config.compact:
                 continue
             await trio.lowlevel.checkpoint()
-            try:
-                now = self.clock()
-                log.roll_if_due(now)
-                plan = log.cleaning_plan(partition.last_stable_offset, partition.producers.last_records(),
-                                         self.buffer_bytes, now)
-                if plan is not None and await self._clean(partition, plan):
-                    cleaned += 1
-            except LogError as exc:
-                logger.warning("%s: cleaning failed, tried again later: %s", partition.directory, exc)
+            cleaned += await self._attempt(log.directory, self._clean_partition(partition))
         return cleaned
+
+    async def _attempt(self, directory: Path, cleaning: Coroutine[None, None, bool]) -> bool:
+        """Await `cleaning`, a pass over the log in `directory`, unless that log is uncleanable; a
+        LogError (a full disk, say) is logged and the log tried again next time."""
+        if directory in self._uncleanable:
+            cleaning.close()
+            return False
+        try:
+            return await cleaning
+        except LogError as exc:
+            logger.warning("%s: cleaning failed, tried again later: %s", directory, exc)
+            return False
+
+    async def _clean_internal(self, internal: InternalLog) -> bool:
+        plan = internal.cleaning_plan(self.buffer_bytes)
+        if plan is None or (result := await self._run_pass(plan)) is None:
+            return False
+        return await self._swap_in(internal.directory, result, internal.replace_segments, internal.flush)
+
+    async def _clean_partition(self, partition: Partition) -> bool:
+        log = partition.log
+        now = self.clock()
+        log.roll_if_due(now)
+        plan = log.cleaning_plan(partition.last_stable_offset, partition.producers.last_records(),
+                                 self.buffer_bytes, now)
+        if plan is None or (result := await self._run_pass(plan)) is None:
+            return False
+        if log.closed or self.registry.partition(partition.topic.name, partition.index) is not partition:
+            return False  # deleted meanwhile: its directory, cleaned files included, is gone
+        return await self._swap_in(log.directory, result, log.replace_segments, log.flush)
 
     async def _run_pass(self, plan: CleaningPlan) -> CleaningResult | None:
         """Run `plan` in a process of its own; None, logged, when it failed."""
@@ -94,17 +112,14 @@ class LogCleaner:
             return None
         return pickle.loads(finished.stdout)
 
-    async def _clean(self, partition: Partition, plan: CleaningPlan) -> bool:
-        """Clean a partition's log by `plan`; whether the pass was swapped in."""
-        result = await self._run_pass(plan)
-        log = partition.log
-        if result is None or log.closed or self.registry.partition(partition.topic.name, partition.index) is not partition:
-            return False  # failed, or deleted meanwhile: its directory, cleaned files included, is gone
-        swapped = log.replace_segments(result)
-        # The renames and the cleaner's checkpoint, made durable off the event loop.
-        await run_storage_work(log.flush)
+    async def _swap_in(self, directory: Path, result: CleaningResult,
+                       replace_segments: Callable[[CleaningResult], bool], flush: Callable[[], object]) -> bool:
+        """Swap a pass's segments in (on the event loop) and make the renames and the cleaner's
+        checkpoint durable (off it); whether all were swapped in."""
+        swapped = replace_segments(result)
+        await run_storage_work(flush)
         logger.info("cleaned %s: %d segment(s) into %d, %d of %d records kept (%.1f of %.1f MB), %d keys, "
-                    "peak memory %.0f MB%s", partition.directory.name,
+                    "peak memory %.0f MB%s", directory.name,
                     sum(len(group.replaced) for group in result.groups), len(result.groups), result.records_kept,
                     result.records_read, result.bytes_written / 1e6, result.bytes_read / 1e6, result.keys_mapped,
                     result.peak_memory_bytes / 1e6, "" if swapped else " (retention took segments meanwhile: "

@@ -149,4 +149,3 @@ class TransactionStateStore:
 
     def replay_marker(self, producer: Producer, control_type: records.ControlType) -> None:
         raise InternalLogError(f"{self.directory}: a {control_type.name} marker of producer {producer.producer_id}")
-

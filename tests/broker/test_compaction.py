@@ -97,3 +97,13 @@ async def test_the_cleaner_compacts_the_committed_offsets_log_too(cluster):
     assert await cluster.broker.log_cleaner.clean_due() == 1
     assert offsets.log_records == 1
     assert offsets.group_offsets("group") == {("t", 0): OffsetAndMetadata(29, -1, "", NOW)}
+
+
+async def test_a_log_error_in_an_internal_logs_pass_is_logged_and_tried_again(cluster, caplog):
+    offsets = cluster.broker.coordinator.offsets
+    offsets.internal_log.min_dead_records = 10
+    for offset in range(30):
+        await offsets.commit("group", {("t", 0): OffsetAndMetadata(offset, -1, "", NOW)})
+    offsets.internal_log.close()  # its roll before the pass now fails
+    assert await cluster.broker.log_cleaner.clean_due() == 0
+    assert "cleaning failed, tried again later" in caplog.text
