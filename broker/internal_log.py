@@ -27,7 +27,7 @@ import logging
 import os
 import shutil
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NamedTuple, Protocol
 
@@ -221,13 +221,18 @@ class InternalLog:
         return log.cleaning_plan(self.last_stable_offset, {}, buffer_bytes)
 
     def replace_segments(self, result: CleaningResult) -> bool:
-        """Swap in what a pass of `cleaning_plan` wrote; the next flush makes it durable. Whether
-        all of it was swapped in."""
-        swapped = self._log.replace_segments(result)
+        """Swap in all of what a pass of `cleaning_plan` wrote at once; whether all of it was."""
+        return all(self.swap_in_groups(result))
+
+    def swap_in_groups(self, result: CleaningResult) -> Iterator[bool]:
+        """Swap in what a pass of `cleaning_plan` wrote, group by group (Log.swap_in_groups); the
+        next flush makes it durable."""
+        swapped = True
+        for swapped in self._log.swap_in_groups(result):
+            yield swapped
         if swapped:
             self.log_records -= result.records_read - result.records_kept
             self._records_cleaned = self.log_records
-        return swapped
 
     def flush(self) -> None:
         """fsync the log (blocks: in a worker thread)."""

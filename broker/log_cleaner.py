@@ -16,7 +16,7 @@ import os
 import pickle
 import subprocess
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 
 import trio
@@ -81,7 +81,7 @@ class LogCleaner:
         plan = internal.cleaning_plan(self.buffer_bytes)
         if plan is None or (result := await self._run_pass(plan)) is None:
             return False
-        return await self._swap_in(internal.directory, result, internal.replace_segments, internal.flush)
+        return await self._swap_in(internal.directory, result, internal.swap_in_groups(result), internal.flush)
 
     async def _clean_partition(self, partition: Partition) -> bool:
         log = partition.log
@@ -91,9 +91,12 @@ class LogCleaner:
                                  self.buffer_bytes, now)
         if plan is None or (result := await self._run_pass(plan)) is None:
             return False
-        if log.closed or self.registry.partition(partition.topic.name, partition.index) is not partition:
-            return False  # deleted meanwhile: its directory, cleaned files included, is gone
-        return await self._swap_in(log.directory, result, log.replace_segments, log.flush)
+        def deleted() -> bool:  # meanwhile: its directory, cleaned files included, is gone
+            return log.closed or self.registry.partition(partition.topic.name, partition.index) is not partition
+
+        if deleted():
+            return False
+        return await self._swap_in(log.directory, result, log.swap_in_groups(result), log.flush, deleted)
 
     async def _run_pass(self, plan: CleaningPlan) -> CleaningResult | None:
         """Run `plan` in a process of its own; None, logged, when it failed."""
@@ -112,11 +115,16 @@ class LogCleaner:
             return None
         return pickle.loads(finished.stdout)
 
-    async def _swap_in(self, directory: Path, result: CleaningResult,
-                       replace_segments: Callable[[CleaningResult], bool], flush: Callable[[], object]) -> bool:
-        """Swap a pass's segments in (on the event loop) and make the renames and the cleaner's
-        checkpoint durable (off it); whether all were swapped in."""
-        swapped = replace_segments(result)
+    async def _swap_in(self, directory: Path, result: CleaningResult, swaps: Iterator[bool],
+                       flush: Callable[[], object], deleted: Callable[[], bool] = lambda: False) -> bool:
+        """Swap a pass's segments in, group by group on the event loop with requests answered
+        between groups (a pass may rewrite hundreds of segments), and make the renames and the
+        cleaner's checkpoint durable off it; whether all were swapped in."""
+        swapped = False
+        for swapped in swaps:
+            await trio.lowlevel.checkpoint()
+            if deleted():
+                return False
         await run_storage_work(flush)
         logger.info("cleaned %s: %d segment(s) into %d, %d of %d records kept (%.1f of %.1f MB), %d keys, "
                     "peak memory %.0f MB%s", directory.name,

@@ -9,7 +9,8 @@ A pass has three steps, so that the log's own thread (the event loop) does only 
    maps each key of the dirty section to the offset of its latest record, in a map of bounded size
    (Kafka's log.cleaner.dedupe.buffer.size), then writes each group of segments, up to
    segment_bytes together, into one `<base>.log.cleaned` segment with its indexes, synced.
-3. `Log.replace_segments(result)` (the log's thread) swaps the cleaned segments in, by renames.
+3. `Log.swap_in_groups(result)` (the log's thread) swaps the cleaned segments in by renames,
+   group by group.
 
 Crash safety, as Kafka's `.cleaned`/`.swap` protocol: a cleaned segment is complete and synced
 before anything refers to it. Renaming its `.log` to `<base>.log.<end>.swap` decides the swap; the
@@ -367,9 +368,12 @@ def _batches(directory: Path, segment: SegmentInfo) -> Iterator[tuple[BatchHeade
         try:
             if position + BATCH_HEADER_SIZE > chunk_end:
                 chunk_position, chunk_end = position, position + _fill(file, buffer, position, end)
-            # What the chunk holds of the segment: the file may be shorter than the log thinks.
-            header = whole_batch_header(buffer, position - chunk_position, chunk_end - position
-                                        if chunk_end < end else end - position)
+                # The file may be shorter than the log thinks: no header is read past its end.
+                if chunk_end < min(position + BATCH_HEADER_SIZE, end):
+                    raise CorruptBatchError(f"the file ends {chunk_end - position} bytes into a batch header")
+            # The batch is checked against the segment's size; a batch running past the chunk is
+            # read whole below.
+            header = whole_batch_header(buffer, position - chunk_position, end - position)
             if position + header.size > chunk_end:
                 if header.size > len(buffer):
                     buffer = memoryview(bytearray(header.size))
@@ -463,8 +467,21 @@ def run_pass_between_pipes() -> None:
     except (LogStorageError, CorruptLogError) as error:
         print(f"{type(error).__name__}: {error}", file=sys.stderr)
         sys.exit(1)
-    result.peak_memory_bytes = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    result.peak_memory_bytes = _peak_resident_bytes()
     pickle.dump(result, sys.stdout.buffer)
+
+
+def _peak_resident_bytes() -> int:
+    """This process's own peak resident memory: Linux's VmHWM. Not getrusage's ru_maxrss, which a
+    process started by fork and exec inherits from its parent (the broker's size at the fork)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # not Linux: the best there is
 
 
 def _die_with_parent() -> None:

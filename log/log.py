@@ -657,21 +657,30 @@ class Log:
         return segment.largest_timestamp()
 
     def replace_segments(self, result: CleaningResult) -> bool:
-        """Swap in the segments a cleaning pass wrote (renames only, on this thread). A group whose
-        segments are no longer those the pass read (retention or DeleteRecords took some out
-        meanwhile) is dropped with those after it, and the pass's files removed later. Whether all
-        were swapped in; the next flush makes it durable."""
-        self._check_open()
+        """Swap in all the segments a cleaning pass wrote at once (see swap_in_groups); whether all
+        were swapped in."""
+        return all(self.swap_in_groups(result))
+
+    def swap_in_groups(self, result: CleaningResult) -> Iterator[bool]:
+        """Swap in the segments a cleaning pass wrote (renames only, on this thread) group by
+        group, yielding after each whether it was swapped in, so that the caller can let others
+        run between groups. A group whose segments are no longer those the pass read (retention or
+        DeleteRecords took some out meanwhile) is not, and ends the swap: its files and the later
+        groups' are removed later. The cleaner's first dirty offset moves on once the last group
+        is in; the next flush makes it all durable."""
         groups = list(result.groups)
         due = self._clock() + self.config.file_delete_delay_ms
-        while groups:
-            group = groups[0]
+        for index, group in enumerate(groups):
+            self._check_open()
             number = bisect.bisect_left(self._base_offsets, group.base_offset)
             old = self._segments[number : number + len(group.replaced)]
             if number + len(group.replaced) >= len(self._segments) or [
                 SegmentInfo(s.base_offset, s.next_offset, s.size) for s in old
             ] != list(group.replaced):
-                break
+                for unswapped in groups[index:]:  # their cleaned files, removed with the deleted segments'
+                    self._deleted_files.extend((due, path) for path in group_files(self.directory, unswapped))
+                yield False
+                return
             if self._clean_shutdown:
                 self._forget_clean_shutdown()
 
@@ -686,13 +695,10 @@ class Log:
             cleaned = LogSegment.sealed(self.directory, group.base_offset, self.config, group.end_offset)
             cleaned.open_txn_index()
             self._set_segments([*self._segments[:number], cleaned, *self._segments[number + len(old) :]])
-            groups.pop(0)
-        for group in groups:  # their cleaned files, removed with the deleted segments' files
-            self._deleted_files.extend((due, path) for path in group_files(self.directory, group))
-        if groups:
-            return False
+            if index < len(groups) - 1:
+                yield True
         self._first_dirty_offset = result.first_dirty_offset
-        return True
+        yield True
 
     # -- flushing --------------------------------------------------------------------------------
 
