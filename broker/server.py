@@ -20,6 +20,7 @@ from broker.log_cleaner import LogCleaner
 from broker.loop_monitor import CURRENT_REQUEST, LoopMonitor
 from broker.metadata import ProducerIdAllocator, load_cluster_id
 from broker.registry import TopicRegistry
+from broker.scram import ScramCredentials
 from broker.storage_work import run_storage_work
 from broker.topics import Topics
 from broker.transactions import TransactionCoordinator
@@ -117,6 +118,7 @@ class Broker:
         try:
             self.cluster_id = load_cluster_id(self.config.data_dir, self.config.node_id)
             self.producer_ids = ProducerIdAllocator(self.config.data_dir)
+            self.scram_credentials = ScramCredentials.load(self.config.data_dir)
             self.registry = TopicRegistry(self.config.data_dir, self.config, clock=self.clock)
             self.registry.load()
             self.coordinator = GroupCoordinator.open(

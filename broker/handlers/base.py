@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from broker.groups import GroupCoordinator
     from broker.metadata import ProducerIdAllocator
     from broker.registry import Partition
+    from broker.scram import ScramCredentials
     from broker.topics import Topics
     from broker.transactions import TransactionCoordinator
 
@@ -32,6 +33,7 @@ class Services(Protocol):
     coordinator: GroupCoordinator
     transactions: TransactionCoordinator
     producer_ids: ProducerIdAllocator
+    scram_credentials: ScramCredentials
     cluster_id: str
     advertised_address: tuple[str, int]
     stopping: trio.Event
