@@ -21,7 +21,7 @@ import logging
 import re
 import shutil
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 
 import trio
@@ -29,7 +29,7 @@ import trio
 from broker.metadata import PARTITION_METADATA, MetadataError, write_atomically, write_topic_id
 from broker.producer_state import ProducerStateTable, write_snapshot_text
 from broker.storage_work import run_storage_work, run_storage_work_each
-from broker.topic_config import TopicConfig
+from broker.topic_config import DynamicValue, TopicConfig
 from log import BatchInfo, CorruptLogError, Log, LogError, LogStorageError
 from log.checkpoint import fsync_directory
 from log.log import CLEAN_SHUTDOWN_MARKER, current_time_ms
@@ -270,9 +270,12 @@ def _replay_marker(log: Log, table: ProducerStateTable, batch: BatchInfo, index_
 class TopicRegistry:
     """Every topic and partition this broker hosts, by name and by topic id."""
 
-    def __init__(self, data_dir: Path, broker_config, *, clock: Callable[[], int] = current_time_ms) -> None:
+    def __init__(self, data_dir: Path, broker_config, *, clock: Callable[[], int] = current_time_ms,
+                 topic_defaults: Mapping[str, DynamicValue] | None = None) -> None:
         self.data_dir = data_dir
         self.broker_config = broker_config
+        # The topic configs' defaults set by dynamic broker configs, by topic config name.
+        self.topic_defaults: Mapping[str, DynamicValue] = topic_defaults or {}
         # The broker's clock, every log's: append times, segment ages, retention, flush.ms.
         self.clock = clock
         self.topics: dict[str, Topic] = {}
@@ -280,6 +283,23 @@ class TopicRegistry:
         self._topics_dir = data_dir / _TOPICS_DIRECTORY
         # Topics whose files are being changed in a worker thread, with the event set when done.
         self._changing: dict[str, trio.Event] = {}
+
+    def _config(self, overrides: dict[str, str]) -> TopicConfig:
+        return TopicConfig(self.broker_config, overrides, self.topic_defaults)
+
+    def _configure(self, topic: Topic, overrides: dict[str, str]) -> None:
+        """Give the topic `overrides` over the broker's current defaults, in its logs too."""
+        topic.config = self._config(overrides)
+        log_config = topic.config.log_config()
+        for partition in topic.partitions:
+            partition.log.reconfigure(log_config)
+
+    def set_topic_defaults(self, topic_defaults: Mapping[str, DynamicValue]) -> None:
+        """New dynamic defaults, applied at once to every topic: those without a value of their
+        own take them."""
+        self.topic_defaults = topic_defaults
+        for topic in self.topics.values():
+            self._configure(topic, topic.config.overrides)
 
     def _metadata_path(self, name: str) -> Path:
         return self._topics_dir / f"{name}.json"
@@ -302,7 +322,7 @@ class TopicRegistry:
             try:
                 stored = json.loads(path.read_text())
                 topic = Topic(stored["name"], uuid.UUID(stored["topic_id"]),
-                              TopicConfig(self.broker_config, dict(stored["configs"])))
+                              self._config(dict(stored["configs"])))
                 count = int(stored["partitions"])
             except (OSError, ValueError, KeyError, TypeError) as exc:
                 raise MetadataError(f"{path}: unreadable topic metadata ({exc})") from exc
@@ -354,9 +374,11 @@ class TopicRegistry:
         """Create a topic whose name, partition count and configs the caller has validated.
 
         Raises LogError, having removed what it made, when its files cannot be made."""
-        topic = Topic(name, uuid.uuid4(), TopicConfig(self.broker_config, dict(overrides or {})))
+        topic = Topic(name, uuid.uuid4(), self._config(dict(overrides or {})))
         async with self._change(name):
             topic.partitions = await self._make_partitions(topic, num_partitions)
+            if topic.config.dynamic is not self.topic_defaults:  # changed while the files were made
+                self._configure(topic, topic.config.overrides)
             self._add(topic)
         logger.info("created topic %s with %d partition(s)", name, num_partitions)
         return topic
@@ -415,15 +437,13 @@ class TopicRegistry:
         async with self._change(topic.name):
             if self.topics.get(topic.name) is not topic:
                 return  # deleted while this waited: no metadata file may bring it back
-            config = TopicConfig(self.broker_config, dict(overrides))
+            config = self._config(dict(overrides))
             try:
                 await run_storage_work(self._write_metadata, topic, len(topic.partitions), config)
             except OSError as exc:
                 raise LogStorageError(self._metadata_path(topic.name), exc.strerror or str(exc)) from exc
-            topic.config = config
-        log_config = config.log_config()
-        for partition in topic.partitions:
-            partition.log.reconfigure(log_config)
+            # Over the defaults as they are now: they may have changed while the file was written.
+            self._configure(topic, config.overrides)
 
     async def delete_topic(self, topic: Topic) -> None:
         """Forget the topic at once; remove its data off the event loop.

@@ -15,6 +15,7 @@ from broker.handlers.base import CloseConnection, UnsupportedRequest
 from broker.config import BrokerConfig
 from broker.data_dir_lock import DataDirLock
 from broker.connection import Connection, ConnectionLimits, RequestBudget, SocketTransport, default_max_connections
+from broker.dynamic_config import DynamicBrokerConfigs
 from broker.groups import GroupCoordinator
 from broker.log_cleaner import LogCleaner
 from broker.loop_monitor import CURRENT_REQUEST, LoopMonitor
@@ -119,7 +120,10 @@ class Broker:
             self.cluster_id = load_cluster_id(self.config.data_dir, self.config.node_id)
             self.producer_ids = ProducerIdAllocator(self.config.data_dir)
             self.scram_credentials = ScramCredentials.load(self.config.data_dir)
-            self.registry = TopicRegistry(self.config.data_dir, self.config, clock=self.clock)
+            self.dynamic_config = DynamicBrokerConfigs(self.config.data_dir)
+            self.dynamic_config.load()
+            self.registry = TopicRegistry(self.config.data_dir, self.config, clock=self.clock,
+                                          topic_defaults=self.dynamic_config.topic_defaults())
             self.registry.load()
             self.coordinator = GroupCoordinator.open(
                 self.config.data_dir, initial_rebalance_delay_ms=self.config.group_initial_rebalance_delay_ms,

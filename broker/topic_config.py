@@ -14,6 +14,7 @@ import decimal
 import enum
 import math
 import re
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Callable
 
 from log import LogConfig
@@ -47,6 +48,14 @@ class ConfigSource(enum.IntEnum):
     DYNAMIC_DEFAULT_BROKER_CONFIG = 3
     STATIC_BROKER_CONFIG = 4
     DEFAULT_CONFIG = 5
+
+
+class AlterOp(enum.IntEnum):
+    """IncrementalAlterConfigs' config_operation."""
+    SET = 0
+    DELETE = 1
+    APPEND = 2
+    SUBTRACT = 3
 
 
 class InvalidConfig(ApiError):
@@ -94,7 +103,7 @@ def config_text(value: object) -> str:
 # The texts Java's Integer/Long.parseLong and Double.parseDouble accept (after Kafka's trim).
 _WHOLE = re.compile(r"[+-]?[0-9]+")
 _DOUBLE = re.compile(r"[+-]?(?:NaN|Infinity|(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?[fFdD]?)")
-_BOUNDS = {ConfigType.INT: 31, ConfigType.LONG: 63}
+_BOUNDS = {ConfigType.SHORT: 15, ConfigType.INT: 31, ConfigType.LONG: 63}
 
 
 def _whole(config_type: ConfigType) -> Callable[[str], int]:
@@ -129,9 +138,15 @@ def _list(text: str) -> tuple[str, ...]:
 
 # How Kafka's ConfigDef turns each type's text into a value (a LIST into a tuple of its items).
 _PARSERS: dict[ConfigType, Callable[[str], object]] = {
-    ConfigType.INT: _whole(ConfigType.INT), ConfigType.LONG: _whole(ConfigType.LONG), ConfigType.DOUBLE: _double,
-    ConfigType.BOOLEAN: _boolean, ConfigType.STRING: str.strip, ConfigType.LIST: _list,
+    ConfigType.SHORT: _whole(ConfigType.SHORT), ConfigType.INT: _whole(ConfigType.INT),
+    ConfigType.LONG: _whole(ConfigType.LONG), ConfigType.DOUBLE: _double, ConfigType.BOOLEAN: _boolean,
+    ConfigType.STRING: str.strip, ConfigType.LIST: _list, ConfigType.CLASS: str.strip, ConfigType.PASSWORD: str,
 }
+
+
+def parse_typed(config_type: ConfigType, text: str) -> object:
+    """A config's text as Kafka's ConfigDef parses its type, before any validator; raises InvalidValue."""
+    return _PARSERS[config_type](text)
 
 # A validator, given a config's name and parsed value, raises InvalidValue when Kafka refuses it.
 Validator = Callable[[str, object], None]
@@ -356,11 +371,22 @@ def validate_overrides(overrides: dict[str, str | None]) -> dict[str, str]:
 
 
 @dataclasses.dataclass(frozen=True)
+class DynamicValue:
+    """A topic config's broker-level default set while the broker runs (see broker.dynamic_config):
+    its parsed value, and its source (this broker or the cluster)."""
+    value: object
+    source: ConfigSource
+
+
+@dataclasses.dataclass(frozen=True)
 class TopicConfig:
-    """A topic's effective configuration: its overrides over the broker's defaults."""
+    """A topic's effective configuration: its overrides over the broker's dynamic defaults, over its
+    static ones."""
 
     broker: BrokerConfig
     overrides: dict[str, str] = dataclasses.field(default_factory=dict)
+    # By topic config name.
+    dynamic: Mapping[str, DynamicValue] = dataclasses.field(default_factory=dict)
     # The overrides' values, parsed once: produce reads several configs of its topic per batch.
     _parsed: dict[str, object] = dataclasses.field(init=False, repr=False, compare=False)
 
@@ -371,11 +397,15 @@ class TopicConfig:
     def value(self, name: str) -> object:
         if name in self._parsed:
             return self._parsed[name]
+        if name in self.dynamic:
+            return self.dynamic[name].value
         return TOPIC_CONFIGS[name].broker_value(self.broker)
 
     def source(self, name: str) -> ConfigSource:
         if name in self.overrides:
             return ConfigSource.TOPIC_CONFIG
+        if name in self.dynamic:
+            return self.dynamic[name].source
         if TOPIC_CONFIGS[name].set_by_broker(self.broker):
             return ConfigSource.STATIC_BROKER_CONFIG
         return ConfigSource.DEFAULT_CONFIG

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 from confluent_kafka import ConsumerGroupTopicPartitions, TopicCollection, TopicPartition
-from confluent_kafka.admin import (AlterConfigOpType, ConfigEntry, ConfigResource, NewPartitions, NewTopic,
-                                   OffsetSpec, ResourceType)
+from confluent_kafka.admin import (AlterConfigOpType, ConfigEntry, ConfigResource, ConfigSource, NewPartitions,
+                                   NewTopic, OffsetSpec, ResourceType)
 from kafka import TopicPartition as KafkaPythonTopicPartition
 
 from interop.admin_clients import (BAD_POLICY, BAD_POLICY_REFUSED, BAD_TOPIC_NAMES, KAFKA_TOPIC_DEFAULTS,
@@ -171,7 +171,8 @@ def test_describe_configs_of_the_broker_and_of_unknown_topics(admin):
     broker_configs = future.result(TIMEOUT_SECONDS)
     assert {name: broker_configs[name].value for name in ("broker.id", "num.partitions", "log.segment.bytes")} == \
         {"broker.id": "1", "num.partitions": "1", "log.segment.bytes": "1073741824"}
-    assert all(entry.is_read_only for entry in broker_configs.values())
+    # Kafka's static broker configs are read-only; its dynamic ones, the topics' defaults among them, are not.
+    assert broker_configs["num.partitions"].is_read_only and not broker_configs["log.segment.bytes"].is_read_only
 
     (future,) = admin.describe_configs([ConfigResource(ResourceType.TOPIC, "ck-no-such-topic")],
                                        request_timeout=TIMEOUT_SECONDS).values()
@@ -184,6 +185,31 @@ def test_describe_cluster(admin, shared_broker):
     assert (cluster.controller.id, [(n.id, n.host, n.port) for n in cluster.nodes]) == \
         (1, [(1, "127.0.0.1", shared_broker.port)])
     assert f"cluster.id={cluster.cluster_id}" in (shared_broker.data_dir / "meta.properties").read_text()
+
+
+def test_a_dynamic_broker_config_defaults_every_topic_until_deleted(admin):
+    # As kafka-configs.sh --entity-type brokers --entity-name 1 --alter --add-config does.
+    broker = ConfigResource(ResourceType.BROKER, "1", incremental_configs=[
+        ConfigEntry("log.retention.ms", "3600000", incremental_operation=AlterConfigOpType.SET)])
+    topic = ConfigResource(ResourceType.TOPIC, "ck-dynamic-default")
+    admin.create_topics([NewTopic(topic.name, 1)])[topic.name].result(TIMEOUT_SECONDS)
+    try:
+        admin.incremental_alter_configs([broker])[broker].result(TIMEOUT_SECONDS)
+        retention = admin.describe_configs([topic])[topic].result(TIMEOUT_SECONDS)["retention.ms"]
+        assert (retention.value, retention.source) == ("3600000", ConfigSource.DYNAMIC_BROKER_CONFIG.value)
+        refused = ConfigResource(ResourceType.BROKER, "1", incremental_configs=[
+            ConfigEntry("broker.id", "7", incremental_operation=AlterConfigOpType.SET)])
+        future = admin.incremental_alter_configs([refused])[refused]
+        assert kafka_error(future) == "INVALID_REQUEST"
+        assert kafka_error_message(future) == "Cannot update these configs dynamically: Set(broker.id)"
+    finally:
+        broker = ConfigResource(ResourceType.BROKER, "1", incremental_configs=[
+            ConfigEntry("log.retention.ms", None, incremental_operation=AlterConfigOpType.DELETE)])
+        admin.incremental_alter_configs([broker])[broker].result(TIMEOUT_SECONDS)
+        admin.delete_topics([topic.name])[topic.name].result(TIMEOUT_SECONDS)
+    retention = admin.describe_configs([ConfigResource(ResourceType.TOPIC, "comlog")])[
+        ConfigResource(ResourceType.TOPIC, "comlog")].result(TIMEOUT_SECONDS)["retention.ms"]
+    assert (retention.value, retention.source) == ("604800000", ConfigSource.DEFAULT_CONFIG.value)
 
 
 def test_create_partitions_grows_a_topic_and_refuses_to_shrink_it(admin, shared_broker):

@@ -16,6 +16,7 @@ from protocol.schema import Constructor, MessageCodec
 
 if TYPE_CHECKING:
     from broker.config import BrokerConfig
+    from broker.dynamic_config import DynamicBrokerConfigs
     from broker.groups import GroupCoordinator
     from broker.metadata import ProducerIdAllocator
     from broker.registry import Partition
@@ -33,6 +34,7 @@ class Services(Protocol):
     coordinator: GroupCoordinator
     transactions: TransactionCoordinator
     producer_ids: ProducerIdAllocator
+    dynamic_config: DynamicBrokerConfigs
     scram_credentials: ScramCredentials
     cluster_id: str
     advertised_address: tuple[str, int]

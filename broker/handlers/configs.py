@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import collections
 import enum
 from collections.abc import Callable, Iterator
 
+from broker import dynamic_config
 from broker.config import BrokerConfig
+from broker.dynamic_config import DynamicBrokerConfigs
 from broker.handlers.base import Services, error_fields, handles
 from broker.registry import Topic
 from broker.topic_config import (
-    TOPIC_CONFIGS, ConfigSource, ConfigType, InvalidConfig, TopicConfig, config_text, validate_overrides,
+    TOPIC_CONFIGS, AlterOp, ConfigSource, ConfigType, InvalidConfig, TopicConfig, config_text, validate_overrides,
 )
 from protocol.errors import ApiError, ErrorCode
 from protocol.messages import ApiKey
@@ -26,15 +29,8 @@ class ResourceType(enum.IntEnum):
     BROKER = 4
 
 
-class AlterOp(enum.IntEnum):
-    SET = 0
-    DELETE = 1
-    APPEND = 2
-    SUBTRACT = 3
-
-
-# Broker-only settings shown by DescribeConfigs (name, BrokerConfig field, type); read-only here,
-# since this broker takes its settings from the command line (Kafka's static broker configs).
+# Broker-only settings shown by DescribeConfigs (name, BrokerConfig field, type), which this broker
+# takes from the command line (Kafka's static broker configs).
 _BROKER_ONLY = (
     ("broker.id", "node_id", ConfigType.INT),
     ("num.partitions", "num_partitions", ConfigType.INT),
@@ -50,15 +46,24 @@ def _static_if(set_by_broker: bool) -> ConfigSource:
     return ConfigSource.STATIC_BROKER_CONFIG if set_by_broker else ConfigSource.DEFAULT_CONFIG
 
 
-def _config(name: str, value: object, source: ConfigSource, config_type: ConfigType, *, read_only: bool,
+def _config(name: str, value: str | None, source: ConfigSource, config_type: ConfigType, *, read_only: bool,
             synonyms: list) -> _Config:
-    # No topic or broker config this broker has holds a secret.
-    return _Config(name=name, value=config_text(value), read_only=read_only, config_source=source, is_sensitive=False,
-                   is_default=source == ConfigSource.DEFAULT_CONFIG, synonyms=synonyms, config_type=config_type,
-                   documentation=None)
+    # A secret (a PASSWORD config, set dynamically) is never shown, as Kafka shows none.
+    sensitive = config_type == ConfigType.PASSWORD
+    return _Config(name=name, value=None if sensitive else value, read_only=read_only, config_source=source,
+                   is_sensitive=sensitive, is_default=source == ConfigSource.DEFAULT_CONFIG,
+                   synonyms=[s | {"value": None} for s in synonyms] if sensitive else synonyms,
+                   config_type=config_type, documentation=None)
 
 
-def _synonyms(config: TopicConfig, name: str) -> list:
+def _dynamic_synonyms(dynamic: DynamicBrokerConfigs, name: str) -> list:
+    return [_Synonym(name=name, value=level[name], source=source)
+            for level, source in ((dynamic.per_broker, ConfigSource.DYNAMIC_BROKER_CONFIG),
+                                  (dynamic.cluster_default, ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG))
+            if name in level]
+
+
+def _synonyms(config: TopicConfig, name: str, dynamic: DynamicBrokerConfigs) -> list:
     """Every place a topic config's value could come from, in precedence order, as Kafka lists them."""
     definition = TOPIC_CONFIGS[name]
     synonyms = []
@@ -66,36 +71,60 @@ def _synonyms(config: TopicConfig, name: str) -> list:
         synonyms.append(_Synonym(name=name, value=config.overrides[name], source=ConfigSource.TOPIC_CONFIG))
     if definition.broker_name is None:
         return synonyms  # a config no broker setting defaults, as remote.storage.enable
-    if definition.set_by_broker(config.broker):
-        synonyms.append(_Synonym(name=definition.broker_name, value=config_text(definition.broker_value(config.broker)),
-                                 source=ConfigSource.STATIC_BROKER_CONFIG))
-    synonyms.append(_Synonym(name=definition.broker_name, value=config_text(definition.default),
-                             source=ConfigSource.DEFAULT_CONFIG))
-    return synonyms
+    synonyms += _dynamic_synonyms(dynamic, definition.broker_name)
+    return synonyms + _static_synonyms(definition.broker_name, definition.broker_value(config.broker),
+                                       definition.default)
 
 
-def _topic_configs(config: TopicConfig, include_synonyms: bool) -> list:
-    return [_config(name, config.value(name), config.source(name), definition.type, read_only=False,
-                    synonyms=_synonyms(config, name) if include_synonyms else [])
+def _static_synonyms(name: str, value: object, default: object) -> list:
+    """A broker config's static value (when not Kafka's default) and its default."""
+    synonyms = [_Synonym(name=name, value=config_text(value), source=ConfigSource.STATIC_BROKER_CONFIG)]
+    return (synonyms if value != default else []) + [
+        _Synonym(name=name, value=config_text(default), source=ConfigSource.DEFAULT_CONFIG)]
+
+
+def _topic_configs(config: TopicConfig, include_synonyms: bool, dynamic: DynamicBrokerConfigs) -> list:
+    return [_config(name, config_text(config.value(name)), config.source(name), definition.type, read_only=False,
+                    synonyms=_synonyms(config, name, dynamic) if include_synonyms else [])
             for name, definition in TOPIC_CONFIGS.items()]
 
 
-def _broker_settings(config: BrokerConfig) -> Iterator[tuple[str, object, ConfigSource, ConfigType]]:
-    """(name, value, source, type) of each broker config shown: the topic configs' defaults, then the rest."""
+def _static_settings(config: BrokerConfig) -> Iterator[tuple[str, object, object, ConfigType]]:
+    """(name, value, Kafka's default, type) of each broker config this broker has: the topic
+    configs' defaults, then the rest."""
     for definition in TOPIC_CONFIGS.values():
-        if definition.broker_name is None:
-            continue
-        yield (definition.broker_name, definition.broker_value(config), _static_if(definition.set_by_broker(config)),
-               definition.type)
+        if definition.broker_name is not None:
+            yield definition.broker_name, definition.broker_value(config), definition.default, definition.type
     for name, field, config_type in _BROKER_ONLY:
-        value = getattr(config, field)
-        yield name, value, _static_if(value != getattr(BrokerConfig, field)), config_type
+        yield name, getattr(config, field), getattr(BrokerConfig, field), config_type
 
 
-def _broker_configs(config: BrokerConfig, include_synonyms: bool) -> list:
-    return [_config(name, value, source, config_type, read_only=True,
-                    synonyms=[_Synonym(name=name, value=config_text(value), source=source)] if include_synonyms else [])
-            for name, value, source, config_type in _broker_settings(config)]
+def _broker_configs(config: BrokerConfig, dynamic: DynamicBrokerConfigs, include_synonyms: bool) -> list:
+    """This broker's configs: each config's dynamic value over its static one, and the dynamic
+    configs it has no static setting of."""
+    described = []
+    static_names = set()
+    for name, value, default, config_type in _static_settings(config):
+        static_names.add(name)
+        synonyms = _dynamic_synonyms(dynamic, name) + _static_synonyms(name, value, default)
+        described.append(_config(name, synonyms[0]["value"], synonyms[0]["source"], config_type,
+                                 read_only=name not in dynamic_config.DYNAMIC_CONFIGS,
+                                 synonyms=synonyms if include_synonyms else []))
+    for name in sorted({*dynamic.per_broker, *dynamic.cluster_default} - static_names):
+        synonyms = _dynamic_synonyms(dynamic, name)
+        described.append(_config(name, synonyms[0]["value"], synonyms[0]["source"],
+                                 dynamic_config.config_type(name) or ConfigType.UNKNOWN, read_only=False,
+                                 synonyms=synonyms if include_synonyms else []))
+    return described
+
+
+def _cluster_default_configs(dynamic: DynamicBrokerConfigs, include_synonyms: bool) -> list:
+    """The cluster-wide default resource: the dynamic defaults set, and nothing else (as Kafka)."""
+    return [_config(name, value, ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG,
+                    dynamic_config.config_type(name) or ConfigType.UNKNOWN, read_only=False,
+                    synonyms=[_Synonym(name=name, value=value, source=ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG)]
+                    if include_synonyms else [])
+            for name, value in sorted(dynamic.cluster_default.items())]
 
 
 def _unsupported(resource) -> ApiError:
@@ -112,12 +141,13 @@ def _named_topic(broker: Services, resource) -> Topic:
 def _described_configs(broker: Services, resource, include_synonyms: bool) -> list:
     """The configs a DescribeConfigs resource asks for."""
     if resource.resource_type == ResourceType.TOPIC:
-        configs = _topic_configs(_named_topic(broker, resource).config, include_synonyms)
+        configs = _topic_configs(_named_topic(broker, resource).config, include_synonyms, broker.dynamic_config)
     elif resource.resource_type == ResourceType.BROKER:
-        # An empty name means the cluster-wide default resource, which this broker's settings are.
-        if resource.resource_name not in ("", str(broker.config.node_id)):
-            raise ApiError(ErrorCode.INVALID_REQUEST, f"Unexpected broker id, expected {broker.config.node_id}")
-        configs = _broker_configs(broker.config, include_synonyms)
+        if resource.resource_name == "":
+            configs = _cluster_default_configs(broker.dynamic_config, include_synonyms)
+        else:
+            _check_broker_id(broker, resource.resource_name)
+            configs = _broker_configs(broker.config, broker.dynamic_config, include_synonyms)
     else:
         raise _unsupported(resource)
     keys = resource.configuration_keys
@@ -163,29 +193,66 @@ def _incremental(config: TopicConfig, changes) -> dict[str, str]:
     return overrides
 
 
-# Given a topic and a request's configs for it, the topic's complete overrides after the request.
-NewOverrides = Callable[[Topic, list], dict[str, str | None]]
+def _check_broker_id(broker: Services, name: str) -> None:
+    """A broker resource other than the cluster default ("") must name this broker, as in Kafka."""
+    try:
+        node_id = int(name)
+    except ValueError:
+        raise ApiError(ErrorCode.INVALID_REQUEST, f"Node id must be an integer, but it is: {name}") from None
+    if node_id != broker.config.node_id:
+        raise ApiError(ErrorCode.INVALID_REQUEST,
+                       f"Unexpected broker id, expected {broker.config.node_id}, but received {name}")
 
 
-async def _alter_resource(broker: Services, resource, new_overrides: NewOverrides, validate_only: bool) -> None:
+# What a request's configs make of a resource's: (the topic's config or None for a broker level,
+# that level's current dynamic configs or the topic's overrides, the request's configs) -> the
+# complete new set.
+NewConfigs = Callable[[TopicConfig | None, dict[str, str], list], dict[str, str | None]]
+
+
+async def _alter_broker(broker: Services, resource, new_configs: NewConfigs, validate_only: bool) -> None:
+    """Kafka's checks of a broker resource's change (ConfigAdminManager.preprocess), then the
+    change, applied to the topics' defaults at once."""
+    names = [config.name for config in resource.configs]
+    if len(set(names)) < len(names):
+        raise ApiError(ErrorCode.INVALID_REQUEST, "Error due to duplicate config keys")
+    nulls = [c.name for c in resource.configs if c.value is None and c.get("config_operation") != AlterOp.DELETE]
+    if nulls:
+        raise ApiError(ErrorCode.INVALID_REQUEST, f"Null value not supported for : {', '.join(nulls)}")
+    per_broker = resource.resource_name != ""
+    if per_broker:
+        _check_broker_id(broker, resource.resource_name)
+    dynamic = broker.dynamic_config
+    configs = new_configs(None, dynamic.level(per_broker), resource.configs)
+    dynamic_config.validate(configs, per_broker)
+    if validate_only:
+        return
+    await dynamic.replace(per_broker, configs)
+    broker.topics.registry.set_topic_defaults(dynamic.topic_defaults())
+
+
+async def _alter_resource(broker: Services, resource, new_configs: NewConfigs, validate_only: bool) -> None:
     if resource.resource_type == ResourceType.BROKER:
-        raise ApiError(ErrorCode.INVALID_REQUEST, "broker configs are static here: set them on the command line")
+        return await _alter_broker(broker, resource, new_configs, validate_only)
     if resource.resource_type != ResourceType.TOPIC:
         raise _unsupported(resource)
     topic = _named_topic(broker, resource)
-    overrides = validate_overrides(new_overrides(topic, resource.configs))
+    overrides = validate_overrides(new_configs(topic.config, topic.config.overrides, resource.configs))
     if validate_only:
         return
     await broker.topics.alter_config(topic, overrides)
 
 
-async def _alter(broker: Services, request, response: MessageCodec, new_overrides: NewOverrides):
+async def _alter(broker: Services, request, response: MessageCodec, new_configs: NewConfigs):
     """AlterConfigs and IncrementalAlterConfigs, which differ in what the request's configs mean."""
     result = response.AlterConfigsResourceResponse
     results = []
+    seen = collections.Counter((r.resource_type, r.resource_name) for r in request.resources)
     for resource in request.resources:
         try:
-            await _alter_resource(broker, resource, new_overrides, request.validate_only)
+            if seen[resource.resource_type, resource.resource_name] > 1:
+                raise ApiError(ErrorCode.INVALID_REQUEST, "Each resource must appear at most once.")
+            await _alter_resource(broker, resource, new_configs, request.validate_only)
             fields = {"error_message": None}
         except ApiError as exc:
             fields = error_fields(result, exc)
@@ -195,12 +262,17 @@ async def _alter(broker: Services, request, response: MessageCodec, new_override
 
 @handles(ApiKey.ALTER_CONFIGS)
 async def alter_configs(broker: Services, header, request):
-    # AlterConfigs replaces the whole set of overrides with the one given.
+    # AlterConfigs replaces the whole set of overrides (or of a broker level's configs) with the one given.
     return await _alter(broker, request, ALTER_CONFIGS_RESPONSE,
-                        lambda topic, configs: {c.name: c.value for c in configs})
+                        lambda config, current, configs: {c.name: c.value for c in configs})
+
+
+def _incremental_change(config: TopicConfig | None, current: dict[str, str], configs) -> dict[str, str]:
+    if config is None:
+        return dynamic_config.incremental(current, configs)
+    return _incremental(config, configs)
 
 
 @handles(ApiKey.INCREMENTAL_ALTER_CONFIGS)
 async def incremental_alter_configs(broker: Services, header, request):
-    return await _alter(broker, request, INCREMENTAL_ALTER_CONFIGS_RESPONSE,
-                        lambda topic, configs: _incremental(topic.config, configs))
+    return await _alter(broker, request, INCREMENTAL_ALTER_CONFIGS_RESPONSE, _incremental_change)

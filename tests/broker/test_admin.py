@@ -278,7 +278,7 @@ class TestConfigs:
     async def test_unknown_topic(self, client):
         assert (await describe_topic_configs(client, "ghost")).error_code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
 
-    async def test_broker_resource_is_read_only_with_static_sources(self, tmp_path, nursery):
+    async def test_broker_resource_has_static_sources_and_its_dynamic_configs_writable(self, tmp_path, nursery):
         async with Broker(BrokerConfig(port=0, data_dir=tmp_path / "data", retention_ms=60_000)) as broker:
             await nursery.start(broker.serve)
             client = await WireClient.connect(broker.port)
@@ -288,10 +288,55 @@ class TestConfigs:
             configs = {c.name: c for c in response.results[0].configs}
             assert (configs["log.retention.ms"].value, configs["log.retention.ms"].config_source) == ("60000", 4)
             assert configs["log.segment.bytes"].config_source == 5
-            assert all(c.read_only for c in configs.values())
+            # Kafka's dynamic broker configs may be altered; its static ones (broker.id) may not.
+            assert not configs["log.retention.ms"].read_only and configs["broker.id"].read_only
             # The broker's setting is the default of every topic that does not override it.
             topic_configs = {c.name: c for c in (await describe_topic_configs(client, "comlog")).configs}
             assert (topic_configs["retention.ms"].value, topic_configs["retention.ms"].config_source) == ("60000", 4)
+
+    async def test_dynamic_broker_configs_default_topics_live_and_survive_a_restart(self, tmp_path, nursery):
+        async def alter_broker(client, name, op, key, value):
+            response = await client.request(ApiKey.INCREMENTAL_ALTER_CONFIGS, 1, {
+                "resources": [{"resource_type": BROKER_RESOURCE, "resource_name": name,
+                               "configs": [{"name": key, "config_operation": op, "value": value}]}],
+                "validate_only": False})
+            return response.responses[0].error_code, response.responses[0].error_message
+
+        async def retention(client, topic):
+            found = {c.name: c for c in (await describe_topic_configs(client, topic, synonyms=True)).configs}
+            entry = found["retention.ms"]
+            return entry.value, entry.config_source, [(s.name, s.value, s.source) for s in entry.synonyms]
+
+        config = BrokerConfig(port=0, data_dir=tmp_path / "data", retention_ms=60_000)
+        async with Broker(config) as broker:
+            await nursery.start(broker.serve)
+            client = await WireClient.connect(broker.port)
+            await create(client, "plain", 1)
+            await create(client, "own", 1, {"retention.ms": "1000"})
+            assert await alter_broker(client, "", 0, "log.retention.ms", "50000") == (ErrorCode.NONE, None)
+            assert await alter_broker(client, "1", 0, "log.retention.ms", "40000") == (ErrorCode.NONE, None)
+            # This broker's value over the cluster default, over the static one; a topic's own over all.
+            assert await retention(client, "plain") == ("40000", 2, [
+                ("log.retention.ms", "40000", 2), ("log.retention.ms", "50000", 3),
+                ("log.retention.ms", "60000", 4), ("log.retention.ms", str(7 * 24 * 3600 * 1000), 5)])
+            assert broker.registry.topics["plain"].partitions[0].log.config.retention_ms == 40_000
+            assert (await retention(client, "own"))[:2] == ("1000", 1)
+            assert broker.registry.topics["own"].partitions[0].log.config.retention_ms == 1000
+            await create(client, "later", 1)
+            assert broker.registry.topics["later"].partitions[0].log.config.retention_ms == 40_000
+            assert await alter_broker(client, "", 0, "sasl.kerberos.min.time.before.relogin", "5") == (
+                ErrorCode.INVALID_REQUEST, "Cannot update these configs at default cluster level, broker id must "
+                "be specified: Set(sasl.kerberos.min.time.before.relogin)")
+        async with Broker(config) as broker:
+            await nursery.start(broker.serve)
+            client = await WireClient.connect(broker.port)
+            assert (await retention(client, "plain"))[:2] == ("40000", 2)
+            assert broker.registry.topics["plain"].partitions[0].log.config.retention_ms == 40_000
+            assert await alter_broker(client, "1", 1, "log.retention.ms", None) == (ErrorCode.NONE, None)
+            assert (await retention(client, "plain"))[:2] == ("50000", 3)
+            assert await alter_broker(client, "", 1, "log.retention.ms", None) == (ErrorCode.NONE, None)
+            assert (await retention(client, "plain"))[:2] == ("60000", 4)
+            assert broker.registry.topics["plain"].partitions[0].log.config.retention_ms == 60_000
 
     async def test_incremental_alter_set_and_delete_applies_live(self, broker, client):
         await create(client, "tuned", 1)

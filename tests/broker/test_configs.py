@@ -33,8 +33,9 @@ async def test_each_described_resource_has_its_configs_or_its_error(services, to
     tuned, cluster, this_broker, other_broker, missing, group = await describe(
         services, (TOPIC, topic), (BROKER, ""), (BROKER, "1"), (BROKER, "7"), (TOPIC, "missing"), (GROUP, "g"))
     assert tuned[:2] == (ErrorCode.NONE, None) and tuned[2]["retention.ms"] == "60000"
-    assert cluster == this_broker and this_broker[2]["log.segment.bytes"] == str(1 << 30)
-    assert other_broker == (ErrorCode.INVALID_REQUEST, "Unexpected broker id, expected 1", {})
+    # The cluster-wide default resource holds the dynamic defaults set, none yet.
+    assert cluster == (ErrorCode.NONE, None, {}) and this_broker[2]["log.segment.bytes"] == str(1 << 30)
+    assert other_broker == (ErrorCode.INVALID_REQUEST, "Unexpected broker id, expected 1, but received 7", {})
     assert missing == (ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, "Topic missing does not exist", {})
     assert group == (ErrorCode.INVALID_REQUEST, "Unsupported resource type 3", {})
 
@@ -44,17 +45,20 @@ async def test_each_altered_resource_has_its_own_error(services, topic):
         return _Altered(resource_type=kind, resource_name=name, configs=[
             {"name": key, "value": value} for key, value in configs.items()])
 
+    await services.topics.create("second", 1, 1, [], {})
     response = await call(services, ApiKey.ALTER_CONFIGS, 2, validate_only=False, resources=[
-        alter(TOPIC, topic, **{"segment.ms": "3600000"}), alter(TOPIC, "missing"), alter(BROKER, "1"),
-        alter(TOPIC, topic, **{"segment.bytes": "13"})])
+        alter(TOPIC, topic, **{"segment.ms": "3600000"}), alter(TOPIC, "missing"), alter(BROKER, "1", **{"broker.id": "2"}),
+        alter(TOPIC, "second", **{"segment.bytes": "13"}), alter(BROKER, ""), alter(BROKER, "")])
     assert [(r.resource_name, r.error_code) for r in response.responses] == [
         (topic, ErrorCode.NONE), ("missing", ErrorCode.UNKNOWN_TOPIC_OR_PARTITION), ("1", ErrorCode.INVALID_REQUEST),
-        (topic, ErrorCode.INVALID_CONFIG)]
+        ("second", ErrorCode.INVALID_CONFIG), ("", ErrorCode.INVALID_REQUEST), ("", ErrorCode.INVALID_REQUEST)]
     assert response.responses[0].error_message is None
+    assert response.responses[2].error_message == "Cannot update these configs dynamically: Set(broker.id)"
     assert response.responses[3].error_message == (
         "Invalid value 13 for configuration segment.bytes: Value must be at least 14")
-    # The refused change came after the accepted one, which replaced the overrides.
+    assert response.responses[4].error_message == "Each resource must appear at most once."
     assert services.topics.get(topic).config.overrides == {"segment.ms": "3600000"}
+    assert services.topics.get("second").config.overrides == {}
 
 
 async def test_incremental_changes_are_checked_before_any_is_applied(services, topic):

@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import pytest
 
 from broker.config import BrokerConfig
+from broker.dynamic_config import DynamicBrokerConfigs
 from broker.handlers import HANDLERS
 from broker.registry import TopicRegistry
 from broker.topics import Topics
@@ -18,7 +19,8 @@ from protocol.messages import REQUESTS, RESPONSES, ApiKey
 @pytest.fixture
 async def services(tmp_path):
     config = BrokerConfig(port=0, data_dir=tmp_path)
-    registry = TopicRegistry(tmp_path, config)
+    dynamic_config = DynamicBrokerConfigs(tmp_path)
+    registry = TopicRegistry(tmp_path, config, topic_defaults=dynamic_config.topic_defaults())
     registry.load()
     forgotten = []
 
@@ -26,7 +28,8 @@ async def services(tmp_path):
         forgotten.append(name)
 
     topics = Topics(registry, node_id=config.node_id, num_partitions=2, auto_create=True, forget_offsets=forget_offsets)
-    yield SimpleNamespace(config=config, topics=topics, forgotten=forgotten, cluster_id="cluster",
+    yield SimpleNamespace(config=config, topics=topics, dynamic_config=dynamic_config, forgotten=forgotten,
+                          cluster_id="cluster",
                           advertised_address=("127.0.0.1", 9092))
     await registry.close()
 
