@@ -10,6 +10,7 @@ import os
 import sys
 from pathlib import Path
 
+from broker.acls import AUTHORIZER_CLASS_NAMES
 from broker.connection import UNLIMITED_CONNECTIONS
 from broker.topic_config import TOPIC_CONFIGS, ConfigDef, InvalidConfig
 from broker.topic_names import topic_name_problem
@@ -56,6 +57,8 @@ class BrokerConfig:
     transaction_max_timeout_ms: int = 15 * 60 * 1000
     transactional_id_expiration_ms: int = 7 * 24 * 60 * 60 * 1000
     log_level: str = "INFO"
+    # Kafka's authorizer.class.name; empty: none.
+    authorizer_class_name: str = ""
 
     @property
     def advertised_address(self) -> tuple[str, int]:
@@ -139,6 +142,10 @@ _BROKER_FLAGS: list[tuple[str, object, str]] = [
      "a transactional id without a transaction for this long is forgotten, when that time passes "
      "(transactional.id.expiration.ms)"),
     ("--log-level", str, "DEBUG, INFO, WARNING or ERROR"),
+    ("--authorizer-class-name", str,
+     f"Kafka's authorizer.class.name: {' or '.join(AUTHORIZER_CLASS_NAMES)} turns on the ACL APIs, "
+     "with the ACLs kept in the data directory (not enforced yet: every client keeps every right); "
+     "without one they answer SECURITY_DISABLED"),
 ]
 
 
@@ -186,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     for flag, kind, text in _FLAGS:
         dest = flag.lstrip("-").replace("-", "_")
         default = getattr(defaults, dest)
-        shown = "unset" if default is None else default
+        shown = "unset" if default is None or default == "" else default
         parser.add_argument(flag, dest=dest, type=kind, default=None,
                             help=f"{text} [env {env_name(flag)}; default {shown}]")
     return parser
@@ -218,6 +225,9 @@ def parse_config(argv: list[str] | None = None, environ: dict[str, str] | None =
     if config.max_request_bytes > config.queued_max_request_bytes:
         parser.error("--max-request-bytes must not be over --queued-max-request-bytes: "
                      "a request that large could never be read")
+    if config.authorizer_class_name not in ("", *AUTHORIZER_CLASS_NAMES):
+        parser.error(f"--authorizer-class-name: unknown authorizer {config.authorizer_class_name!r}: this broker "
+                     f"has Kafka's standard one, named {' or '.join(AUTHORIZER_CLASS_NAMES)}, or none (empty)")
     problem = topic_name_problem(config.topic)
     if problem:
         parser.error(f"--topic: {problem}")

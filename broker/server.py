@@ -11,6 +11,7 @@ from collections.abc import Callable
 import trio
 
 from broker import handlers
+from broker.acls import Authorizer
 from broker.handlers.base import CloseConnection, UnsupportedRequest
 from broker.config import BrokerConfig
 from broker.data_dir_lock import DataDirLock
@@ -119,6 +120,7 @@ class Broker:
         try:
             self.cluster_id = load_cluster_id(self.config.data_dir, self.config.node_id)
             self.producer_ids = ProducerIdAllocator(self.config.data_dir)
+            self.authorizer = Authorizer.open(self.config.data_dir) if self.config.authorizer_class_name else None
             self.scram_credentials = ScramCredentials.load(self.config.data_dir)
             self.dynamic_config = DynamicBrokerConfigs(self.config.data_dir)
             self.dynamic_config.load()

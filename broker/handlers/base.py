@@ -15,6 +15,7 @@ from protocol.primitives import open_frame
 from protocol.schema import Constructor, MessageCodec
 
 if TYPE_CHECKING:
+    from broker.acls import Authorizer
     from broker.config import BrokerConfig
     from broker.dynamic_config import DynamicBrokerConfigs
     from broker.groups import GroupCoordinator
@@ -34,6 +35,8 @@ class Services(Protocol):
     coordinator: GroupCoordinator
     transactions: TransactionCoordinator
     producer_ids: ProducerIdAllocator
+    # None without --authorizer-class-name.
+    authorizer: Authorizer | None
     dynamic_config: DynamicBrokerConfigs
     scram_credentials: ScramCredentials
     cluster_id: str

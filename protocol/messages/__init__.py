@@ -48,11 +48,11 @@ from enum import IntEnum
 
 
 from ..schema import MessageCodec
-from . import admin, fetch, groups, metadata, produce, sasl, scram, transactions
+from . import acls, admin, fetch, groups, metadata, produce, sasl, scram, transactions
 
 MESSAGES: tuple[MessageCodec, ...] = (
     produce.MESSAGES + fetch.MESSAGES + metadata.MESSAGES + groups.MESSAGES + admin.MESSAGES + sasl.MESSAGES
-    + transactions.MESSAGES + scram.MESSAGES
+    + transactions.MESSAGES + scram.MESSAGES + acls.MESSAGES
 )
 REQUESTS: dict[int, MessageCodec] = {m.api_key: m for m in MESSAGES if m.kind == "request"}
 RESPONSES: dict[int, MessageCodec] = {m.api_key: m for m in MESSAGES if m.kind == "response"}
