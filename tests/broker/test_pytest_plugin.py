@@ -3,6 +3,10 @@ entry point, run through pytester in a pytest of its own, with real clients in t
 
 from __future__ import annotations
 
+import re
+import sys
+from pathlib import Path
+
 import pytest
 
 pytest_plugins = ["pytester"]
@@ -92,3 +96,18 @@ def test_bad_broker_flags_fail_the_session_with_the_reason(pytester):
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*--num-partitions*must be a positive integer*"])
+
+
+def readme_examples() -> list[str]:
+    """The Python code blocks of the README's "In a test suite" section, in order."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## In a test suite\n", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```python\n(.*?)```", section, re.DOTALL)
+
+
+def test_the_readmes_examples_run_as_written(pytester):
+    confluent, kafka_python, aiokafka = readme_examples()
+    pytester.makepyfile(test_confluent=confluent, test_kafka_python=kafka_python)
+    pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=2)
+    script = pytester.makepyfile(aiokafka_example=aiokafka)
+    assert pytester.run(sys.executable, script).ret == 0
