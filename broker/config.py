@@ -59,6 +59,8 @@ class BrokerConfig:
     log_level: str = "INFO"
     # Kafka's authorizer.class.name; empty: none.
     authorizer_class_name: str = ""
+    # A file each request and response is written to as a JSON line (broker.request_trace).
+    trace: Path | None = None
 
     @property
     def advertised_address(self) -> tuple[str, int]:
@@ -142,6 +144,8 @@ _BROKER_FLAGS: list[tuple[str, object, str]] = [
      "a transactional id without a transaction for this long is forgotten, when that time passes "
      "(transactional.id.expiration.ms)"),
     ("--log-level", str, "DEBUG, INFO, WARNING or ERROR"),
+    ("--trace", Path, "append one JSON line per request and its response to this file, record data "
+     "summarised (python -m broker.request_trace FILE prints it as a table)"),
     ("--authorizer-class-name", str,
      f"Kafka's authorizer.class.name: {' or '.join(AUTHORIZER_CLASS_NAMES)} turns on the ACL APIs, "
      "with the ACLs kept in the data directory (not enforced yet: every client keeps every right); "

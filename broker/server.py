@@ -22,6 +22,7 @@ from broker.log_cleaner import LogCleaner
 from broker.loop_monitor import CURRENT_REQUEST, LoopMonitor
 from broker.metadata import ProducerIdAllocator, load_cluster_id
 from broker.registry import TopicRegistry
+from broker.request_trace import CURRENT_CONNECTION, RequestTrace
 from broker.scram import ScramCredentials
 from broker.storage_work import run_storage_work
 from broker.topics import Topics
@@ -78,6 +79,7 @@ class Broker:
         self._served = False
         self.port = config.port
         self.stopping = trio.Event()
+        self.trace: RequestTrace | None = None
         # Set when serve() has returned: no request is being handled any more.
         self.stopped = trio.Event()
         self._connections: set[Connection] = set()
@@ -122,6 +124,7 @@ class Broker:
             self.producer_ids = ProducerIdAllocator(self.config.data_dir)
             self.authorizer = Authorizer.open(self.config.data_dir) if self.config.authorizer_class_name else None
             self.scram_credentials = ScramCredentials.load(self.config.data_dir)
+            self.trace = RequestTrace(self.config.trace, self.clock) if self.config.trace else None
             self.dynamic_config = DynamicBrokerConfigs(self.config.data_dir)
             self.dynamic_config.load()
             self.registry = TopicRegistry(self.config.data_dir, self.config, clock=self.clock,
@@ -155,6 +158,8 @@ class Broker:
                     await listener.aclose()
                 return await self._close_storage()
             finally:
+                if self.trace is not None:
+                    self.trace.close()
                 self._lock.release()
                 self._entered = False
 
@@ -172,28 +177,33 @@ class Broker:
         switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(GIL_SWITCH_INTERVAL_SECONDS)
         try:
-            async with trio.open_nursery() as connections:
-                async with trio.open_nursery() as services:
-                    services.start_soon(self._maintenance)
-                    if self.config.log_cleaner_enable:
-                        services.start_soon(self.log_cleaner.run)
-                    services.start_soon(self._flush_policy)
-                    services.start_soon(self.coordinator.run)
-                    services.start_soon(self.transactions.run)
-                    services.start_soon(self._close_idle_connections)
-                    for listener in self._listeners:
-                        services.start_soon(self._accept, listener, connections)
-                    logger.info("ready: listening on %s:%d, data dir %s, topic %s",
-                                self.config.host, self.port, self.config.data_dir, self.config.topic)
-                    task_status.started(self.port)
-                    await self.stopping.wait()
-                    services.cancel_scope.cancel()
-                logger.info("stopping: finishing in-flight requests")
-                # Parked JoinGroup/SyncGroup requests are answered now rather than cut off.
-                self.coordinator.unload()
-                for connection in self._connections:
-                    connection.interrupt_read()
-                connections.cancel_scope.deadline = trio.current_time() + SHUTDOWN_GRACE_SECONDS
+            # The trace's writer outlives the connections: their last requests are traced too.
+            async with trio.open_nursery() as tracing:
+                if self.trace is not None:
+                    tracing.start_soon(self.trace.run)
+                async with trio.open_nursery() as connections:
+                    async with trio.open_nursery() as services:
+                        services.start_soon(self._maintenance)
+                        if self.config.log_cleaner_enable:
+                            services.start_soon(self.log_cleaner.run)
+                        services.start_soon(self._flush_policy)
+                        services.start_soon(self.coordinator.run)
+                        services.start_soon(self.transactions.run)
+                        services.start_soon(self._close_idle_connections)
+                        for listener in self._listeners:
+                            services.start_soon(self._accept, listener, connections)
+                        logger.info("ready: listening on %s:%d, data dir %s, topic %s",
+                                    self.config.host, self.port, self.config.data_dir, self.config.topic)
+                        task_status.started(self.port)
+                        await self.stopping.wait()
+                        services.cancel_scope.cancel()
+                    logger.info("stopping: finishing in-flight requests")
+                    # Parked JoinGroup/SyncGroup requests are answered now rather than cut off.
+                    self.coordinator.unload()
+                    for connection in self._connections:
+                        connection.interrupt_read()
+                    connections.cancel_scope.deadline = trio.current_time() + SHUTDOWN_GRACE_SECONDS
+                tracing.cancel_scope.cancel()
         finally:
             trio.lowlevel.remove_instrument(monitor)
             monitor.close()
@@ -306,6 +316,7 @@ class Broker:
         Only waiting for a request is interrupted at shutdown: a request being handled runs to
         its end and gets its response."""
         peer = _peer_name(stream)
+        CURRENT_CONNECTION.set(peer)
         try:
             await connection.serve(functools.partial(self._answer, peer))
         except _RequestFailed:
@@ -317,6 +328,8 @@ class Broker:
         finally:
             self._connections.discard(connection)
             self.connection_limits.closed(ip)
+            if self.trace is not None:
+                self.trace.connection_closed(peer)
             with trio.move_on_after(1) as cleanup:
                 cleanup.shield = True
                 await connection.transport.aclose()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Protocol
 
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from broker.groups import GroupCoordinator
     from broker.metadata import ProducerIdAllocator
     from broker.registry import Partition
+    from broker.request_trace import RequestTrace
     from broker.scram import ScramCredentials
     from broker.topics import Topics
     from broker.transactions import TransactionCoordinator
@@ -38,6 +40,8 @@ class Services(Protocol):
     # None without --authorizer-class-name.
     authorizer: Authorizer | None
     dynamic_config: DynamicBrokerConfigs
+    # The request trace, None without --trace.
+    trace: RequestTrace | None
     scram_credentials: ScramCredentials
     cluster_id: str
     advertised_address: tuple[str, int]
@@ -87,10 +91,14 @@ class Api:
         # Like Kafka, ignore bytes after the message: librdkafka 2.x sends 3 of them after some
         # Metadata v12 requests, and a real broker answers those.
         request = self.request.read(header.request_api_version, open_frame(frame, body_offset))
+        trace = broker.trace
+        started = time.perf_counter() if trace is not None else 0.0
         try:
             response = await self.handle(broker, header, request)
         except ApiError as exc:
             response = error_response(self.response, exc, self.failed)
+        if trace is not None:
+            trace.record(header, request, response, time.perf_counter() - started)
         if response is None:
             return None
         return [headers.encode_response_header(header.request_api_key, header.request_api_version, header.correlation_id),

@@ -4,6 +4,7 @@ by real clients, stopped with its temporary data removed, and never touching sig
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import threading
 import uuid
@@ -122,3 +123,10 @@ async def test_from_trio_code_in_the_callers_own_run():
         # No thread of its own: the broker is a task of this run.
         assert not [t for t in threading.enumerate() if t.name.startswith("comlog-broker")]
     assert not data_dir.exists()
+
+
+def test_a_request_trace_from_the_embedded_api(tmp_path):
+    with EmbeddedBroker(trace=tmp_path / "trace.jsonl") as broker:
+        produce_and_consume_with_confluent(broker.bootstrap_servers)
+    apis = {json.loads(line)["api"] for line in (tmp_path / "trace.jsonl").read_text().splitlines()}
+    assert {"ApiVersions", "Metadata", "Produce", "Fetch", "JoinGroup"} <= apis
