@@ -27,6 +27,7 @@ import sniffio
 import trio
 
 from broker.config import BrokerConfig
+from broker.faults import Faults
 from broker.server import Broker
 
 
@@ -54,6 +55,14 @@ class EmbeddedBroker:
         if self._broker is None:
             raise RuntimeError("the broker is not started")
         return self._broker.port
+
+    @property
+    def faults(self) -> Faults:
+        """The broker's injected faults (broker.faults.Faults): `faults.inject(...)`, `list()`,
+        `clear()`, from any thread."""
+        if self._broker is None:
+            raise RuntimeError("the broker is not started")
+        return self._broker.faults
 
     @property
     def bootstrap_servers(self) -> str:

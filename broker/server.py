@@ -17,6 +17,7 @@ from broker.config import BrokerConfig
 from broker.data_dir_lock import DataDirLock
 from broker.connection import Connection, ConnectionLimits, RequestBudget, SocketTransport, default_max_connections
 from broker.dynamic_config import DynamicBrokerConfigs
+from broker.faults import Faults
 from broker.groups import GroupCoordinator
 from broker.log_cleaner import LogCleaner
 from broker.loop_monitor import CURRENT_REQUEST, LoopMonitor
@@ -80,6 +81,7 @@ class Broker:
         self.port = config.port
         self.stopping = trio.Event()
         self.trace: RequestTrace | None = None
+        self.faults = Faults()
         # Set when serve() has returned: no request is being handled any more.
         self.stopped = trio.Event()
         self._connections: set[Connection] = set()

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Protocol
 
 import trio
 
+from broker.faults import Fault, Faults, error_answer
 from protocol import headers, messages
 from protocol.messages import ApiKey
 from protocol.errors import ApiError, ErrorCode
@@ -27,6 +29,8 @@ if TYPE_CHECKING:
     from broker.topics import Topics
     from broker.transactions import TransactionCoordinator
 
+logger = logging.getLogger(__name__)
+
 
 class Services(Protocol):
     """What handlers may use of the broker: the services, the configuration and the clock. The
@@ -40,6 +44,8 @@ class Services(Protocol):
     # None without --authorizer-class-name.
     authorizer: Authorizer | None
     dynamic_config: DynamicBrokerConfigs
+    # Faults injected on purpose (broker.faults), empty unless a test injects some.
+    faults: Faults
     # The request trace, None without --trace.
     trace: RequestTrace | None
     scram_credentials: ScramCredentials
@@ -93,8 +99,10 @@ class Api:
         request = self.request.read(header.request_api_version, open_frame(frame, body_offset))
         trace = broker.trace
         started = time.perf_counter() if trace is not None else 0.0
+        fault = broker.faults.take(self.api_key, request) if broker.faults else None
         try:
-            response = await self.handle(broker, header, request)
+            if fault is None or (response := await self._faulty(fault, header, request)) is _NOT_FAULTED:
+                response = await self.handle(broker, header, request)
         except ApiError as exc:
             response = error_response(self.response, exc, self.failed)
         if trace is not None:
@@ -103,6 +111,28 @@ class Api:
             return None
         return [headers.encode_response_header(header.request_api_key, header.request_api_version, header.correlation_id),
                 *self.response.encode_chunks(header.request_api_version, response)]
+
+
+    async def _faulty(self, fault: Fault, header, request):
+        """What an injected fault makes of the request: its answer (None: none), or _NOT_FAULTED
+        for the handler's (after the fault's delay)."""
+        if fault.delay_ms:
+            await trio.sleep(fault.delay_ms / 1000)
+        if fault.close:
+            raise CloseConnection(f"injected fault {fault.id}: closing the connection")
+        if fault.drop:
+            return None
+        if fault.error is None:
+            return _NOT_FAULTED
+        answer = error_answer(self.api_key, header.request_api_version, request, fault.error, self.failed)
+        if answer is None:
+            logger.warning("fault %d: %s v%d has no error code to answer with: answered as usual",
+                           fault.id, self.request.name, header.request_api_version)
+            return _NOT_FAULTED
+        return answer
+
+
+_NOT_FAULTED = object()
 
 
 def error_fields(codec_or_struct, exc: ApiError) -> dict:

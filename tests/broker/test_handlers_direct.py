@@ -9,6 +9,7 @@ import pytest
 
 from broker.config import BrokerConfig
 from broker.dynamic_config import DynamicBrokerConfigs
+from broker.faults import Faults
 from broker.handlers import HANDLERS
 from broker.registry import TopicRegistry
 from broker.topics import Topics
@@ -28,9 +29,8 @@ async def services(tmp_path):
         forgotten.append(name)
 
     topics = Topics(registry, node_id=config.node_id, num_partitions=2, auto_create=True, forget_offsets=forget_offsets)
-    yield SimpleNamespace(config=config, topics=topics, dynamic_config=dynamic_config, trace=None, forgotten=forgotten,
-                          cluster_id="cluster",
-                          advertised_address=("127.0.0.1", 9092))
+    yield SimpleNamespace(config=config, topics=topics, dynamic_config=dynamic_config, trace=None, faults=Faults(),
+                          forgotten=forgotten, cluster_id="cluster", advertised_address=("127.0.0.1", 9092))
     await registry.close()
 
 
