@@ -1,7 +1,8 @@
 """Faults injected on purpose, for testing clients' retry and error paths (franz-go's kfake has
 the idea; this is the Python broker's): the next N requests of an API, optionally only those naming
 a topic, partition or group, are answered with an error code, delayed, dropped without an answer,
-or have their connection closed.
+or have their connection closed; and a partition's appends or fetches are paused until resumed
+(a paused append waits, up to its request's timeout; a paused fetch finds no new data).
 
 An error answer is built from the request, without running the handler (a Produce answered
 NOT_LEADER_OR_FOLLOWER appends nothing, as on Kafka): the error goes in each partition of the
@@ -16,7 +17,9 @@ import dataclasses
 import itertools
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+
+import trio
 
 from protocol.errors import ErrorCode
 from protocol.messages import RESPONSES, ApiKey
@@ -81,9 +84,72 @@ class Faults:
         self._faults: list[Fault] = []
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
+        # (what, topic, partition) paused -> the event its resumption sets; changed on the broker's loop.
+        self._paused: dict[tuple[str, str, int], trio.Event] = {}
+        self._token: trio.lowlevel.TrioToken | None = None
+        self._wake_fetches: Callable[[], None] = lambda: None
 
     def __bool__(self) -> bool:
         return bool(self._faults)
+
+    def attach(self, wake_fetches: Callable[[], None]) -> None:
+        """Called on the broker's loop as it starts serving: pauses are kept there, and a resumed
+        fetch wakes the fetches waiting for data."""
+        self._token = trio.lowlevel.current_trio_token()
+        self._wake_fetches = wake_fetches
+
+    def pause_appends(self, topic: str, partition: int) -> None:
+        """Produce requests to the partition wait, until resume_appends or their timeout."""
+        self._on_loop(self._pause, "appends", topic, partition)
+
+    def resume_appends(self, topic: str, partition: int) -> None:
+        self._on_loop(self._resume, "appends", topic, partition)
+
+    def pause_fetches(self, topic: str, partition: int) -> None:
+        """Fetches find no new data in the partition, until resume_fetches."""
+        self._on_loop(self._pause, "fetches", topic, partition)
+
+    def resume_fetches(self, topic: str, partition: int) -> None:
+        self._on_loop(self._resume, "fetches", topic, partition)
+
+    def paused(self) -> list[tuple[str, str, int]]:
+        """(what, topic, partition) of each pause in force."""
+        return list(self._paused)
+
+    def appends_paused(self, topic: str, partition: int) -> bool:
+        return bool(self._paused) and ("appends", topic, partition) in self._paused
+
+    def fetches_paused(self, topic: str, partition: int) -> bool:
+        return bool(self._paused) and ("fetches", topic, partition) in self._paused
+
+    async def appends_resumed(self, topic: str, partition: int) -> None:
+        """Returns once the partition's appends are not paused."""
+        while (resumed := self._paused.get(("appends", topic, partition))) is not None:
+            await resumed.wait()
+
+    def _on_loop(self, change: Callable[..., None], *args) -> None:
+        if self._token is None:
+            raise RuntimeError("pausing needs a serving broker")
+        try:
+            on_loop = trio.lowlevel.current_trio_token() is self._token
+        except RuntimeError:
+            on_loop = False
+        if on_loop:
+            change(*args)
+        else:
+            trio.from_thread.run_sync(change, *args, trio_token=self._token)
+
+    def _pause(self, what: str, topic: str, partition: int) -> None:
+        if (what, topic, partition) not in self._paused:
+            self._paused[what, topic, partition] = trio.Event()
+            logger.warning("paused %s of %s-%d", what, topic, partition)
+
+    def _resume(self, what: str, topic: str, partition: int) -> None:
+        resumed = self._paused.pop((what, topic, partition), None)
+        if resumed is not None:
+            resumed.set()
+            self._wake_fetches()
+            logger.warning("resumed %s of %s-%d", what, topic, partition)
 
     def inject(self, api: ApiKey | int | str, *, count: int = 1, error: ErrorCode | int | str | None = None,
                delay_ms: int = 0, drop: bool = False, close: bool = False, topic: str | None = None,
@@ -111,12 +177,15 @@ class Faults:
             return [dataclasses.replace(fault) for fault in self._faults]
 
     def clear(self, fault_id: int | None = None) -> None:
-        """Clear one fault, or all of them."""
+        """Clear one fault, or all of them and every pause."""
         with self._lock:
             cleared = [f for f in self._faults if fault_id is None or f.id == fault_id]
             self._faults = [f for f in self._faults if f not in cleared]
         for fault in cleared:
             logger.warning("cleared %s", fault.describe())
+        if fault_id is None and self._token is not None:
+            for paused in self.paused():
+                self._on_loop(self._resume, *paused)
 
     def take(self, api_key: int, request) -> Fault | None:
         """The first fault that applies to this request, counted as applied (gone after its last)."""

@@ -183,6 +183,7 @@ class Broker:
             async with trio.open_nursery() as tracing:
                 if self.trace is not None:
                     tracing.start_soon(self.trace.run)
+                self.faults.attach(self._wake_fetches)
                 async with trio.open_nursery() as connections:
                     async with trio.open_nursery() as services:
                         services.start_soon(self._maintenance)
@@ -277,10 +278,13 @@ class Broker:
 
     def appended(self, partition) -> None:
         """Called after every append: wakes long polls, and the flusher when the flush policy says so."""
-        self._data_arrived.set()
-        self._data_arrived = trio.Event()
+        self._wake_fetches()
         if partition.log.needs_flush(self.clock()):
             self._flush_wanted.set()
+
+    def _wake_fetches(self) -> None:
+        self._data_arrived.set()
+        self._data_arrived = trio.Event()
 
     async def wait_for_appends(self) -> None:
         """Park a long-polling fetch until the next append anywhere (or shutdown)."""

@@ -1,7 +1,8 @@
 """Faults injected through the embedded broker's API, with real clients on their retry and
 error paths: confluent-kafka's idempotent producer through NOT_LEADER_OR_FOLLOWER and a dropped
 answer, a group consumer through REBALANCE_IN_PROGRESS on its heartbeats, kafka-python on a
-non-retriable error, librdkafka on a closed connection; and the faults listed and cleared."""
+non-retriable error, librdkafka on a closed connection; a partition's appends and fetches paused
+and resumed; and the faults listed and cleared."""
 
 from __future__ import annotations
 
@@ -16,6 +17,10 @@ from kafka.errors import TopicAuthorizationFailedError
 from broker.embedded import EmbeddedBroker
 from interop.admin_clients import eventually
 from interop.clients import TIMEOUT_SECONDS
+from protocol import records
+from protocol.errors import ErrorCode
+from protocol.messages import ApiKey
+from tests.broker.wire_client import WireClient
 
 
 @pytest.fixture
@@ -127,3 +132,47 @@ def test_faults_are_listed_cleared_and_refused_when_impossible(broker):
         broker.faults.inject("PRODUCE")
     with pytest.raises(KeyError):
         broker.faults.inject("PRODUCE", error="NO_SUCH_ERROR")
+
+
+def test_paused_appends_wait_for_resume_and_paused_fetches_find_nothing_new(broker):
+    produce_idempotently(broker, "paused", [b"first"])
+    consumer = Consumer({"bootstrap.servers": broker.bootstrap_servers, "group.id": f"g-{uuid.uuid4()}",
+                         "auto.offset.reset": "earliest", "fetch.wait.max.ms": 50})
+    consumer.subscribe(["paused"])
+    try:
+        assert consumer.poll(TIMEOUT_SECONDS).value() == b"first"
+        broker.faults.pause_fetches("paused", 0)
+        broker.faults.pause_appends("paused", 0)
+        assert broker.faults.paused() == [("fetches", "paused", 0), ("appends", "paused", 0)]
+        delivered = []
+        producer = Producer({"bootstrap.servers": broker.bootstrap_servers, "linger.ms": 0})
+        producer.produce("paused", b"second", on_delivery=lambda error, message: delivered.append(error))
+        # A second's worth of polling: the append waits, undelivered, while paused.
+        assert producer.flush(1) == 1 and delivered == []
+        broker.faults.resume_appends("paused", 0)
+        assert producer.flush(TIMEOUT_SECONDS) == 0 and delivered == [None]
+        # Appended, but not fetched while the partition's fetches are paused.
+        assert consumer.poll(1) is None
+        broker.faults.clear()
+        assert broker.faults.paused() == []
+        assert consumer.poll(TIMEOUT_SECONDS).value() == b"second"
+    finally:
+        consumer.close()
+
+
+async def test_a_paused_append_times_out_as_its_request_says_and_appends_nothing():
+    async with EmbeddedBroker() as broker:
+        broker.faults.pause_appends("comlog", 0)
+        client = await WireClient.connect(broker.port)
+        response = await client.request(ApiKey.PRODUCE, 9, {
+            "transactional_id": None, "acks": -1, "timeout_ms": 100, "topic_data": [{
+                "name": "comlog", "partition_data": [{"index": 0, "records": records.build_batch(
+                    [records.Record(value=b"late")])}]}]})
+        partition = response.responses[0].partition_responses[0]
+        assert partition.error_code == ErrorCode.REQUEST_TIMED_OUT
+        assert "paused" in partition.error_message
+        latest = await client.request(ApiKey.LIST_OFFSETS, 7, {
+            "replica_id": -1, "isolation_level": 0, "topics": [{
+                "name": "comlog", "partitions": [{"partition_index": 0, "timestamp": -1}]}]})
+        await client.aclose()
+        assert latest.topics[0].partitions[0].offset == 0

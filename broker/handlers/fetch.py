@@ -89,6 +89,10 @@ class _FetchPlan:
                 high_watermark = log.log_end_offset
                 last_stable_offset = partition.last_stable_offset
                 records, error, aborted = b"", ErrorCode.NONE, None
+                if self.broker.faults.fetches_paused(topic.name, wanted.partition):
+                    partitions.append(_partition_response(wanted.partition, error, high_watermark,
+                                                          last_stable_offset, log.log_start_offset))
+                    continue
                 try:
                     # KIP-74: the first partition with data returns at least one whole batch, even
                     # over the limits; later ones are cut at the remaining budget.

@@ -278,6 +278,15 @@ def _failed(index: int, exc: ApiError):
     return response
 
 
+async def _appends_resumed(broker, partition: Partition, timeout_ms: int) -> None:
+    """Wait for a paused partition's appends to resume (broker.faults), up to the request's timeout."""
+    with trio.move_on_after(timeout_ms / 1000):
+        await broker.faults.appends_resumed(partition.topic.name, partition.index)
+        return
+    raise ApiError(ErrorCode.REQUEST_TIMED_OUT, f"appends to {partition.topic.name}-{partition.index} are paused "
+                                                f"(an injected fault)")
+
+
 @handles(ApiKey.PRODUCE)
 async def produce(broker: Services, header, request):
     acks = request.acks
@@ -297,6 +306,8 @@ async def produce(broker: Services, header, request):
                     raise ApiError(ErrorCode.NOT_ENOUGH_REPLICAS,
                                    f"min.insync.replicas is {partition.topic.config.min_insync_replicas}, "
                                    f"but this broker is the only replica")
+                if broker.faults.appends_paused(topic_data.name, partition_data.index):
+                    await _appends_resumed(broker, partition, request.timeout_ms)
                 base_offset, log_append_time_ms = await _produce_to(broker, partition, partition_data.records,
                                                                     header.request_api_version, transactional_id)
             except ApiError as exc:

@@ -106,7 +106,7 @@ def readme_examples() -> list[str]:
 
 
 def test_the_readmes_examples_run_as_written(pytester):
-    confluent, kafka_python, aiokafka = readme_examples()
+    confluent, kafka_python, aiokafka = readme_examples()[:3]  # the rest are fragments (faults)
     pytester.makepyfile(test_confluent=confluent, test_kafka_python=kafka_python)
     pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=2)
     script = pytester.makepyfile(aiokafka_example=aiokafka)
