@@ -61,6 +61,8 @@ class BrokerConfig:
     authorizer_class_name: str = ""
     # A file each request and response is written to as a JSON line (broker.request_trace).
     trace: Path | None = None
+    # The loopback port of the fault-injection control interface (broker.control); None: none.
+    control_port: int | None = None
 
     @property
     def advertised_address(self) -> tuple[str, int]:
@@ -144,6 +146,8 @@ _BROKER_FLAGS: list[tuple[str, object, str]] = [
      "a transactional id without a transaction for this long is forgotten, when that time passes "
      "(transactional.id.expiration.ms)"),
     ("--log-level", str, "DEBUG, INFO, WARNING or ERROR"),
+    ("--control-port", _port, "serve the fault-injection control interface on this loopback port (0: a free "
+     "one, logged): JSON lines that inject, list and clear faults and pause partitions, for tests"),
     ("--trace", Path, "append one JSON line per request and its response to this file, record data "
      "summarised (python -m broker.request_trace FILE prints it as a table)"),
     ("--authorizer-class-name", str,

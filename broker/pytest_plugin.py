@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from broker.embedded import EmbeddedBroker
 
 _READY = re.compile(r"ready: listening on (\S+):(\d+)")
+_CONTROL = re.compile(r"control interface: listening on (\S+):(\d+)")
 _START_TIMEOUT_SECONDS = 60
 _REQUEST_TIMEOUT_SECONDS = 30
 
@@ -56,15 +57,17 @@ def pytest_configure(config: pytest.Config) -> None:
 
 class BrokerProcess:
     """`python -m broker` on a free port and a temporary data directory, stopped with SIGTERM; its
-    log is read by a thread of its own, so that it never blocks on a full pipe."""
+    log is read by a thread of its own, so that it never blocks on a full pipe. `faults` drives
+    its control interface as an embedded broker's faults."""
 
     def __init__(self, flags: list[str]) -> None:
         self.data_dir = Path(tempfile.mkdtemp(prefix="comlog-"))
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "broker", "--port", "0", "--data-dir", str(self.data_dir), *flags],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=self.data_dir)
+            [sys.executable, "-m", "broker", "--port", "0", "--data-dir", str(self.data_dir), "--control-port", "0",
+             *flags], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=self.data_dir)
         self.log: list[str] = []
         self._address: str | None = None
+        self._control: tuple[str, int] | None = None
         self._ready = threading.Event()
         self._reader = threading.Thread(target=self._read_log, name="comlog-broker-log", daemon=True)
         self._reader.start()
@@ -72,10 +75,15 @@ class BrokerProcess:
             self.stop()
             raise RuntimeError("the ComLog broker did not start:\n" + "".join(self.log))
         self.bootstrap_servers = self._address
+        from broker.control import ControlClient  # not with the plugin: it imports the broker's modules
+
+        self.faults = ControlClient(*self._control)
 
     def _read_log(self) -> None:
         for line in self.process.stderr:
             self.log.append(line)
+            if self._control is None and (control := _CONTROL.search(line)):
+                self._control = control[1], int(control[2])
             if self._address is None and (match := _READY.search(line)):
                 self._address = f"{match[1]}:{match[2]}"
                 self._ready.set()

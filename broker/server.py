@@ -15,6 +15,7 @@ from broker.acls import Authorizer
 from broker.handlers.base import CloseConnection, UnsupportedRequest
 from broker.config import BrokerConfig
 from broker.data_dir_lock import DataDirLock
+from broker.control import serve_control
 from broker.connection import Connection, ConnectionLimits, RequestBudget, SocketTransport, default_max_connections
 from broker.dynamic_config import DynamicBrokerConfigs
 from broker.faults import Faults
@@ -82,6 +83,7 @@ class Broker:
         self.stopping = trio.Event()
         self.trace: RequestTrace | None = None
         self.faults = Faults()
+        self._control: trio.SocketListener | None = None
         # Set when serve() has returned: no request is being handled any more.
         self.stopped = trio.Event()
         self._connections: set[Connection] = set()
@@ -100,6 +102,9 @@ class Broker:
             if self.config.topic not in self.registry.topics:
                 await self.registry.create_topic(self.config.topic, self.config.num_partitions)
             self._listeners = await trio.open_tcp_listeners(self.config.port, host=self.config.host)
+            if self.config.control_port is not None:
+                # Loopback only, whatever --host says: it lets anyone who reaches it break the broker.
+                (self._control,) = await trio.open_tcp_listeners(self.config.control_port, host="127.0.0.1")
         except BaseException:
             await self._close()
             raise
@@ -156,7 +161,7 @@ class Broker:
         lock, even when cancelled; whether everything appended is on disk."""
         with trio.CancelScope(shield=True):
             try:
-                for listener in self._listeners:
+                for listener in [*self._listeners, *filter(None, [self._control])]:
                     await listener.aclose()
                 return await self._close_storage()
             finally:
@@ -195,6 +200,10 @@ class Broker:
                         services.start_soon(self._close_idle_connections)
                         for listener in self._listeners:
                             services.start_soon(self._accept, listener, connections)
+                        if self._control is not None:
+                            services.start_soon(serve_control, self._control, self.faults)
+                            logger.warning("control interface: listening on 127.0.0.1:%d (fault injection: "
+                                           "for tests only)", self._control.socket.getsockname()[1])
                         logger.info("ready: listening on %s:%d, data dir %s, topic %s",
                                     self.config.host, self.port, self.config.data_dir, self.config.topic)
                         task_status.started(self.port)

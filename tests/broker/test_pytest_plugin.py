@@ -53,6 +53,15 @@ def test_a_broker_of_its_own(comlog_broker):
     assert partitions(comlog_broker.bootstrap_servers, "auto-created") == 5
 
 
+def test_faults_the_same_way_in_both_modes(comlog_broker, comlog_topic):
+    comlog_broker.faults.inject("PRODUCE", count=2, error="NOT_LEADER_OR_FOLLOWER", topic=comlog_topic)
+    producer = Producer({"bootstrap.servers": comlog_broker.bootstrap_servers, "enable.idempotence": True,
+                         "retry.backoff.ms": 10})
+    producer.produce(comlog_topic, b"retried")
+    assert producer.flush(30) == 0
+    assert comlog_broker.faults.list() == []
+
+
 def test_each_test_had_its_own_topic_and_group_and_the_session_one_broker(comlog_broker):
     (first, *_), (second, *_), (own, *_) = SEEN
     assert first == second == comlog_broker.bootstrap_servers != own
@@ -75,7 +84,7 @@ def test_the_fixtures_in_a_users_suite(pytester, mode):
     pytester.makeini(INI)
     pytester.makepyfile(test_user=USER_TESTS)
     result = pytester.runpytest_subprocess(*mode, "-p", "no:cacheprovider")
-    result.assert_outcomes(passed=4)
+    result.assert_outcomes(passed=5)
 
 
 def test_the_broker_process_can_be_chosen_in_the_ini_file(pytester):
