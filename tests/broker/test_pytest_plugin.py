@@ -87,6 +87,35 @@ def test_the_fixtures_in_a_users_suite(pytester, mode):
     result.assert_outcomes(passed=5)
 
 
+def test_each_xdist_worker_has_a_session_broker_of_its_own(pytester):
+    # Two tests per worker (loadgroup keeps each pair on one): each records its broker's address
+    # in a file named after its worker.
+    pytester.makepyfile(test_user='''
+import os
+import pytest
+
+
+@pytest.mark.xdist_group("first")
+@pytest.mark.parametrize("n", [1, 2])
+def test_first(comlog_broker, n):
+    with open(os.environ["PYTEST_XDIST_WORKER"] + ".brokers", "a") as seen:
+        seen.write(comlog_broker.bootstrap_servers + "\\n")
+
+
+@pytest.mark.xdist_group("second")
+@pytest.mark.parametrize("n", [1, 2])
+def test_second(comlog_broker, n):
+    with open(os.environ["PYTEST_XDIST_WORKER"] + ".brokers", "a") as seen:
+        seen.write(comlog_broker.bootstrap_servers + "\\n")
+''')
+    result = pytester.runpytest_subprocess("-n", "2", "--dist", "loadgroup", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=4)
+    seen = {path.stem: set(path.read_text().split()) for path in pytester.path.glob("*.brokers")}
+    assert sorted(seen) == ["gw0", "gw1"]
+    assert all(len(brokers) == 1 for brokers in seen.values())  # one broker for each worker's session
+    assert seen["gw0"] != seen["gw1"]
+
+
 def test_the_broker_process_can_be_chosen_in_the_ini_file(pytester):
     pytester.makeini(INI + "comlog_broker_process = true\n")
     pytester.makepyfile(test_user='''
