@@ -11,8 +11,10 @@ start."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+
+import trio
 
 from broker.metadata import MetadataError, write_atomically
 from broker.storage_work import run_storage_work
@@ -94,14 +96,6 @@ def config_type(name: str) -> ConfigType | None:
     return _OTHER_DYNAMIC.get(base)
 
 
-def is_dynamic(name: str) -> bool:
-    return name not in STATIC_CONFIGS
-
-
-def is_sensitive(name: str) -> bool:
-    return config_type(name) == ConfigType.PASSWORD
-
-
 def _listener_base(name: str) -> str | None:
     """ssl.keystore.location for listener.name.internal.ssl.keystore.location."""
     if not name.startswith(_LISTENER_PREFIX):
@@ -157,7 +151,7 @@ def incremental(current: Mapping[str, str], changes) -> dict[str, str]:
 def validate(configs: Mapping[str, str], per_broker: bool) -> None:
     """Kafka's checks of a broker resource's complete new dynamic configs at one level (its
     DynamicBrokerConfig.validateConfigs): names, then values; raises ApiError(INVALID_REQUEST)."""
-    static = [name for name in configs if not is_dynamic(name)]
+    static = [name for name in configs if name in STATIC_CONFIGS]
     if static:
         raise ApiError(ErrorCode.INVALID_REQUEST, f"Cannot update these configs dynamically: {_kafka_set(static)}")
     unprefixed = [name for name in configs if name in _LISTENER_ONLY]
@@ -181,6 +175,8 @@ class DynamicBrokerConfigs:
         self._path = data_dir / FILE_NAME
         self.per_broker: dict[str, str] = {}
         self.cluster_default: dict[str, str] = {}
+        # One change at a time, each from what the previous one left (its write awaits a thread).
+        self._changing = trio.Lock()
 
     def load(self) -> None:
         """Read the file, if any; a damaged one stops the start (MetadataError) rather than lose configs."""
@@ -195,14 +191,25 @@ class DynamicBrokerConfigs:
             raise MetadataError(f"{self._path}: unreadable dynamic broker configs ({exc})") from exc
         self.per_broker, self.cluster_default = per_broker, cluster_default
 
-    def level(self, per_broker: bool) -> dict[str, str]:
-        return self.per_broker if per_broker else self.cluster_default
+    async def change(self, per_broker: bool, new_level: Callable[[dict[str, str]], dict[str, str]], *,
+                     validate_only: bool = False) -> None:
+        """One level's new configs, `new_level` of its current ones, checked (validate) and, unless
+        `validate_only`, made durable; raises ApiError, the level unchanged."""
+        async with self._changing:
+            configs = new_level(dict(self.per_broker if per_broker else self.cluster_default))
+            validate(configs, per_broker)
+            if not validate_only:
+                await self.replace(per_broker, configs)
 
     async def replace(self, per_broker: bool, configs: dict[str, str]) -> None:
-        """Make `configs` the whole of one level, durably, then in memory."""
+        """Make `configs` the whole of one level, durably, then in memory; KAFKA_STORAGE_ERROR,
+        nothing changed, when the file cannot be written."""
         stored = {"broker": self.per_broker, "cluster_default": self.cluster_default}
         stored["broker" if per_broker else "cluster_default"] = configs
-        await run_storage_work(write_atomically, self._path, json.dumps(stored, indent=2, sort_keys=True))
+        try:
+            await run_storage_work(write_atomically, self._path, json.dumps(stored, indent=2, sort_keys=True))
+        except OSError as exc:
+            raise ApiError(ErrorCode.KAFKA_STORAGE_ERROR, f"{self._path}: {exc.strerror or exc}") from exc
         if per_broker:
             self.per_broker = dict(configs)
         else:

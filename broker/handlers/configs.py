@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import enum
 from collections.abc import Callable, Iterator
+from typing import NamedTuple
 
 from broker import dynamic_config
 from broker.config import BrokerConfig
@@ -204,13 +205,14 @@ def _check_broker_id(broker: Services, name: str) -> None:
                        f"Unexpected broker id, expected {broker.config.node_id}, but received {name}")
 
 
-# What a request's configs make of a resource's: (the topic's config or None for a broker level,
-# that level's current dynamic configs or the topic's overrides, the request's configs) -> the
-# complete new set.
-NewConfigs = Callable[[TopicConfig | None, dict[str, str], list], dict[str, str | None]]
+class _Meaning(NamedTuple):
+    """What a request's configs make of a resource's: a topic's complete new overrides (from its
+    config), or a broker level's complete new dynamic configs (from the level's current ones)."""
+    topic: Callable[[TopicConfig, list], dict[str, str | None]]
+    broker: Callable[[dict[str, str], list], dict[str, str]]
 
 
-async def _alter_broker(broker: Services, resource, new_configs: NewConfigs, validate_only: bool) -> None:
+async def _alter_broker(broker: Services, resource, meaning: _Meaning, validate_only: bool) -> None:
     """Kafka's checks of a broker resource's change (ConfigAdminManager.preprocess), then the
     change, applied to the topics' defaults at once."""
     names = [config.name for config in resource.configs]
@@ -223,27 +225,25 @@ async def _alter_broker(broker: Services, resource, new_configs: NewConfigs, val
     if per_broker:
         _check_broker_id(broker, resource.resource_name)
     dynamic = broker.dynamic_config
-    configs = new_configs(None, dynamic.level(per_broker), resource.configs)
-    dynamic_config.validate(configs, per_broker)
-    if validate_only:
-        return
-    await dynamic.replace(per_broker, configs)
-    broker.topics.registry.set_topic_defaults(dynamic.topic_defaults())
+    await dynamic.change(per_broker, lambda current: meaning.broker(current, resource.configs),
+                         validate_only=validate_only)
+    if not validate_only:
+        broker.topics.registry.set_topic_defaults(dynamic.topic_defaults())
 
 
-async def _alter_resource(broker: Services, resource, new_configs: NewConfigs, validate_only: bool) -> None:
+async def _alter_resource(broker: Services, resource, meaning: _Meaning, validate_only: bool) -> None:
     if resource.resource_type == ResourceType.BROKER:
-        return await _alter_broker(broker, resource, new_configs, validate_only)
+        return await _alter_broker(broker, resource, meaning, validate_only)
     if resource.resource_type != ResourceType.TOPIC:
         raise _unsupported(resource)
     topic = _named_topic(broker, resource)
-    overrides = validate_overrides(new_configs(topic.config, topic.config.overrides, resource.configs))
+    overrides = validate_overrides(meaning.topic(topic.config, resource.configs))
     if validate_only:
         return
     await broker.topics.alter_config(topic, overrides)
 
 
-async def _alter(broker: Services, request, response: MessageCodec, new_configs: NewConfigs):
+async def _alter(broker: Services, request, response: MessageCodec, meaning: _Meaning):
     """AlterConfigs and IncrementalAlterConfigs, which differ in what the request's configs mean."""
     result = response.AlterConfigsResourceResponse
     results = []
@@ -252,7 +252,7 @@ async def _alter(broker: Services, request, response: MessageCodec, new_configs:
         try:
             if seen[resource.resource_type, resource.resource_name] > 1:
                 raise ApiError(ErrorCode.INVALID_REQUEST, "Each resource must appear at most once.")
-            await _alter_resource(broker, resource, new_configs, request.validate_only)
+            await _alter_resource(broker, resource, meaning, request.validate_only)
             fields = {"error_message": None}
         except ApiError as exc:
             fields = error_fields(result, exc)
@@ -260,19 +260,18 @@ async def _alter(broker: Services, request, response: MessageCodec, new_configs:
     return response(responses=results)
 
 
+def _given(configs) -> dict[str, str | None]:
+    return {c.name: c.value for c in configs}
+
+
 @handles(ApiKey.ALTER_CONFIGS)
 async def alter_configs(broker: Services, header, request):
     # AlterConfigs replaces the whole set of overrides (or of a broker level's configs) with the one given.
     return await _alter(broker, request, ALTER_CONFIGS_RESPONSE,
-                        lambda config, current, configs: {c.name: c.value for c in configs})
-
-
-def _incremental_change(config: TopicConfig | None, current: dict[str, str], configs) -> dict[str, str]:
-    if config is None:
-        return dynamic_config.incremental(current, configs)
-    return _incremental(config, configs)
+                        _Meaning(lambda config, configs: _given(configs), lambda current, configs: _given(configs)))
 
 
 @handles(ApiKey.INCREMENTAL_ALTER_CONFIGS)
 async def incremental_alter_configs(broker: Services, header, request):
-    return await _alter(broker, request, INCREMENTAL_ALTER_CONFIGS_RESPONSE, _incremental_change)
+    return await _alter(broker, request, INCREMENTAL_ALTER_CONFIGS_RESPONSE,
+                        _Meaning(_incremental, dynamic_config.incremental))

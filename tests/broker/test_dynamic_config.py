@@ -6,6 +6,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
+import trio
 
 from broker.dynamic_config import FILE_NAME, DynamicBrokerConfigs, incremental, validate
 from broker.metadata import MetadataError
@@ -80,3 +81,22 @@ def test_a_damaged_file_stops_the_start(tmp_path):
     (tmp_path / FILE_NAME).write_text('{"broker": {"log.retention.ms": 5}}')
     with pytest.raises(MetadataError, match="unreadable dynamic broker configs"):
         DynamicBrokerConfigs(tmp_path).load()
+
+
+async def test_changes_at_once_each_build_on_the_one_before(tmp_path):
+    dynamic = DynamicBrokerConfigs(tmp_path)
+    async with trio.open_nursery() as nursery:
+        for number in range(3):
+            nursery.start_soon(dynamic.change, False, lambda current, n=number: {**current, f"custom.{n}": "x"})
+    reopened = DynamicBrokerConfigs(tmp_path)
+    reopened.load()
+    assert reopened.cluster_default == dynamic.cluster_default == {"custom.0": "x", "custom.1": "x", "custom.2": "x"}
+
+
+async def test_a_refused_change_leaves_the_level_as_it_was(tmp_path):
+    dynamic = DynamicBrokerConfigs(tmp_path)
+    await dynamic.change(True, lambda current: {"log.retention.ms": "5"})
+    with pytest.raises(ApiError):
+        await dynamic.change(True, lambda current: {**current, "broker.id": "2"})
+    await dynamic.change(True, lambda current: {"log.retention.ms": "7"}, validate_only=True)
+    assert dynamic.per_broker == {"log.retention.ms": "5"}
