@@ -19,7 +19,6 @@ import os
 import re
 import shlex
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -141,11 +140,9 @@ def comlog_topic(request: pytest.FixtureRequest, comlog_broker) -> Iterator[str]
     marker = request.node.get_closest_marker("comlog_topic")
     shape = marker.kwargs if marker else {}
     name = f"test-{_unique(request)}"
-    with _AdminConnection(comlog_broker.bootstrap_servers) as admin:
-        admin.create_topic(name, shape.get("partitions", 1), shape.get("configs") or {})
+    _create_topic(comlog_broker.bootstrap_servers, name, shape.get("partitions", 1), shape.get("configs") or {})
     yield name
-    with _AdminConnection(comlog_broker.bootstrap_servers) as admin:
-        admin.delete_topic(name)
+    _delete_topic(comlog_broker.bootstrap_servers, name)
 
 
 @pytest.fixture
@@ -159,47 +156,32 @@ def _unique(request: pytest.FixtureRequest) -> str:
     return f"{stem}-{uuid.uuid4().hex[:12]}"
 
 
-class _AdminConnection:
-    """CreateTopics and DeleteTopics over one blocking connection, through the project's own codecs."""
+def _admin_request(bootstrap_servers: str, api_key: int, version: int, body: dict):
+    """One request on a connection of its own, through the project's own codecs."""
+    from broker.wire_connection import WireConnection  # not with the plugin: it imports the codecs
 
-    def __init__(self, bootstrap_servers: str) -> None:
-        from protocol.framing import FrameBuffer, InFlightRequests
+    host, _, port = bootstrap_servers.rpartition(":")
+    with WireConnection.connect(int(port), timeout=_REQUEST_TIMEOUT_SECONDS, client_id=f"comlog-pytest-{os.getpid()}",
+                                host=host) as connection:
+        return connection.request(api_key, version, body)
 
-        host, _, port = bootstrap_servers.rpartition(":")
-        self._socket = socket.create_connection((host, int(port)), timeout=_REQUEST_TIMEOUT_SECONDS)
-        self._in_flight = InFlightRequests(f"comlog-pytest-{os.getpid()}")
-        self._frames = FrameBuffer()
 
-    def __enter__(self) -> _AdminConnection:
-        return self
+def _create_topic(bootstrap_servers: str, name: str, partitions: int, configs: dict[str, str]) -> None:
+    from protocol.messages import ApiKey
 
-    def __exit__(self, *exc_info) -> None:
-        self._socket.close()
+    response = _admin_request(bootstrap_servers, ApiKey.CREATE_TOPICS, 5, {"topics": [{
+        "name": name, "num_partitions": partitions, "replication_factor": -1, "assignments": [],
+        "configs": [{"name": key, "value": str(value)} for key, value in configs.items()]}],
+        "timeout_ms": _REQUEST_TIMEOUT_SECONDS * 1000, "validate_only": False})
+    _check(response.topics[0], f"creating topic {name}")
 
-    def _request(self, api_key: int, version: int, body: dict):
-        self._socket.sendall(self._in_flight.request(api_key, version, body)[1])
-        while (frame := self._frames.next_frame()) is None:
-            received = self._socket.recv_into(self._frames.get_buffer())
-            if not received:
-                raise ConnectionError("the ComLog broker closed the connection")
-            self._frames.buffer_updated(received)
-        return self._in_flight.response(frame)[1]
 
-    def create_topic(self, name: str, partitions: int, configs: dict[str, str]) -> None:
-        from protocol.messages import ApiKey
+def _delete_topic(bootstrap_servers: str, name: str) -> None:
+    from protocol.messages import ApiKey
 
-        response = self._request(ApiKey.CREATE_TOPICS, 5, {"topics": [{
-            "name": name, "num_partitions": partitions, "replication_factor": -1, "assignments": [],
-            "configs": [{"name": key, "value": str(value)} for key, value in configs.items()]}],
-            "timeout_ms": _REQUEST_TIMEOUT_SECONDS * 1000, "validate_only": False})
-        _check(response.topics[0], f"creating topic {name}")
-
-    def delete_topic(self, name: str) -> None:
-        from protocol.messages import ApiKey
-
-        response = self._request(ApiKey.DELETE_TOPICS, 5, {"topic_names": [name],
-                                                          "timeout_ms": _REQUEST_TIMEOUT_SECONDS * 1000})
-        _check(response.responses[0], f"deleting topic {name}")
+    response = _admin_request(bootstrap_servers, ApiKey.DELETE_TOPICS, 5,
+                              {"topic_names": [name], "timeout_ms": _REQUEST_TIMEOUT_SECONDS * 1000})
+    _check(response.responses[0], f"deleting topic {name}")
 
 
 def _check(result, doing: str) -> None:

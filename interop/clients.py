@@ -20,7 +20,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.record.memory_records import MemoryRecords
 
-from interop.bench.servers import WireConnection
+from broker.wire_connection import WireConnection
 from interop.broker_process import BrokerProcess
 from protocol.messages import ApiKey
 

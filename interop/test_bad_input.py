@@ -8,7 +8,8 @@ import time
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from interop.bench.servers import WireConnection, peak_resident_bytes
+from broker.wire_connection import WireConnection
+from interop.bench.servers import peak_resident_bytes
 from interop.broker_process import BrokerProcess
 from protocol import headers
 from protocol.errors import ErrorCode

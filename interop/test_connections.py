@@ -7,7 +7,8 @@ import socket
 import time
 
 from interop.admin_clients import eventually
-from interop.bench.servers import WireConnection, resident_bytes
+from broker.wire_connection import WireConnection
+from interop.bench.servers import resident_bytes
 from interop.broker_process import BrokerProcess
 from interop.clients import PARTITION, group_less_consumer, kafka_python_producer, poll_records, send_all
 from protocol.messages import ApiKey

@@ -43,7 +43,8 @@ from pathlib import Path
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from interop.bench.servers import WireConnection, free_port, metadata_answered, peak_resident_bytes
+from broker.wire_connection import WireConnection
+from interop.bench.servers import free_port, metadata_answered, peak_resident_bytes
 from interop.broker_process import BrokerProcess
 from protocol import records
 from protocol.framing import SIZE_PREFIX, framed

@@ -15,9 +15,9 @@ import threading
 import time
 from pathlib import Path
 
+from broker.wire_connection import WireConnection
 from interop.broker_process import BrokerProcess
 from protocol.errors import ProtocolError
-from protocol.framing import FrameBuffer, InFlightRequests
 from protocol.messages import ApiKey
 
 # Every wait here is bounded by this.
@@ -51,55 +51,6 @@ def resident_bytes(pid: int) -> int:
 def peak_resident_bytes(pid: int) -> int:
     """The process's peak resident set size so far (VmHWM)."""
     return _status_bytes(pid, "VmHWM")
-
-
-class WireConnection:
-    """Kafka requests over a blocking socket, framed and correlated by protocol.framing: for
-    probes, benchmarks and tests that want exact control and no client library."""
-
-    def __init__(self, sock: socket.socket, client_id: str = "comlog-bench") -> None:
-        self.socket = sock
-        self._in_flight = InFlightRequests(client_id)
-        self._frames = FrameBuffer()
-
-    @classmethod
-    def connect(cls, port: int, timeout: float = START_TIMEOUT_SECONDS, client_id: str = "comlog-bench",
-                **options) -> WireConnection:
-        """A connection to 127.0.0.1:`port`; `options` go to socket.create_connection."""
-        return cls(socket.create_connection(("127.0.0.1", port), timeout=timeout, **options), client_id)
-
-    def send(self, api_key: int, api_version: int, body: dict, correlation_id: int | None = None) -> int:
-        """Send a request; its correlation id (the next one unless given)."""
-        correlation_id, data = self._in_flight.request(api_key, api_version, body, correlation_id)
-        self.socket.sendall(data)
-        return correlation_id
-
-    def receive_frame(self) -> bytes | bytearray:
-        """The next response frame as it came (for requests sent as raw bytes)."""
-        while (frame := self._frames.next_frame()) is None:
-            received = self.socket.recv_into(self._frames.get_buffer())
-            if not received:
-                raise ConnectionResetError("the server closed the connection")
-            self._frames.buffer_updated(received)
-        return frame
-
-    def receive(self):
-        """The header and body of the response to the oldest request sent and not yet answered."""
-        return self._in_flight.response(self.receive_frame())
-
-    def request(self, api_key: int, api_version: int, body: dict):
-        """Send one request and return its response body."""
-        self.send(api_key, api_version, body)
-        return self.receive()[1]
-
-    def close(self) -> None:
-        self.socket.close()
-
-    def __enter__(self) -> WireConnection:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 def exchange(connection: socket.socket, api_key: int, api_version: int, correlation_id: int, body: dict):
