@@ -226,11 +226,13 @@ def _dicts(value) -> Iterator[dict]:
 
 
 def _values(request, names: tuple[str, ...]) -> Iterator[object]:
+    """The values of the fields `names` anywhere in the request, a list of names item by item
+    (structs in a list are walked by _dicts)."""
     for entry in _dicts(request):
         for name in names:
             found = entry.get(name)
             if isinstance(found, list):
-                yield from (item.get("group_id") if isinstance(item, dict) else item for item in found)
+                yield from (item for item in found if not isinstance(item, dict))
             elif found is not None:
                 yield found
 

@@ -209,7 +209,7 @@ class InternalLog:
         return min(self._open_transactions.values(), default=self._log.log_end_offset)
 
     def cleaning_plan(self, buffer_bytes: int) -> CleaningPlan | None:
-        """The cleaner's next pass over this log (log.cleaner.clean runs it, replace_segments
+        """The cleaner's next pass over this log (log.cleaner.clean runs it, swap_in_groups
         swaps its result in), once the records appended since the last pass are at least
         min_dead_records and as many as the live entries. Rolls the active segment, so that the
         pass cleans all of the log below the oldest open transaction."""

@@ -91,6 +91,7 @@ class LogCleaner:
                                  self.buffer_bytes, now)
         if plan is None or (result := await self._run_pass(plan)) is None:
             return False
+
         def deleted() -> bool:  # meanwhile: its directory, cleaned files included, is gone
             return log.closed or self.registry.partition(partition.topic.name, partition.index) is not partition
 
