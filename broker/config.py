@@ -8,6 +8,7 @@ import importlib.metadata
 import logging
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from broker.acls import AUTHORIZER_CLASS_NAMES
@@ -59,6 +60,20 @@ class BrokerConfig:
     log_level: str = "INFO"
     # Kafka's authorizer.class.name; empty: none.
     authorizer_class_name: str = ""
+    # Principals ("User:admin") every ACL check allows (super.users).
+    super_users: tuple[str, ...] = ()
+    # Whether a resource no ACL names is open to everyone (allow.everyone.if.no.acl.found).
+    allow_everyone_if_no_acl_found: bool = False
+    # The SASL mechanisms SASL listeners offer (sasl.enabled.mechanisms; Kafka's default, GSSAPI,
+    # is not one this broker has).
+    sasl_enabled_mechanisms: tuple[str, ...] = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+    # An authenticated SASL session lasts at most this long before the client must authenticate
+    # again (KIP-368's connections.max.reauth.ms); 0: for the connection's life.
+    connections_max_reauth_ms: int = 0
+    # The Kafka-named properties given (in --config's file and --override), every one as text:
+    # the ones with no field of their own (ssl.*, listener.name.*.sasl.jaas.config, ...) are read
+    # from here with listener_property.
+    properties: Mapping[str, str] = dataclasses.field(default_factory=dict)
     # A file each request and response is written to as a JSON line (broker.request_trace).
     trace: Path | None = None
     # The loopback port of the fault-injection control interface (broker.control); None: none.
@@ -67,6 +82,12 @@ class BrokerConfig:
     @property
     def advertised_address(self) -> tuple[str, int]:
         return self.advertised_host or self.host, self.advertised_port or self.port
+
+    def listener_property(self, listener: str, name: str) -> str | None:
+        """A property as a listener sees it: Kafka's listener.name.<listener>.<name> (listener in
+        lower case) when given, else <name>; None when neither is."""
+        scoped = self.properties.get(f"listener.name.{listener.lower()}.{name}")
+        return scoped if scoped is not None else self.properties.get(name)
 
 
 def _int_in(low: int, high: int | None, meaning: str):
