@@ -13,6 +13,7 @@ from pathlib import Path
 
 from broker.acls import AUTHORIZER_CLASS_NAMES
 from broker.connection import UNLIMITED_CONNECTIONS
+from broker.listeners import Listener
 from broker.topic_config import TOPIC_CONFIGS, ConfigDef, InvalidConfig
 from broker.topic_names import topic_name_problem
 
@@ -74,6 +75,8 @@ class BrokerConfig:
     # the ones with no field of their own (ssl.*, listener.name.*.sasl.jaas.config, ...) are read
     # from here with listener_property.
     properties: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    # Where the broker accepts connections (Kafka's listeners); none: see effective_listeners.
+    listeners: tuple[Listener, ...] = ()
     # A file each request and response is written to as a JSON line (broker.request_trace).
     trace: Path | None = None
     # The loopback port of the fault-injection control interface (broker.control); None: none.
@@ -82,6 +85,13 @@ class BrokerConfig:
     @property
     def advertised_address(self) -> tuple[str, int]:
         return self.advertised_host or self.host, self.advertised_port or self.port
+
+    @property
+    def effective_listeners(self) -> tuple[Listener, ...]:
+        """The listeners given, or else one PLAINTEXT listener on host and port, advertised as
+        advertised_host and advertised_port."""
+        return self.listeners or (Listener("PLAINTEXT", "PLAINTEXT", self.host, self.port,
+                                           self.advertised_host, self.advertised_port),)
 
     def listener_property(self, listener: str, name: str) -> str | None:
         """A property as a listener sees it: Kafka's listener.name.<listener>.<name> (listener in
