@@ -19,6 +19,7 @@ from broker.control import serve_control
 from broker.connection import Connection, ConnectionLimits, RequestBudget, SocketTransport, default_max_connections
 from broker.dynamic_config import DynamicBrokerConfigs
 from broker.faults import Faults
+from broker.listeners import Listener
 from broker.groups import GroupCoordinator
 from broker.log_cleaner import LogCleaner
 from broker.loop_monitor import CURRENT_REQUEST, LoopMonitor
@@ -26,6 +27,7 @@ from broker.metadata import ProducerIdAllocator, load_cluster_id
 from broker.registry import TopicRegistry
 from broker.request_trace import CURRENT_CONNECTION, RequestTrace
 from broker.scram import ScramCredentials
+from broker.session import CURRENT_SESSION, Session, current_session
 from broker.storage_work import run_storage_work
 from broker.topics import Topics
 from broker.transactions import TransactionCoordinator
@@ -75,7 +77,10 @@ class Broker:
         # Milliseconds since the epoch: the one clock of the broker's policies (retention, flushes).
         self.clock = clock
         self._lock = DataDirLock(config.data_dir)
-        self._listeners: list[trio.SocketListener] = []
+        # Each listener with the sockets it accepts on (one per address family of its host).
+        self._listeners: list[tuple[Listener, list[trio.SocketListener]]] = []
+        # The port each listener is bound to, by name; `port` is the first listener's.
+        self.ports: dict[str, int] = {}
         self._entered = False
         # serve() was called: leaving waits for it to return.
         self._served = False
@@ -101,14 +106,18 @@ class Broker:
         try:
             if self.config.topic not in self.registry.topics:
                 await self.registry.create_topic(self.config.topic, self.config.num_partitions)
-            self._listeners = await trio.open_tcp_listeners(self.config.port, host=self.config.host)
+            for listener in self.config.effective_listeners:
+                # Kafka's empty host: every interface.
+                sockets = await trio.open_tcp_listeners(listener.port, host=listener.host or None)
+                self._listeners.append((listener, sockets))
+                self.ports[listener.name] = sockets[0].socket.getsockname()[1]
             if self.config.control_port is not None:
                 # Loopback only, whatever --host says: it lets anyone who reaches it break the broker.
                 (self._control,) = await trio.open_tcp_listeners(self.config.control_port, host="127.0.0.1")
         except BaseException:
             await self._close()
             raise
-        self.port = self._listeners[0].socket.getsockname()[1]
+        self.port = self.ports[self.config.effective_listeners[0].name]
         return self
 
     async def __aexit__(self, exc_type, exc, traceback) -> None:
@@ -161,7 +170,8 @@ class Broker:
         lock, even when cancelled; whether everything appended is on disk."""
         with trio.CancelScope(shield=True):
             try:
-                for listener in [*self._listeners, *filter(None, [self._control])]:
+                for listener in [*(socket for _, sockets in self._listeners for socket in sockets),
+                                 *filter(None, [self._control])]:
                     await listener.aclose()
                 return await self._close_storage()
             finally:
@@ -172,7 +182,12 @@ class Broker:
 
     @property
     def advertised_address(self) -> tuple[str, int]:
-        return self.config.advertised_host or self.config.host, self.config.advertised_port or self.port
+        """The address given to the client of the request being answered: its listener's
+        (outside any connection, the first listener's)."""
+        name = current_session().listener
+        listener = next((listener for listener, _ in self._listeners if listener.name == name),
+                        self.config.effective_listeners[0])
+        return listener.advertised_host or listener.host, listener.advertised_port or self.ports[listener.name]
 
     async def serve(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         """Serve until `stop()`, then finish the requests in flight."""
@@ -198,14 +213,17 @@ class Broker:
                         services.start_soon(self.coordinator.run)
                         services.start_soon(self.transactions.run)
                         services.start_soon(self._close_idle_connections)
-                        for listener in self._listeners:
-                            services.start_soon(self._accept, listener, connections)
+                        for listener, sockets in self._listeners:
+                            for socket in sockets:
+                                services.start_soon(self._accept, listener, socket, connections)
                         if self._control is not None:
                             services.start_soon(serve_control, self._control, self.faults)
                             logger.warning("control interface: listening on 127.0.0.1:%d (fault injection: "
                                            "for tests only)", self._control.socket.getsockname()[1])
-                        logger.info("ready: listening on %s:%d, data dir %s, topic %s",
-                                    self.config.host, self.port, self.config.data_dir, self.config.topic)
+                        logger.info("ready: listening on %s, data dir %s, topic %s",
+                                    ", ".join(f"{listener.name}://{listener.host}:{self.ports[listener.name]}"
+                                              for listener, _ in self._listeners),
+                                    self.config.data_dir, self.config.topic)
                         task_status.started(self.port)
                         await self.stopping.wait()
                         services.cancel_scope.cancel()
@@ -242,7 +260,7 @@ class Broker:
         self.stopping.set()
         self._data_arrived.set()
 
-    async def _accept(self, listener: trio.SocketListener, connections: trio.Nursery) -> None:
+    async def _accept(self, listener: Listener, socket: trio.SocketListener, connections: trio.Nursery) -> None:
         """Accept connections until the broker stops, whatever accept() or the clients do: a
         connection over max.connections or max.connections.per.ip is closed at once (Kafka waits
         for a slot before accepting more; closing frees the descriptor at once and the client
@@ -251,7 +269,7 @@ class Broker:
         backoff = 0.0
         while True:
             try:
-                stream = await listener.accept()
+                stream = await socket.accept()
             except OSError as exc:
                 self._note_accept_trouble(f"accepting connections failed ({exc.strerror or exc}); "
                                           f"retrying with a back-off of up to {ACCEPT_BACKOFF_MAX_SECONDS:g} s")
@@ -270,9 +288,7 @@ class Broker:
                 stream.socket.close()
                 continue
             self._accept_trouble = None
-            connection = Connection(SocketTransport(stream), self.config.max_request_bytes, self.request_budget)
-            self._connections.add(connection)
-            connections.start_soon(self._serve_connection, stream, connection, ip)
+            connections.start_soon(self._serve_connection, stream, Session(listener.name, listener.security_protocol, ip))
 
     def _note_accept_trouble(self, trouble: str) -> None:
         if trouble != self._accept_trouble:
@@ -325,14 +341,18 @@ class Broker:
                         or connection.idle_since is not None and now - connection.idle_since >= idle_seconds):
                     connection.interrupt_read()
 
-    async def _serve_connection(self, stream: trio.SocketStream, connection: Connection, ip: str) -> None:
+    async def _serve_connection(self, stream: trio.SocketStream, session: Session) -> None:
         """Answer the connection's requests in order until it closes, goes idle or the broker stops.
 
         Only waiting for a request is interrupted at shutdown: a request being handled runs to
         its end and gets its response."""
         peer = _peer_name(stream)
         CURRENT_CONNECTION.set(peer)
+        CURRENT_SESSION.set(session)
+        connection = None
         try:
+            connection = Connection(SocketTransport(stream), self.config.max_request_bytes, self.request_budget)
+            self._connections.add(connection)
             await connection.serve(functools.partial(self._answer, peer))
         except _RequestFailed:
             pass
@@ -342,12 +362,12 @@ class Broker:
             logger.debug("%s: connection error: %s", peer, exc)
         finally:
             self._connections.discard(connection)
-            self.connection_limits.closed(ip)
+            self.connection_limits.closed(session.client_host)
             if self.trace is not None:
                 self.trace.connection_closed(peer)
             with trio.move_on_after(1) as cleanup:
                 cleanup.shield = True
-                await connection.transport.aclose()
+                await (connection.transport if connection else stream).aclose()
 
     async def _answer(self, peer: str, frame: bytes | bytearray) -> list | None:
         try:
