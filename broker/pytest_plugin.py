@@ -34,7 +34,8 @@ import pytest
 if TYPE_CHECKING:
     from broker.embedded import EmbeddedBroker
 
-_READY = re.compile(r"ready: listening on (\S+):(\d+)")
+# The first listener's address, as the ready line gives it ("PLAINTEXT://127.0.0.1:9092, ...").
+_READY = re.compile(r"ready: listening on \w+://(\S+):(\d+)")
 _CONTROL = re.compile(r"control interface: listening on (\S+):(\d+)")
 _START_TIMEOUT_SECONDS = 60
 _REQUEST_TIMEOUT_SECONDS = 30

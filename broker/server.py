@@ -221,7 +221,7 @@ class Broker:
                             logger.warning("control interface: listening on 127.0.0.1:%d (fault injection: "
                                            "for tests only)", self._control.socket.getsockname()[1])
                         logger.info("ready: listening on %s, data dir %s, topic %s",
-                                    ", ".join(f"{listener.name}://{listener.host}:{self.ports[listener.name]}"
+                                    ", ".join(f"{listener.name}://{_bracketed(listener.host)}:{self.ports[listener.name]}"
                                               for listener, _ in self._listeners),
                                     self.config.data_dir, self.config.topic)
                         task_status.started(self.port)
@@ -392,6 +392,11 @@ class Broker:
             return None
         size = sum(len(chunk) for chunk in chunks)
         return [SIZE_PREFIX.pack(size), *chunks]
+
+
+def _bracketed(host: str) -> str:
+    """A host as an address with a port shows it: an IPv6 address in brackets."""
+    return f"[{host}]" if ":" in host else host
 
 
 def _peer_name(stream: trio.SocketStream) -> str:

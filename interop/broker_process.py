@@ -10,34 +10,42 @@ import sys
 import threading
 from pathlib import Path
 
-_READY = re.compile(r"ready: listening on (\S+):(\d+)")
+_READY = re.compile(r"ready: listening on (.*), data dir ")
+_LISTENER = re.compile(r"(\w+)://\S*:(\d+)")
 START_TIMEOUT_SECONDS = 30
 
 
 class BrokerProcess:
     """One broker process over one data directory; can be stopped, killed and started again."""
 
-    def __init__(self, data_dir: Path, *extra_args: str, port: int = 0,
+    def __init__(self, data_dir: Path, *extra_args: str, port: int | None = 0,
                  command: tuple[str, ...] = (sys.executable, "-m", "broker")) -> None:
         self.data_dir = data_dir
         self.command = command
         self.extra_args = list(extra_args)
+        # None: the listeners come from extra_args (--listeners, or --config's file).
         self.port = port
+        # Each listener's port, by name, once started.
+        self.ports: dict[str, int] = {}
         self.process: subprocess.Popen | None = None
         self.output: list[str] = []
         self._ready = threading.Event()
 
     @property
     def bootstrap(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        """The first listener's address."""
+        return f"127.0.0.1:{self.port if self.port is not None else next(iter(self.ports.values()))}"
+
+    def address(self, listener: str) -> str:
+        return f"127.0.0.1:{self.ports[listener]}"
 
     def start(self) -> BrokerProcess:
         """Start the broker and return once it logs that it is ready."""
         self._ready.clear()
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
-            [*self.command, "--port", str(self.port), "--data-dir", str(self.data_dir),
-             *self.extra_args],
+            [*self.command, *([] if self.port is None else ["--port", str(self.port)]),
+             "--data-dir", str(self.data_dir), *self.extra_args],
             # Started outside the clone, as a user would: the installed package must be what runs.
             cwd=self.data_dir.parent, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -53,8 +61,10 @@ class BrokerProcess:
             self.output.append(line)
             match = _READY.search(line)
             if match:
+                self.ports = {name: int(port) for name, port in _LISTENER.findall(match.group(1))}
                 # Later restarts reuse the port the first start picked, so clients can reconnect.
-                self.port = int(match.group(2))
+                if self.port is not None:
+                    self.port = next(iter(self.ports.values()))
                 self._ready.set()
 
     def log_text(self) -> str:

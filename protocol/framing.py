@@ -54,6 +54,9 @@ def framed(frame: bytes) -> bytes:
 
 class FrameTooLarge(ProtocolError):
     def __init__(self, size: int, limit: int) -> None:
+        # Kept so that a listener can tell other protocols' first bytes (a TLS ClientHello reads
+        # as a 369 MB frame) from a client's mistake.
+        self.size = size
         problem = "negative" if size < 0 else f"over the limit of {limit} bytes"
         super().__init__(f"frame of {size} bytes is {problem}")
 
