@@ -3,11 +3,7 @@ environment, started as `comlog-broker` from a directory outside the clone, and 
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import tomllib
-import venv
 import zipfile
 from pathlib import Path
 
@@ -15,40 +11,19 @@ import pytest
 
 from interop.broker_process import BrokerProcess
 from interop.clients import consume, kafka_python_producer, send_all
-
-CLONE = Path(__file__).resolve().parent.parent
-# Generous bounds that only catch a hang: building and installing fetch from the package index.
-BUILD_TIMEOUT_SECONDS = 300
-
-
-def _outside_environment() -> dict[str, str]:
-    """This process's environment without PYTHONPATH, which would let the venv see a checkout (and
-    pip take the package for installed already)."""
-    return {name: value for name, value in os.environ.items() if name != "PYTHONPATH"}
-
-
-def _run(*command, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=BUILD_TIMEOUT_SECONDS,
-                          env=_outside_environment())
-
+from interop.installed_wheel import CLONE, build_wheel, install_wheel, run
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> tuple[Path, str]:
     """The wheel built from the clone, and what the build printed."""
-    out = tmp_path_factory.mktemp("wheel")
-    built = _run(sys.executable, "-m", "pip", "wheel", "--no-deps", "-v", "-w", str(out), str(CLONE), cwd=out)
-    assert built.returncode == 0, built.stdout + built.stderr
-    (path,) = out.glob("comlog-*.whl")
-    return path, built.stdout + built.stderr
+    return build_wheel(tmp_path_factory.mktemp("wheel"))
 
 
 @pytest.fixture(scope="module")
 def installed(wheel, tmp_path_factory) -> Path:
     """A fresh virtual environment (no access to the test environment's packages) holding the wheel."""
     env = tmp_path_factory.mktemp("venv")
-    venv.create(env, with_pip=True)
-    done = _run(str(env / "bin" / "python"), "-m", "pip", "install", "-q", str(wheel[0]), cwd=env)
-    assert done.returncode == 0, done.stdout + done.stderr
+    install_wheel(wheel[0], env)
     return env
 
 
@@ -67,10 +42,10 @@ def test_the_build_prints_no_deprecation_warning(wheel):
 
 def test_the_command_names_itself_and_its_version(installed, tmp_path):
     command = str(installed / "bin" / "comlog-broker")
-    helped = _run(command, "--help", cwd=tmp_path)
+    helped = run(command, "--help", cwd=tmp_path)
     assert helped.returncode == 0, helped.stderr
     assert helped.stdout.startswith("usage: comlog-broker ")
-    versioned = _run(command, "--version", cwd=tmp_path)
+    versioned = run(command, "--version", cwd=tmp_path)
     assert versioned.returncode == 0, versioned.stderr
     version = tomllib.loads((CLONE / "pyproject.toml").read_text())["project"]["version"]
     assert versioned.stdout.strip() == f"comlog-broker {version}"

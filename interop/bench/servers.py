@@ -92,9 +92,10 @@ class ComLogServer:
 
     name = "ComLog"
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, command: tuple[str, ...] | None = None) -> None:
+        """`command` runs the broker (default: this interpreter's `python -m broker`)."""
         self.data_dir = data_dir
-        self.broker = BrokerProcess(data_dir, port=free_port())
+        self.broker = BrokerProcess(data_dir, port=free_port(), **({} if command is None else {"command": command}))
 
     @property
     def bootstrap(self) -> str:
