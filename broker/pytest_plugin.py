@@ -55,6 +55,15 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "comlog_topic(partitions=1, configs=None): the comlog_topic fixture's shape")
 
 
+# Flags that say where to listen; the last one also matches the value of `--override listeners=...`.
+_LISTENING = ("--listeners", "--override=listeners=", "listeners=")
+
+
+def _port_flags(flags: list[str]) -> list[str]:
+    """A free port, unless the flags give the listeners."""
+    return [] if any(flag.startswith(_LISTENING) for flag in flags) else ["--port", "0"]
+
+
 class BrokerProcess:
     """`python -m broker` on a free port and a temporary data directory, stopped with SIGTERM; its
     log is read by a thread of its own, so that it never blocks on a full pipe. `faults` drives
@@ -63,7 +72,7 @@ class BrokerProcess:
     def __init__(self, flags: list[str]) -> None:
         self.data_dir = Path(tempfile.mkdtemp(prefix="comlog-"))
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "broker", "--port", "0", "--data-dir", str(self.data_dir), "--control-port", "0",
+            [sys.executable, "-m", "broker", *_port_flags(flags), "--data-dir", str(self.data_dir), "--control-port", "0",
              *flags], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=self.data_dir)
         self.log: list[str] = []
         self._address: str | None = None
@@ -106,7 +115,7 @@ def _start(flags: list[str], as_process: bool) -> EmbeddedBroker | BrokerProcess
     if as_process:
         return BrokerProcess(flags)
     # The flags as the command line checks them, into an in-process broker's settings.
-    config = parse_config(["--port", "0", *flags], environ={})
+    config = parse_config([*_port_flags(flags), *flags], environ={})
     settings = {name: getattr(config, name) for name in type(config).__dataclass_fields__
                 if name not in ("port", "data_dir")}
     return EmbeddedBroker(**settings).start()
