@@ -1,10 +1,11 @@
 """Kafka's ACLs: bindings of a resource pattern to an access control entry, the filters that select
 them (DescribeAcls, DeleteAcls), the rules a new binding must follow, and the authorizer that keeps
-them in the data directory.
+them in the data directory and answers whether a principal may perform an operation on a resource.
 
-Matching and validation are Kafka 3.9's (AclBindingFilter.matches; AclControlManager and AclApis
-for what CreateAcls refuses). ACLs are stored and described but not enforced yet: every client
-keeps every right.
+Matching, validation and authorization are Kafka 3.9's (AclBindingFilter.matches; AclControlManager
+and AclApis for what CreateAcls refuses; StandardAuthorizerData for authorize, and Authorizer's
+authorizeByResourceType). The handlers ask through `authorized` and its companions, for the
+session of the request they answer; without an authorizer every client keeps every right.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ from typing import TypeVar
 
 import trio
 
+from broker import authorized_operations
 from broker.authorized_operations import AclOperation
 from broker.metadata import MetadataError, write_atomically
+from broker.session import current_session
 from broker.storage_work import run_storage_work
 from protocol.errors import ApiError, ErrorCode
 
@@ -34,6 +37,16 @@ _FILE_VERSION = 1
 CLUSTER_NAME = "kafka-cluster"
 # A literal resource name meaning every resource of its type.
 WILDCARD_RESOURCE = "*"
+# The principal and host of an entry that match every principal and every host.
+WILDCARD_PRINCIPAL = "User:*"
+WILDCARD_HOST = "*"
+# The allowed operations that also allow another one (Kafka's StandardAuthorizerData).
+_IMPLIED_BY = {AclOperation.DESCRIBE: frozenset({AclOperation.DESCRIBE, AclOperation.READ, AclOperation.WRITE,
+                                                 AclOperation.DELETE, AclOperation.ALTER}),
+               AclOperation.DESCRIBE_CONFIGS: frozenset({AclOperation.DESCRIBE_CONFIGS, AclOperation.ALTER_CONFIGS})}
+# The authorization cache is dropped whole past this many answers, so that a client naming
+# ever new resources cannot grow it without bound.
+_MAX_CACHED_ANSWERS = 100_000
 
 
 class ResourceType(enum.IntEnum):
@@ -45,6 +58,22 @@ class ResourceType(enum.IntEnum):
     TRANSACTIONAL_ID = 5
     DELEGATION_TOKEN = 6
     USER = 7
+
+
+SUPPORTED_OPERATIONS = {
+    ResourceType.TOPIC: authorized_operations.TOPIC_OPERATIONS,
+    ResourceType.GROUP: authorized_operations.GROUP_OPERATIONS,
+    ResourceType.CLUSTER: authorized_operations.CLUSTER_OPERATIONS,
+    ResourceType.TRANSACTIONAL_ID: authorized_operations.TRANSACTIONAL_ID_OPERATIONS,
+}
+
+# The bit field of each resource type's supported operations: what is reported without an authorizer.
+_EVERY_OPERATION = {
+    ResourceType.TOPIC: authorized_operations.TOPIC,
+    ResourceType.GROUP: authorized_operations.GROUP,
+    ResourceType.CLUSTER: authorized_operations.CLUSTER,
+    ResourceType.TRANSACTIONAL_ID: authorized_operations.TRANSACTIONAL_ID,
+}
 
 
 class PatternType(enum.IntEnum):
@@ -167,31 +196,137 @@ def check_filter(acl_filter: AclBindingFilter) -> None:
         raise _invalid("Unknown entryFilter.")
 
 
+def _permission(entry: AccessControlEntry, principal: str, host: str,
+                operation: AclOperation) -> AclPermissionType | None:
+    """What `entry` says of `principal` performing `operation` from `host`: ALLOW, DENY, or None
+    when it does not apply. An ALLOW of an operation allows those it implies; a DENY denies only
+    its own operation (Kafka's StandardAuthorizerData.findResult)."""
+    if entry.principal not in (principal, WILDCARD_PRINCIPAL) or entry.host not in (host, WILDCARD_HOST):
+        return None
+    if entry.operation != AclOperation.ALL:
+        if entry.permission_type == AclPermissionType.ALLOW:
+            if entry.operation not in _IMPLIED_BY.get(operation, (operation,)):
+                return None
+        elif entry.operation != operation:
+            return None
+    return entry.permission_type
+
+
 class Authorizer:
     """The broker's ACLs, in the order they were created, kept in `acls.json` in the data
-    directory: each change is written whole (atomically, off the event loop) before it applies."""
+    directory: each change is written whole (atomically, off the event loop) before it applies.
 
-    def __init__(self, data_dir: Path) -> None:
+    `authorize` reads an index of the ACLs (literal patterns by resource type and name, prefixed
+    ones by resource type, prefix length and prefix), and remembers its answers until the ACLs change."""
+
+    def __init__(self, data_dir: Path, *, super_users: Iterable[str] = (),
+                 allow_everyone_if_no_acl_found: bool = False) -> None:
         self._path = data_dir / ACLS_FILE
+        self.super_users = frozenset(super_users)
+        self.allow_everyone_if_no_acl_found = allow_everyone_if_no_acl_found
         # An ordered set.
         self._bindings: dict[AclBinding, None] = {}
+        self._literal: dict[tuple[ResourceType, str], list[AccessControlEntry]] = {}
+        # resource type -> prefix length -> prefix -> entries
+        self._prefixed: dict[ResourceType, dict[int, dict[str, list[AccessControlEntry]]]] = {}
+        self._answers: dict[tuple, bool] = {}
         # One change at a time, each from the state the previous one wrote.
         self._changing = trio.Lock()
 
     @classmethod
-    def open(cls, data_dir: Path) -> Authorizer:
+    def open(cls, data_dir: Path, *, super_users: Iterable[str] = (),
+             allow_everyone_if_no_acl_found: bool = False) -> Authorizer:
         """The authorizer with the ACLs stored in `data_dir` (none at first); raises MetadataError
         when the file is unreadable or holds a binding CreateAcls refuses. Reads a file: at start,
         off the event loop."""
-        authorizer = cls(data_dir)
+        authorizer = cls(data_dir, super_users=super_users,
+                         allow_everyone_if_no_acl_found=allow_everyone_if_no_acl_found)
         if authorizer._path.exists():
-            authorizer._bindings = dict.fromkeys(_load(authorizer._path))
-        logger.warning("authorizer: %d ACL(s) loaded; ACLs are stored and described but not enforced yet, "
-                       "so every client keeps every right", len(authorizer._bindings))
+            authorizer._set_bindings(_load(authorizer._path))
+        logger.info("authorizer: %d ACL(s) loaded, %d super user(s), allow.everyone.if.no.acl.found=%s",
+                    len(authorizer._bindings), len(authorizer.super_users),
+                    str(allow_everyone_if_no_acl_found).lower())
         return authorizer
 
     def acls(self, acl_filter: AclBindingFilter) -> list[AclBinding]:
         return [binding for binding in self._bindings if acl_filter.matches(binding)]
+
+    def authorize(self, principal: str, host: str, operation: AclOperation, resource_type: ResourceType,
+                  name: str) -> bool:
+        """Whether `principal` ("User:alice") connected from `host` may perform `operation` on the
+        resource `name` of `resource_type`: super users may do anything; otherwise a DENY of any
+        ACL that applies wins, then an ALLOW; a resource no ACL names at all (whoever for) is
+        allowed only with allow.everyone.if.no.acl.found."""
+        key = (principal, host, operation, resource_type, name)
+        answer = self._answers.get(key)
+        if answer is None:
+            if len(self._answers) >= _MAX_CACHED_ANSWERS:
+                self._answers.clear()
+            answer = self._answers[key] = self._decide(principal, host, operation, resource_type, name)
+        return answer
+
+    def _decide(self, principal: str, host: str, operation: AclOperation, resource_type: ResourceType,
+                name: str) -> bool:
+        if principal in self.super_users:
+            return True
+        found = False
+        allowed = False
+        for entries in self._entries_for(resource_type, name):
+            found = True
+            for entry in entries:
+                permission = _permission(entry, principal, host, operation)
+                if permission == AclPermissionType.DENY:
+                    return False
+                allowed = allowed or permission == AclPermissionType.ALLOW
+        return allowed or (not found and self.allow_everyone_if_no_acl_found)
+
+    def _entries_for(self, resource_type: ResourceType, name: str) -> Iterable[list[AccessControlEntry]]:
+        """The entries of every pattern that selects the resource: its literal name, the
+        wildcard, and each of its prefixes that a prefixed pattern names."""
+        for literal in (name, WILDCARD_RESOURCE):
+            entries = self._literal.get((resource_type, literal))
+            if entries:
+                yield entries
+        for length, by_prefix in self._prefixed.get(resource_type, {}).items():
+            if length <= len(name) and (entries := by_prefix.get(name[:length])):
+                yield entries
+
+    def authorize_any(self, principal: str, host: str, operation: AclOperation, resource_type: ResourceType) -> bool:
+        """Whether `principal` may perform `operation` on some resource of `resource_type`
+        (Kafka's authorizeByResourceType): an ALLOW of it, or of ALL, for some name that no
+        DENY of it covers. Implied operations do not count here, as in Kafka."""
+        if self.authorize(principal, host, operation, resource_type, "hardcode"):
+            return True
+        denied: dict[PatternType, set[str]] = {PatternType.LITERAL: set(), PatternType.PREFIXED: set()}
+        allowed: dict[PatternType, set[str]] = {PatternType.LITERAL: set(), PatternType.PREFIXED: set()}
+        for binding in self._bindings:
+            pattern, entry = binding.pattern, binding.entry
+            if (pattern.resource_type != resource_type or entry.host not in (host, WILDCARD_HOST)
+                    or entry.principal not in (principal, WILDCARD_PRINCIPAL)
+                    or entry.operation not in (operation, AclOperation.ALL)):
+                continue
+            if entry.permission_type == AclPermissionType.DENY:
+                if pattern.pattern_type == PatternType.LITERAL and pattern.name == WILDCARD_RESOURCE:
+                    return False
+                denied[pattern.pattern_type].add(pattern.name)
+            else:
+                if pattern.pattern_type == PatternType.LITERAL and pattern.name == WILDCARD_RESOURCE:
+                    return True
+                allowed[pattern.pattern_type].add(pattern.name)
+        for pattern_type, names in allowed.items():
+            for name in names:
+                if pattern_type == PatternType.LITERAL and name in denied[PatternType.LITERAL]:
+                    continue
+                if not any(name[:length] in denied[PatternType.PREFIXED] for length in range(1, len(name) + 1)):
+                    return True
+        return False
+
+    def authorized_operations(self, principal: str, host: str, resource_type: ResourceType, name: str) -> int:
+        """The bit field of the operations `resource_type` supports that `principal` may perform
+        on `name` (Kafka's AuthHelper.authorizedOperations)."""
+        return authorized_operations.bits(
+            operation for operation in SUPPORTED_OPERATIONS[resource_type]
+            if self.authorize(principal, host, operation, resource_type, name))
 
     async def create_acls(self, bindings: Iterable[AclBinding]) -> None:
         """Store the checked `bindings`; one already stored is left as it is. Raises
@@ -218,7 +353,60 @@ class Authorizer:
         except OSError as exc:
             logger.error("cannot write the ACLs to %s: %s", self._path, exc)
             raise ApiError(ErrorCode.KAFKA_STORAGE_ERROR, f"cannot store the ACLs: {exc.strerror or exc}") from exc
+        self._set_bindings(bindings)
+
+    def _set_bindings(self, bindings: Iterable[AclBinding]) -> None:
+        """Apply `bindings` as the ACLs: rebuild the index (no await: every check sees the old
+        ACLs or the new ones), forget the answers."""
         self._bindings = dict.fromkeys(bindings)
+        literal: dict[tuple[ResourceType, str], list[AccessControlEntry]] = {}
+        prefixed: dict[ResourceType, dict[int, dict[str, list[AccessControlEntry]]]] = {}
+        for binding in self._bindings:
+            pattern = binding.pattern
+            if pattern.pattern_type == PatternType.LITERAL:
+                literal.setdefault((pattern.resource_type, pattern.name), []).append(binding.entry)
+            else:
+                (prefixed.setdefault(pattern.resource_type, {}).setdefault(len(pattern.name), {})
+                 .setdefault(pattern.name, []).append(binding.entry))
+        self._literal, self._prefixed = literal, prefixed
+        self._answers = {}
+
+
+def authorized(authorizer: Authorizer | None, operation: AclOperation, resource_type: ResourceType,
+               name: str = CLUSTER_NAME) -> bool:
+    """Whether the session of the request being answered may perform `operation` on the resource;
+    always, without an authorizer. The cluster resource when no name is given."""
+    if authorizer is None:
+        return True
+    session = current_session()
+    return authorizer.authorize(session.principal, session.client_host, operation, resource_type, name)
+
+
+def authorized_names(authorizer: Authorizer | None, operation: AclOperation, resource_type: ResourceType,
+                     names: Iterable[str]) -> set[str]:
+    """Those of `names` the session may perform `operation` on, each asked once (Kafka's
+    filterByAuthorized)."""
+    return {name for name in set(names) if authorized(authorizer, operation, resource_type, name)}
+
+
+def authorized_any(authorizer: Authorizer | None, operation: AclOperation, resource_type: ResourceType) -> bool:
+    """Whether the session may perform `operation` on some resource of `resource_type`."""
+    if authorizer is None:
+        return True
+    session = current_session()
+    return authorizer.authorize_any(session.principal, session.client_host, operation, resource_type)
+
+
+def reported_operations(authorizer: Authorizer | None, requested: bool, resource_type: ResourceType,
+                        name: str = CLUSTER_NAME) -> int:
+    """An authorized-operations field: OMITTED unless `requested`; the session's operations on the
+    resource; every supported one without an authorizer."""
+    if not requested:
+        return authorized_operations.OMITTED
+    if authorizer is None:
+        return _EVERY_OPERATION[resource_type]
+    session = current_session()
+    return authorizer.authorized_operations(session.principal, session.client_host, resource_type, name)
 
 
 def _dump(bindings: list[AclBinding]) -> str:

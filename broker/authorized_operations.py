@@ -1,6 +1,7 @@
-"""Kafka's ACL operation codes, and the authorized operations Kafka reports when no authorizer is
-configured: every operation the resource type supports, as a bit field of those codes (or
-"omitted" when not asked)."""
+"""Kafka's ACL operation codes, the operations each resource type supports (Kafka's
+AclEntry.supportedOperations), and the authorized-operations bit fields responses carry: the
+supported operations the principal may perform, every supported one without an authorizer, or
+"omitted" when not asked."""
 
 import enum
 
@@ -27,16 +28,24 @@ class AclOperation(enum.IntEnum):
 
 OMITTED = -2**31
 
+TOPIC_OPERATIONS = (AclOperation.READ, AclOperation.WRITE, AclOperation.CREATE, AclOperation.DELETE,
+                    AclOperation.ALTER, AclOperation.DESCRIBE, AclOperation.DESCRIBE_CONFIGS,
+                    AclOperation.ALTER_CONFIGS)
+GROUP_OPERATIONS = (AclOperation.READ, AclOperation.DESCRIBE, AclOperation.DELETE)
+CLUSTER_OPERATIONS = (AclOperation.CREATE, AclOperation.ALTER, AclOperation.DESCRIBE, AclOperation.CLUSTER_ACTION,
+                      AclOperation.DESCRIBE_CONFIGS, AclOperation.ALTER_CONFIGS, AclOperation.IDEMPOTENT_WRITE)
+TRANSACTIONAL_ID_OPERATIONS = (AclOperation.DESCRIBE, AclOperation.WRITE)
 
-def _bits(*operations: AclOperation) -> int:
-    return sum(1 << operation for operation in operations)
+
+def bits(operations) -> int:
+    """Kafka's Utils.to32BitField of the operations' codes."""
+    return sum(1 << operation for operation in set(operations))
 
 
-TOPIC = _bits(AclOperation.READ, AclOperation.WRITE, AclOperation.CREATE, AclOperation.DELETE, AclOperation.ALTER,
-              AclOperation.DESCRIBE, AclOperation.DESCRIBE_CONFIGS, AclOperation.ALTER_CONFIGS)
-GROUP = _bits(AclOperation.READ, AclOperation.DESCRIBE, AclOperation.DELETE)
-CLUSTER = _bits(AclOperation.CREATE, AclOperation.ALTER, AclOperation.DESCRIBE, AclOperation.CLUSTER_ACTION,
-                AclOperation.DESCRIBE_CONFIGS, AclOperation.ALTER_CONFIGS, AclOperation.IDEMPOTENT_WRITE)
+TOPIC = bits(TOPIC_OPERATIONS)
+GROUP = bits(GROUP_OPERATIONS)
+CLUSTER = bits(CLUSTER_OPERATIONS)
+TRANSACTIONAL_ID = bits(TRANSACTIONAL_ID_OPERATIONS)
 
 
 def reported(requested: bool, operations: int) -> int:

@@ -304,8 +304,10 @@ _SETTINGS: list[Setting] = [
        "append one JSON line per request and its response to this file, record data summarised "
        "(python -m broker.request_trace FILE prints it as a table)", _path),
     _S("authorizer_class_name", "authorizer.class.name", "--authorizer-class-name",
-       f"{' or '.join(AUTHORIZER_CLASS_NAMES)} turns on the ACL APIs, with the ACLs kept in the data directory; "
-       "without one they answer SECURITY_DISABLED", _authorizer),
+       f"{' or '.join(AUTHORIZER_CLASS_NAMES)} turns on ACLs, kept in the data directory: every request is "
+       "authorized against them as Kafka's standard authorizer does (see --super-users, "
+       "--allow-everyone-if-no-acl-found); without one every client may do anything and the ACL APIs answer "
+       "SECURITY_DISABLED", _authorizer),
     _S("super_users", "super.users", "--super-users",
        "principals every ACL check allows, separated by ';' (User:admin;User:ops)", _principals),
     _S("allow_everyone_if_no_acl_found", "allow.everyone.if.no.acl.found", "--allow-everyone-if-no-acl-found",

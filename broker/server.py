@@ -138,7 +138,9 @@ class Broker:
         try:
             self.cluster_id = load_cluster_id(self.config.data_dir, self.config.node_id)
             self.producer_ids = ProducerIdAllocator(self.config.data_dir)
-            self.authorizer = Authorizer.open(self.config.data_dir) if self.config.authorizer_class_name else None
+            self.authorizer = (Authorizer.open(self.config.data_dir, super_users=self.config.super_users,
+                                               allow_everyone_if_no_acl_found=self.config.allow_everyone_if_no_acl_found)
+                               if self.config.authorizer_class_name else None)
             self.scram_credentials = ScramCredentials.load(self.config.data_dir)
             self.trace = RequestTrace(self.config.trace, self.clock) if self.config.trace else None
             self.dynamic_config = DynamicBrokerConfigs(self.config.data_dir)

@@ -2,7 +2,11 @@
 KafkaAdminClient against the real broker process run with Kafka's standard authorizer: ACLs
 created, described with each kind of filter, kept across restarts and deleted several at once by
 one filter; the bindings Kafka refuses, with its codes and messages; SECURITY_DISABLED without an
-authorizer; and a damaged ACL file stopping the start with a clear message."""
+authorizer; a damaged ACL file stopping the start with a clear message; and the ACLs enforced, a
+client's rights changing as an admin client creates and deletes them.
+
+The clients here are anonymous (plaintext, User:ANONYMOUS): the administering broker makes that
+principal a super user, as an operator's admin principal would be."""
 
 from __future__ import annotations
 
@@ -10,8 +14,9 @@ import subprocess
 import sys
 
 import pytest
-from confluent_kafka.admin import (AclBinding, AclBindingFilter, AclOperation, AclPermissionType, ResourcePatternType,
-                                   ResourceType)
+from confluent_kafka import KafkaError, Producer
+from confluent_kafka.admin import (AclBinding, AclBindingFilter, AclOperation, AclPermissionType, NewTopic,
+                                   ResourcePatternType, ResourceType)
 from kafka.admin import (ACL, ACLFilter, ACLOperation, ACLPermissionType, ACLResourcePatternType,
                          ResourcePattern, ResourcePatternFilter)
 from kafka.admin import ResourceType as KafkaPythonResourceType
@@ -19,11 +24,12 @@ from kafka.errors import InvalidRequestError, NoError, SecurityDisabledError
 
 from interop.admin_clients import confluent_admin, kafka_error, kafka_error_message, kafka_python_admin
 from interop.broker_process import BrokerProcess
-from interop.clients import TIMEOUT_SECONDS, assert_broker_healthy
+from interop.clients import TIMEOUT_MS, TIMEOUT_SECONDS, assert_broker_healthy
 
 STANDARD_AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
-# What the broker warns at each start with an authorizer.
-NOT_ENFORCED = "ACLs are stored and described but not enforced yet"
+# What the broker logs at each start with an authorizer.
+LOADED = "authorizer: "
+ANONYMOUS = "User:ANONYMOUS"
 LITERAL, PREFIXED, MATCH = ResourcePatternType.LITERAL, ResourcePatternType.PREFIXED, ResourcePatternType.MATCH
 ALLOW, DENY = AclPermissionType.ALLOW, AclPermissionType.DENY
 EVERY_ACL = AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY, None, None, AclOperation.ANY,
@@ -32,14 +38,15 @@ EVERY_ACL = AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY, No
 
 @pytest.fixture
 def acl_broker(tmp_path):
-    with BrokerProcess(tmp_path / "data", "--authorizer-class-name", STANDARD_AUTHORIZER) as process:
+    with BrokerProcess(tmp_path / "data", "--authorizer-class-name", STANDARD_AUTHORIZER,
+                       "--super-users", ANONYMOUS) as process:
         yield process
 
 
 def assert_healthy(broker: BrokerProcess, starts: int) -> None:
-    """Healthy, the authorizer's warning aside, which it gave once at each start."""
-    assert_broker_healthy(broker, expected=NOT_ENFORCED)
-    assert broker.log_text().count(NOT_ENFORCED) == starts
+    """Healthy, with the authorizer's ACLs loaded once at each start."""
+    assert_broker_healthy(broker)
+    assert broker.log_text().count(LOADED) == starts
 
 
 def restarted(broker: BrokerProcess):
@@ -184,3 +191,39 @@ def test_a_damaged_acls_file_or_an_unknown_authorizer_stops_the_start_with_a_cle
     path.write_text(stored)
     assert describe(restarted(acl_broker)) == [binding]
     assert_healthy(acl_broker, starts=2)
+
+
+def produced_error(broker: BrokerProcess, topic: str) -> KafkaError | None:
+    """The error of one record confluent-kafka produces to `topic`, or None when it is written."""
+    producer = Producer({"bootstrap.servers": broker.bootstrap, "message.timeout.ms": TIMEOUT_MS,
+                         "socket.timeout.ms": TIMEOUT_MS})
+    reports = []
+    producer.produce(topic, b"v", on_delivery=lambda error, message: reports.append(error))
+    assert producer.flush(TIMEOUT_SECONDS) == 0
+    [error] = reports
+    return error
+
+
+def test_acls_created_and_deleted_by_admin_clients_change_what_a_client_may_do(tmp_path):
+    """Open to everyone where no ACL is found: the topic an ACL names is closed to anyone it does
+    not allow, and open again once it is deleted."""
+    with BrokerProcess(tmp_path / "data", "--authorizer-class-name", STANDARD_AUTHORIZER,
+                       "--allow-everyone-if-no-acl-found", "true") as broker:
+        admin = confluent_admin(broker)
+        futures = admin.create_topics([NewTopic(name, 1, 1) for name in ("guarded", "open")],
+                                      request_timeout=TIMEOUT_SECONDS)
+        assert [future.result(TIMEOUT_SECONDS) for future in futures.values()] == [None, None]
+        assert produced_error(broker, "guarded") is None
+        # An ACL for someone else names the topic: the anonymous client has no right left on it.
+        alice = AclBinding(ResourceType.TOPIC, "guard", PREFIXED, "User:alice", "*", AclOperation.WRITE, ALLOW)
+        assert create(admin, [alice]) == {alice: None}
+        error = produced_error(broker, "guarded")
+        assert error is not None and error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
+        assert produced_error(broker, "open") is None
+        with kafka_python_admin(broker) as python_admin:
+            [(_, deleted, error)] = python_admin.delete_acls([ACLFilter(
+                None, None, ACLOperation.ANY, ACLPermissionType.ANY,
+                ResourcePatternFilter(KafkaPythonResourceType.TOPIC, "guard", ACLResourcePatternType.PREFIXED))])
+            assert (len(deleted), error) == (1, NoError)
+        assert produced_error(broker, "guarded") is None
+        assert_healthy(broker, starts=1)

@@ -1,5 +1,6 @@
 """DescribeAcls (29), CreateAcls (30), DeleteAcls (31): the ACLs of the broker's authorizer
-(--authorizer-class-name); without one, Kafka's SECURITY_DISABLED."""
+(--authorizer-class-name); without one, Kafka's SECURITY_DISABLED. Describing them needs DESCRIBE on
+the cluster, changing them ALTER."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 
 from broker.acls import (
     AccessControlEntry, AclBinding, AclBindingFilter, AclPermissionType, Authorizer, PatternType, ResourcePattern,
-    ResourceType, check_filter, check_new_binding, from_code,
+    ResourceType, authorized, check_filter, check_new_binding, from_code,
 )
 from broker.authorized_operations import AclOperation
 from broker.handlers.base import Services, error_fields, handles
@@ -25,6 +26,11 @@ _Deleted = DELETE_ACLS_RESPONSE.DeleteAclsMatchingAcl
 def _entry_fields(entry: AccessControlEntry) -> dict:
     return {"principal": entry.principal, "host": entry.host, "operation": entry.operation,
             "permission_type": entry.permission_type}
+
+
+def _check_cluster(broker: Services, operation: AclOperation) -> None:
+    if not authorized(broker.authorizer, operation, ResourceType.CLUSTER):
+        raise ApiError(ErrorCode.CLUSTER_AUTHORIZATION_FAILED, "Cluster authorization failed.")
 
 
 def _new_binding(creation) -> AclBinding:
@@ -51,6 +57,7 @@ def _filter(wire) -> AclBindingFilter:
 
 @handles(ApiKey.DESCRIBE_ACLS)
 async def describe_acls(broker: Services, header, request):
+    _check_cluster(broker, AclOperation.DESCRIBE)
     if broker.authorizer is None:
         raise ApiError(ErrorCode.SECURITY_DISABLED, "No Authorizer is configured on the broker")
     # As Kafka answers: the matching ACLs grouped by resource pattern.
@@ -70,11 +77,13 @@ Change = Callable[[Authorizer, list], Awaitable[list[dict[str, Any]]]]
 async def _answer_each(broker: Services, items: list, parse: Callable[[Any], Any], change: Change,
                        result: Constructor) -> list[dict]:
     """CreateAcls' and DeleteAcls' answer, one result per item: `parse` checks an item (an ApiError
-    is its answer), then `change` applies the valid ones together (an ApiError is each one's answer)."""
+    is its answer), then `change` applies the valid ones together (an ApiError is each one's answer).
+    Without ALTER on the cluster, each one is answered CLUSTER_AUTHORIZATION_FAILED."""
     failed: dict[int, ApiError] = {}
     parsed: dict[int, Any] = {}
     for index, item in enumerate(items):
         try:
+            _check_cluster(broker, AclOperation.ALTER)
             if broker.authorizer is None:
                 raise ApiError(ErrorCode.SECURITY_DISABLED, "No Authorizer is configured.")
             parsed[index] = parse(item)

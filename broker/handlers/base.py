@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Protocol
 
 import trio
@@ -171,12 +171,13 @@ def handles(api_key: ApiKey, min_version: int | None = None, max_version: int | 
 async def answer_each_partition(broker: Services, request_topics, topic_result: Constructor,
                                 partition_result: Constructor, answer, *, failed: Mapping[str, Any] = {},
                                 topic_field: str = "name", partition_field: str = "partition_index",
-                                partitions_field: str = "partitions") -> list[dict]:
+                                partitions_field: str = "partitions", denied: Collection[str] = ()) -> list[dict]:
     """The topics -> partitions answer of requests that name partitions (ListOffsets, DeleteRecords,
     OffsetForLeaderEpoch, DescribeProducers): `await answer(partition, wanted)` gives a partition's
     result fields, or raises ApiError, which becomes the partition's error, with the `failed` fields
     beside it. A request listing bare indexes (DescribeProducers' partition_indexes) names that list
-    as partitions_field; `wanted` is then the index."""
+    as partitions_field; `wanted` is then the index. The partitions of the `denied` topics are
+    answered TOPIC_AUTHORIZATION_FAILED, before whether they exist is looked at (as Kafka does)."""
     topics = []
     for topic in request_topics:
         name = topic[topic_field]
@@ -184,6 +185,8 @@ async def answer_each_partition(broker: Services, request_topics, topic_result: 
         for wanted in topic[partitions_field]:
             index = wanted if isinstance(wanted, int) else wanted[partition_field]
             try:
+                if name in denied:
+                    raise ApiError(ErrorCode.TOPIC_AUTHORIZATION_FAILED)
                 partition = broker.topics.partition(name, index)
                 if partition is None:
                     raise ApiError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)

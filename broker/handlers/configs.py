@@ -8,6 +8,8 @@ from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
 from broker import dynamic_config
+from broker.acls import ResourceType as AclResourceType, authorized
+from broker.authorized_operations import AclOperation
 from broker.config import BrokerConfig
 from broker.dynamic_config import DynamicBrokerConfigs
 from broker.handlers.base import Services, error_fields, handles
@@ -132,6 +134,20 @@ def _unsupported(resource) -> ApiError:
     return ApiError(ErrorCode.INVALID_REQUEST, f"Unsupported resource type {resource.resource_type}")
 
 
+def _check_authorized(broker: Services, operation: AclOperation, resource, *, with_message: bool) -> None:
+    """Raises TOPIC_AUTHORIZATION_FAILED, or CLUSTER_AUTHORIZATION_FAILED for a broker resource,
+    unless the session may perform `operation` (DESCRIBE_CONFIGS, ALTER_CONFIGS) on it: on the
+    topic, or on the cluster. Kafka words the error of DescribeConfigs, not of the alterations."""
+    if resource.resource_type == ResourceType.TOPIC:
+        if not authorized(broker.authorizer, operation, AclResourceType.TOPIC, resource.resource_name):
+            raise ApiError(ErrorCode.TOPIC_AUTHORIZATION_FAILED,
+                           "Topic authorization failed." if with_message else None)
+    elif resource.resource_type == ResourceType.BROKER:
+        if not authorized(broker.authorizer, operation, AclResourceType.CLUSTER):
+            raise ApiError(ErrorCode.CLUSTER_AUTHORIZATION_FAILED,
+                           "Cluster authorization failed." if with_message else None)
+
+
 def _named_topic(broker: Services, resource) -> Topic:
     topic = broker.topics.get(resource.resource_name)
     if topic is None:
@@ -141,6 +157,7 @@ def _named_topic(broker: Services, resource) -> Topic:
 
 def _described_configs(broker: Services, resource, include_synonyms: bool) -> list:
     """The configs a DescribeConfigs resource asks for."""
+    _check_authorized(broker, AclOperation.DESCRIBE_CONFIGS, resource, with_message=True)
     if resource.resource_type == ResourceType.TOPIC:
         configs = _topic_configs(_named_topic(broker, resource).config, include_synonyms, broker.dynamic_config)
     elif resource.resource_type == ResourceType.BROKER:
@@ -252,6 +269,7 @@ async def _alter(broker: Services, request, response: MessageCodec, meaning: _Me
         try:
             if seen[resource.resource_type, resource.resource_name] > 1:
                 raise ApiError(ErrorCode.INVALID_REQUEST, "Each resource must appear at most once.")
+            _check_authorized(broker, AclOperation.ALTER_CONFIGS, resource, with_message=False)
             await _alter_resource(broker, resource, meaning, request.validate_only)
             fields = {"error_message": None}
         except ApiError as exc:

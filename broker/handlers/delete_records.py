@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from broker.acls import ResourceType, authorized_names
+from broker.authorized_operations import AclOperation
 from broker.handlers.base import Services, answer_each_partition, handles
 from broker.registry import Partition
 from log import LogStorageError
@@ -28,7 +30,9 @@ async def _answer(partition: Partition, wanted) -> dict:
 
 @handles(ApiKey.DELETE_RECORDS)
 async def delete_records(broker: Services, header, request):
+    names = [topic.name for topic in request.topics]
+    denied = set(names) - authorized_names(broker.authorizer, AclOperation.DELETE, ResourceType.TOPIC, names)
     return DELETE_RECORDS_RESPONSE(topics=await answer_each_partition(
         broker, request.topics, DELETE_RECORDS_RESPONSE.DeleteRecordsTopicResult,
         DELETE_RECORDS_RESPONSE.DeleteRecordsPartitionResult, _answer,
-        failed={"low_watermark": INVALID_LOW_WATERMARK}))
+        failed={"low_watermark": INVALID_LOW_WATERMARK}, denied=denied))

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from broker import authorized_operations
 from broker.handlers.base import Services, handles
+from broker.handlers.metadata import cluster_operations
 from protocol.errors import ApiError, ErrorCode
 from protocol.messages import ApiKey
 from protocol.messages.metadata import DESCRIBE_CLUSTER_RESPONSE
@@ -22,5 +22,4 @@ async def describe_cluster(broker: Services, header, request):
     return DESCRIBE_CLUSTER_RESPONSE(
         endpoint_type=endpoint_type, cluster_id=broker.cluster_id, controller_id=node_id,
         brokers=[DESCRIBE_CLUSTER_RESPONSE.DescribeClusterBroker(broker_id=node_id, host=host, port=port)],
-        cluster_authorized_operations=authorized_operations.reported(
-            request.include_cluster_authorized_operations, authorized_operations.CLUSTER))
+        cluster_authorized_operations=cluster_operations(broker, request.include_cluster_authorized_operations))

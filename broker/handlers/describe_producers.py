@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from broker.acls import ResourceType, authorized_names
+from broker.authorized_operations import AclOperation
 from broker.handlers.base import Services, answer_each_partition, handles
 from broker.registry import Partition
 from protocol.messages import ApiKey
@@ -24,6 +26,10 @@ async def _answer(partition: Partition, wanted) -> dict:
 
 @handles(ApiKey.DESCRIBE_PRODUCERS)
 async def describe_producers(broker: Services, header, request):
+    names = [topic.name for topic in request.topics]
+    # READ, as Kafka asks: a topic's producers are its writers' state, not its description.
+    denied = set(names) - authorized_names(broker.authorizer, AclOperation.READ, ResourceType.TOPIC, names)
     return DESCRIBE_PRODUCERS_RESPONSE(topics=await answer_each_partition(
         broker, request.topics, DESCRIBE_PRODUCERS_RESPONSE.TopicResponse,
-        DESCRIBE_PRODUCERS_RESPONSE.PartitionResponse, _answer, partitions_field="partition_indexes"))
+        DESCRIBE_PRODUCERS_RESPONSE.PartitionResponse, _answer, partitions_field="partition_indexes",
+        denied=denied))

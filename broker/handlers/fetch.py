@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import trio
 
+from broker.acls import ResourceType, authorized, authorized_names
+from broker.authorized_operations import AclOperation
 from broker.handlers.base import Services, handles
 from log import CorruptLogError, OffsetOutOfRangeError
 from protocol.errors import ApiError, ErrorCode
@@ -65,6 +67,28 @@ class _FetchPlan:
         self.request = request
         self.by_topic_id = api_version >= FIRST_TOPIC_ID_VERSION
         self.read_committed = request.isolation_level == READ_COMMITTED
+        self.denied = self._denied_topics()
+
+    def _denied_topics(self) -> set[str] | None:
+        """The names of the topics the session may not read, asked once for the whole long poll;
+        None: every topic (a follower's fetch without CLUSTER_ACTION, as Kafka answers it)."""
+        authorizer = self.broker.authorizer
+        if authorizer is None:
+            return set()  # without looking the topic ids up twice
+        # v15+ name the replica in a tagged field.
+        replica_state = self.request.get("replica_state")
+        replica_id = self.request.get("replica_id", -1) if replica_state is None else replica_state.replica_id
+        if replica_id >= 0:
+            return set() if authorized(authorizer, AclOperation.CLUSTER_ACTION, ResourceType.CLUSTER) else None
+        names = {self._name(fetch_topic) for fetch_topic in self.request.topics} - {None}
+        return names - authorized_names(authorizer, AclOperation.READ, ResourceType.TOPIC, names)
+
+    def _name(self, fetch_topic) -> str | None:
+        """The topic's name: as the request gives it, or its id's (None: an unknown id)."""
+        if not self.by_topic_id:
+            return fetch_topic.topic
+        topic = self.broker.topics.by_id(fetch_topic.topic_id)
+        return None if topic is None else topic.name
 
     def _topic(self, fetch_topic):
         if self.by_topic_id:
@@ -79,7 +103,12 @@ class _FetchPlan:
         for fetch_topic in self.request.topics:
             topic = self._topic(fetch_topic)
             partitions = []
+            name = self._name(fetch_topic)
             for wanted in fetch_topic.partitions:
+                # Kafka's order: an unknown topic id, then authorization, then an unknown partition.
+                if name is not None and (self.denied is None or name in self.denied):
+                    partitions.append(_partition_response(wanted.partition, ErrorCode.TOPIC_AUTHORIZATION_FAILED))
+                    continue
                 if topic is None or not 0 <= wanted.partition < len(topic.partitions):
                     unknown = ErrorCode.UNKNOWN_TOPIC_ID if self.by_topic_id else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
                     partitions.append(_partition_response(wanted.partition, unknown))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from broker.acls import ResourceType, authorized
+from broker.authorized_operations import AclOperation
 from broker.handlers.base import Services, error_fields, handles
 from protocol.errors import ApiError, ErrorCode
 from protocol.messages import ApiKey
@@ -15,11 +17,16 @@ TRANSACTION_KEY_TYPE = 1
 NO_COORDINATOR = {"node_id": -1, "host": "", "port": -1}
 
 
-def _coordinator(broker: Services, key_type: int) -> dict:
-    """The node coordinating keys of `key_type`; raises when there is none."""
+def _coordinator(broker: Services, key_type: int, key: str) -> dict:
+    """The node coordinating `key` of `key_type`; raises when there is none, or when the session
+    may not describe the group or transactional id (Kafka's check, before any other)."""
     if key_type == GROUP_KEY_TYPE:
+        if not authorized(broker.authorizer, AclOperation.DESCRIBE, ResourceType.GROUP, key):
+            raise ApiError(ErrorCode.GROUP_AUTHORIZATION_FAILED)
         active = broker.coordinator.active
     elif key_type == TRANSACTION_KEY_TYPE:
+        if not authorized(broker.authorizer, AclOperation.DESCRIBE, ResourceType.TRANSACTIONAL_ID, key):
+            raise ApiError(ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
         active = broker.transactions.active
     else:
         raise ApiError(ErrorCode.INVALID_REQUEST, f"unknown coordinator key type {key_type}")
@@ -30,10 +37,10 @@ def _coordinator(broker: Services, key_type: int) -> dict:
     return {"node_id": broker.config.node_id, "host": host, "port": port}
 
 
-def _answer(broker: Services, key_type: int, struct) -> dict:
+def _answer(broker: Services, key_type: int, key: str, struct) -> dict:
     """The fields of one answer: the coordinator, or no node and the error."""
     try:
-        return {**_coordinator(broker, key_type), "error_message": None}
+        return {**_coordinator(broker, key_type, key), "error_message": None}
     except ApiError as exc:
         return {**NO_COORDINATOR, **error_fields(struct, exc)}
 
@@ -43,6 +50,6 @@ async def find_coordinator(broker: Services, header, request):
     key_type = request.get("key_type", GROUP_KEY_TYPE)
     if header.request_api_version >= FIRST_BATCHED_VERSION:
         found = FIND_COORDINATOR_RESPONSE.Coordinator
-        return FIND_COORDINATOR_RESPONSE(coordinators=[found(key=key, **_answer(broker, key_type, found))
+        return FIND_COORDINATOR_RESPONSE(coordinators=[found(key=key, **_answer(broker, key_type, key, found))
                                                        for key in request.coordinator_keys])
-    return FIND_COORDINATOR_RESPONSE(**_answer(broker, key_type, FIND_COORDINATOR_RESPONSE))
+    return FIND_COORDINATOR_RESPONSE(**_answer(broker, key_type, request.key, FIND_COORDINATOR_RESPONSE))

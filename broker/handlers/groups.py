@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from outcome import Error, Outcome
 
-from broker import authorized_operations
+from broker.acls import ResourceType, authorized, authorized_names, reported_operations
+from broker.authorized_operations import AclOperation
 from broker.groups import JoinRequest, JoinResult, MemberIdRequired
 from broker.handlers.base import Services, error_fields, handles
-from protocol.errors import ApiError
+from protocol.errors import ApiError, ErrorCode
 from protocol.messages import ApiKey
 from protocol.messages.groups import (
     DELETE_GROUPS_RESPONSE,
@@ -33,6 +34,12 @@ FIRST_SKIP_ASSIGNMENT_VERSION = 9
 FIRST_BATCHED_LEAVE_VERSION = 3
 # The requesting client's address is not known to handlers; Kafka would show "/<ip>".
 CLIENT_HOST_UNKNOWN = ""
+
+
+def check_group(broker: Services, operation: AclOperation, group_id: str) -> None:
+    """Raises GROUP_AUTHORIZATION_FAILED unless the session may perform `operation` on the group."""
+    if not authorized(broker.authorizer, operation, ResourceType.GROUP, group_id):
+        raise ApiError(ErrorCode.GROUP_AUTHORIZATION_FAILED)
 
 
 def outcome_fields(struct, result: Outcome) -> dict:
@@ -66,16 +73,24 @@ def _protocol_name(name: str | None, version: int) -> str | None:
     return "" if name is None and version < FIRST_NULLABLE_PROTOCOL_NAME_VERSION else name
 
 
+def _join_failed(version: int, member_id: str, exc: ApiError):
+    return JOIN_GROUP_RESPONSE(member_id=member_id, protocol_name=_protocol_name(None, version),
+                               **error_fields(JOIN_GROUP_RESPONSE, exc))
+
+
 @handles(ApiKey.JOIN_GROUP)
 async def join_group(broker: Services, header, request):
     version = header.request_api_version
     try:
+        check_group(broker, AclOperation.READ, request.group_id)
+    except ApiError as exc:
+        # As Kafka: a denied member is not told a member id.
+        return _join_failed(version, "", exc)
+    try:
         result: JoinResult = await broker.coordinator.join_group(_join_request(header, request))
     except ApiError as exc:
         # As Kafka: the request's member id comes back, or the one a new member must use.
-        member_id = exc.member_id if isinstance(exc, MemberIdRequired) else request.member_id
-        return JOIN_GROUP_RESPONSE(member_id=member_id, protocol_name=_protocol_name(None, version),
-                                   **error_fields(JOIN_GROUP_RESPONSE, exc))
+        return _join_failed(version, exc.member_id if isinstance(exc, MemberIdRequired) else request.member_id, exc)
     return JOIN_GROUP_RESPONSE(
         generation_id=result.generation_id, protocol_type=result.protocol_type,
         protocol_name=_protocol_name(result.protocol_name, version), leader=result.leader_id,
@@ -87,6 +102,7 @@ async def join_group(broker: Services, header, request):
 
 @handles(ApiKey.SYNC_GROUP)
 async def sync_group(broker: Services, header, request):
+    check_group(broker, AclOperation.READ, request.group_id)
     result = await broker.coordinator.sync_group(
         request.group_id, request.generation_id, request.member_id, request.get("group_instance_id"),
         request.get("protocol_type"), request.get("protocol_name"),
@@ -98,6 +114,7 @@ async def sync_group(broker: Services, header, request):
 
 @handles(ApiKey.HEARTBEAT)
 async def heartbeat(broker: Services, header, request):
+    check_group(broker, AclOperation.READ, request.group_id)
     broker.coordinator.heartbeat(request.group_id, request.generation_id, request.member_id,
                                  request.get("group_instance_id"))
     return HEARTBEAT_RESPONSE()
@@ -105,6 +122,7 @@ async def heartbeat(broker: Services, header, request):
 
 @handles(ApiKey.LEAVE_GROUP)
 async def leave_group(broker: Services, header, request):
+    check_group(broker, AclOperation.READ, request.group_id)
     if header.request_api_version < FIRST_BATCHED_LEAVE_VERSION:
         # One member: its error is the response's.
         (left,) = broker.coordinator.leave_group(request.group_id, [(request.member_id, None)])
@@ -122,7 +140,12 @@ _DescribedGroup = DESCRIBE_GROUPS_RESPONSE.DescribedGroup
 _DescribedGroupMember = DESCRIBE_GROUPS_RESPONSE.DescribedGroupMember
 
 
-def _described(broker: Services, group_id: str, authorized: int):
+def _described(broker: Services, group_id: str, operations_requested: bool):
+    try:
+        check_group(broker, AclOperation.DESCRIBE, group_id)
+    except ApiError as exc:
+        return _DescribedGroup(group_id=group_id, **error_fields(_DescribedGroup, exc))
+    authorized = reported_operations(broker.authorizer, operations_requested, ResourceType.GROUP, group_id)
     try:
         summary = broker.coordinator.describe_group(group_id)
     except ApiError as exc:
@@ -139,14 +162,18 @@ def _described(broker: Services, group_id: str, authorized: int):
 
 @handles(ApiKey.DESCRIBE_GROUPS)
 async def describe_groups(broker: Services, header, request):
-    authorized = authorized_operations.reported(request.get("include_authorized_operations", False),
-                                                authorized_operations.GROUP)
-    return DESCRIBE_GROUPS_RESPONSE(groups=[_described(broker, group_id, authorized) for group_id in request.groups])
+    requested = request.get("include_authorized_operations", False)
+    return DESCRIBE_GROUPS_RESPONSE(groups=[_described(broker, group_id, requested) for group_id in request.groups])
 
 
 @handles(ApiKey.LIST_GROUPS)
 async def list_groups(broker: Services, header, request):
     groups = broker.coordinator.list_groups(request.get("states_filter") or [], request.get("types_filter") or [])
+    # Without DESCRIBE on the cluster, the groups the session may describe.
+    if not authorized(broker.authorizer, AclOperation.DESCRIBE, ResourceType.CLUSTER):
+        listed = authorized_names(broker.authorizer, AclOperation.DESCRIBE, ResourceType.GROUP,
+                                  (group.group_id for group in groups))
+        groups = [group for group in groups if group.group_id in listed]
     return LIST_GROUPS_RESPONSE(groups=[
         LIST_GROUPS_RESPONSE.ListedGroup(group_id=group.group_id, protocol_type=group.protocol_type,
                                          group_state=group.state, group_type=group.group_type)
@@ -155,7 +182,11 @@ async def list_groups(broker: Services, header, request):
 
 @handles(ApiKey.DELETE_GROUPS)
 async def delete_groups(broker: Services, header, request):
-    results = await broker.coordinator.delete_groups(list(request.groups_names))
+    names = list(request.groups_names)
+    deletable = authorized_names(broker.authorizer, AclOperation.DELETE, ResourceType.GROUP, names)
+    results = await broker.coordinator.delete_groups([name for name in names if name in deletable])
     answer = DELETE_GROUPS_RESPONSE.DeletableGroupResult
-    return DELETE_GROUPS_RESPONSE(results=[answer(group_id=group_id, **outcome_fields(answer, deleted))
-                                           for group_id, deleted in results.items()])
+    denied = error_fields(answer, ApiError(ErrorCode.GROUP_AUTHORIZATION_FAILED))
+    return DELETE_GROUPS_RESPONSE(results=[
+        answer(group_id=group_id, **(outcome_fields(answer, results[group_id]) if group_id in deletable else denied))
+        for group_id in dict.fromkeys(names)])

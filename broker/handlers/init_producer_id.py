@@ -3,6 +3,8 @@ transactional ones the producer id and epoch of their transactional id."""
 
 from __future__ import annotations
 
+from broker.acls import ResourceType, authorized, authorized_any
+from broker.authorized_operations import AclOperation
 from broker.handlers.base import Services, handles
 from broker.handlers.transactions import fenced_for
 from broker.producer_state import NO_PRODUCER_EPOCH, NO_PRODUCER_ID
@@ -17,6 +19,14 @@ FIRST_PRODUCER_FENCED_VERSION = 4
 @handles(ApiKey.INIT_PRODUCER_ID, failed={"producer_epoch": -1})
 async def init_producer_id(broker: Services, header, request):
     transactional_id = request.transactional_id
+    authorizer = broker.authorizer
+    if transactional_id is not None:
+        if not authorized(authorizer, AclOperation.WRITE, ResourceType.TRANSACTIONAL_ID, transactional_id):
+            raise ApiError(ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
+    # An idempotent producer: IDEMPOTENT_WRITE on the cluster, or (KIP-679) WRITE on some topic.
+    elif not (authorized(authorizer, AclOperation.IDEMPOTENT_WRITE, ResourceType.CLUSTER)
+              or authorized_any(authorizer, AclOperation.WRITE, ResourceType.TOPIC)):
+        raise ApiError(ErrorCode.CLUSTER_AUTHORIZATION_FAILED)
     expected = None
     if transactional_id is not None:
         # As Kafka: either both or neither (a new producer) of the producer id and epoch.

@@ -3,6 +3,8 @@ ones see the log up to the last stable offset."""
 
 from __future__ import annotations
 
+from broker.acls import ResourceType, authorized_names
+from broker.authorized_operations import AclOperation
 from broker.handlers.base import Services, answer_each_partition, handles
 from broker.handlers.fetch import READ_COMMITTED
 from broker.registry import LEADER_EPOCH, Partition
@@ -77,7 +79,9 @@ async def _answer(partition: Partition, wanted, read_committed: bool) -> dict:
 async def list_offsets(broker: Services, header, request):
     # v2+ carry the isolation level: read_committed looks no further than the last stable offset.
     read_committed = request.get("isolation_level", 0) == READ_COMMITTED
+    names = [topic.name for topic in request.topics]
+    denied = set(names) - authorized_names(broker.authorizer, AclOperation.DESCRIBE, ResourceType.TOPIC, names)
     return LIST_OFFSETS_RESPONSE(topics=await answer_each_partition(
         broker, request.topics, LIST_OFFSETS_RESPONSE.ListOffsetsTopicResponse,
         LIST_OFFSETS_RESPONSE.ListOffsetsPartitionResponse,
-        lambda partition, wanted: _answer(partition, wanted, read_committed)))
+        lambda partition, wanted: _answer(partition, wanted, read_committed), denied=denied))

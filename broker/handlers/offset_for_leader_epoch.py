@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from broker.acls import ResourceType, authorized, authorized_names
+from broker.authorized_operations import AclOperation
 from broker.handlers.base import Services, answer_each_partition, handles
 from broker.registry import LEADER_EPOCH, Partition
 from protocol.errors import ApiError, ErrorCode
@@ -29,6 +31,12 @@ async def _answer(partition: Partition, wanted) -> dict:
 
 @handles(ApiKey.OFFSET_FOR_LEADER_EPOCH)
 async def offset_for_leader_epoch(broker: Services, header, request):
+    # A follower's API first (CLUSTER_ACTION), which consumers use too since KIP-320 (DESCRIBE).
+    denied: set[str] = set()
+    if not authorized(broker.authorizer, AclOperation.CLUSTER_ACTION, ResourceType.CLUSTER):
+        names = [topic.topic for topic in request.topics]
+        denied = set(names) - authorized_names(broker.authorizer, AclOperation.DESCRIBE, ResourceType.TOPIC, names)
     return OFFSET_FOR_LEADER_EPOCH_RESPONSE(topics=await answer_each_partition(
         broker, request.topics, OFFSET_FOR_LEADER_EPOCH_RESPONSE.OffsetForLeaderTopicResult,
-        OFFSET_FOR_LEADER_EPOCH_RESPONSE.EpochEndOffset, _answer, topic_field="topic", partition_field="partition"))
+        OFFSET_FOR_LEADER_EPOCH_RESPONSE.EpochEndOffset, _answer, topic_field="topic", partition_field="partition",
+        denied=denied))

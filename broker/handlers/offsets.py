@@ -3,13 +3,15 @@ group coordinator."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from outcome import Error, Outcome, Value
 
+from broker.acls import ResourceType, authorized_names
+from broker.authorized_operations import AclOperation
 from broker.groups import OffsetAndMetadata, TopicPartition
 from broker.handlers.base import Services, error_fields, handles
-from broker.handlers.groups import outcome_fields
+from broker.handlers.groups import check_group, outcome_fields
 from protocol.errors import ApiError, ErrorCode
 from protocol.messages import ApiKey
 from protocol.messages.groups import OFFSET_COMMIT_RESPONSE, OFFSET_DELETE_RESPONSE, OFFSET_FETCH_RESPONSE
@@ -24,15 +26,35 @@ NO_OFFSET = -1
 NO_LEADER_EPOCH = -1
 NO_METADATA = ""
 _UNKNOWN_PARTITION = Error(ApiError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION))
+_DENIED_TOPIC = Error(ApiError(ErrorCode.TOPIC_AUTHORIZATION_FAILED))
 
 
-def existing_partitions(broker: Services, request_topics) -> tuple[list, dict[TopicPartition, Outcome[None]]]:
-    """The (topic, partition) pairs the request names, in its order, as (request topic, request
-    partition, pair); and UNKNOWN_TOPIC_OR_PARTITION for those this broker does not have."""
+def existing_partitions(broker: Services, request_topics,
+                        group_error: ApiError | None = None) -> tuple[list, dict[TopicPartition, Outcome[None]]]:
+    """The (topic, partition) pairs a commit names, in its order, as (request topic, request
+    partition, pair); and the errors of those it cannot commit, in Kafka's order: every one's
+    `group_error` (the group, or transactional id, the session may not use), else
+    TOPIC_AUTHORIZATION_FAILED for the topics it may not READ, UNKNOWN_TOPIC_OR_PARTITION for
+    those this broker does not have."""
     named = [(topic, partition, (topic.name, partition.partition_index))
              for topic in request_topics for partition in topic.partitions]
-    unknown = {key: _UNKNOWN_PARTITION for _, _, key in named if broker.topics.partition(*key) is None}
-    return named, unknown
+    if group_error is not None:
+        return named, dict.fromkeys((key for _, _, key in named), Error(group_error))
+    names = [topic.name for topic in request_topics]
+    readable = authorized_names(broker.authorizer, AclOperation.READ, ResourceType.TOPIC, names)
+    errors = {key: _DENIED_TOPIC if key[0] not in readable else _UNKNOWN_PARTITION
+              for _, _, key in named if key[0] not in readable or broker.topics.partition(*key) is None}
+    return named, errors
+
+
+def denial(*checks: Callable[[], None]) -> ApiError | None:
+    """The error of the first of the authorization `checks` that fails, in order; None if none does."""
+    try:
+        for check in checks:
+            check()
+    except ApiError as exc:
+        return exc
+    return None
 
 
 def topics_answer(topic_result, partition_result, named: Iterable[TopicPartition],
@@ -48,7 +70,8 @@ def topics_answer(topic_result, partition_result, named: Iterable[TopicPartition
 @handles(ApiKey.OFFSET_COMMIT)
 async def offset_commit(broker: Services, header, request):
     now = broker.clock()
-    named, results = existing_partitions(broker, request.topics)
+    named, results = existing_partitions(broker, request.topics, denial(
+        lambda: check_group(broker, AclOperation.READ, request.group_id)))
     offsets = {}
     for _, partition, key in named:
         if key not in results:
@@ -74,14 +97,23 @@ def _fetched_topics(broker: Services, group_id: str, wanted_topics, topic_result
                     require_stable: bool = False) -> list:
     """One group's committed offsets of `wanted_topics` (None: all of them), as response topics;
     with `require_stable` (v7+), partitions with offsets of an open transaction carry
-    UNSTABLE_OFFSET_COMMIT."""
+    UNSTABLE_OFFSET_COMMIT. As Kafka: the group needs DESCRIBE, and the offsets of a topic the
+    session may not describe are TOPIC_AUTHORIZATION_FAILED when named and left out otherwise."""
+    check_group(broker, AclOperation.DESCRIBE, group_id)
     if wanted_topics is None:
-        wanted = None
+        fetched = broker.coordinator.fetch_offsets(group_id, None, require_stable=require_stable)
+        describable = authorized_names(broker.authorizer, AclOperation.DESCRIBE, ResourceType.TOPIC,
+                                       (name for name, _ in fetched))
+        wanted = sorted(key for key in fetched if key[0] in describable)
     else:
         wanted = [(topic.name, index) for topic in wanted_topics for index in topic.partition_indexes]
-    fetched = broker.coordinator.fetch_offsets(group_id, wanted, require_stable=require_stable)
+        describable = authorized_names(broker.authorizer, AclOperation.DESCRIBE, ResourceType.TOPIC,
+                                       (name for name, _ in wanted))
+        fetched = broker.coordinator.fetch_offsets(group_id, [key for key in wanted if key[0] in describable],
+                                                   require_stable=require_stable)
+        fetched.update({key: _DENIED_TOPIC for key in wanted if key[0] not in describable})
     topics: dict[str, list] = {}
-    for name, index in (wanted if wanted is not None else sorted(fetched)):
+    for name, index in wanted:
         outcome = fetched[(name, index)]
         value = outcome.value if isinstance(outcome, Value) else None
         topics.setdefault(name, []).append(partition_result(
@@ -135,6 +167,8 @@ async def offset_fetch(broker: Services, header, request):
 
 @handles(ApiKey.OFFSET_DELETE)
 async def offset_delete(broker: Services, header, request):
+    # A group error is the response's top-level one, as Kafka answers it.
+    check_group(broker, AclOperation.DELETE, request.group_id)
     named, results = existing_partitions(broker, request.topics)
     eligible = [key for _, _, key in named if key not in results]
     # A group error is the response's top-level one, with no topics, as Kafka answers it.

@@ -8,6 +8,8 @@ import logging
 
 import trio
 
+from broker.acls import ResourceType, authorized, authorized_names
+from broker.authorized_operations import AclOperation
 from broker.handlers.base import CloseConnection, Services, error_fields, handles
 from broker.producer_state import NO_PRODUCER_ID
 from broker.registry import Partition
@@ -287,10 +289,42 @@ async def _appends_resumed(broker, partition: Partition, timeout_ms: int) -> Non
                                                 f"(an injected fault)")
 
 
+def _has_transactional_records(request, api_version: int) -> bool:
+    """Whether a partition's batch is transactional (Kafka's RequestUtils.hasTransactionalRecords);
+    a batch whose header does not parse is the partition's error later."""
+    if api_version < FIRST_MAGIC_2_VERSION:
+        return False
+    for topic_data in request.topic_data:
+        for partition_data in topic_data.partition_data:
+            try:
+                if partition_data.records and record_batch.parse_header(partition_data.records).is_transactional:
+                    return True
+            except CorruptRecordError:
+                pass
+    return False
+
+
+def may_auto_create(broker: Services, name: str) -> bool:
+    """Whether the session may have the topic `name` auto-created: CREATE on the cluster or on the
+    topic, as Kafka's Metadata asks."""
+    return (authorized(broker.authorizer, AclOperation.CREATE, ResourceType.CLUSTER)
+            or authorized(broker.authorizer, AclOperation.CREATE, ResourceType.TOPIC, name))
+
+
 @handles(ApiKey.PRODUCE)
 async def produce(broker: Services, header, request):
     acks = request.acks
     transactional_id = request.get("transactional_id")  # Produce v3+
+    # Kafka's checks, in its order: the transactional id of transactional records (the whole
+    # request fails), then WRITE on each topic, before whether it exists.
+    denied_transaction = None
+    # (Without an authorizer the batches' headers are not read twice.)
+    if broker.authorizer is not None and _has_transactional_records(request, header.request_api_version) and (
+            transactional_id is None
+            or not authorized(broker.authorizer, AclOperation.WRITE, ResourceType.TRANSACTIONAL_ID, transactional_id)):
+        denied_transaction = ApiError(ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
+    writable = authorized_names(broker.authorizer, AclOperation.WRITE, ResourceType.TOPIC,
+                                (topic_data.name for topic_data in request.topic_data))
     responses = []
     written: list[Partition] = []
     failed = False
@@ -298,8 +332,15 @@ async def produce(broker: Services, header, request):
         partition_responses = []
         for partition_data in topic_data.partition_data:
             try:
+                if denied_transaction is not None:
+                    raise denied_transaction
+                if topic_data.name not in writable:
+                    raise ApiError(ErrorCode.TOPIC_AUTHORIZATION_FAILED)
                 if acks not in _VALID_ACKS:
                     raise ApiError(ErrorCode.INVALID_REQUIRED_ACKS, f"acks must be -1, 0 or 1, not {acks}")
+                if broker.topics.get(topic_data.name) is None and not may_auto_create(broker, topic_data.name):
+                    raise ApiError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+                                   f"unknown topic-partition {topic_data.name}-{partition_data.index}")
                 partition = await broker.topics.producible_partition(topic_data.name, partition_data.index)
                 if acks == -1 and partition.topic.config.min_insync_replicas > 1:
                     # One broker is one in-sync replica: acks=all cannot meet a higher minimum.

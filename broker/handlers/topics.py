@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import trio
 
+from broker.acls import ResourceType, authorized, authorized_names
+from broker.authorized_operations import AclOperation
 from broker.handlers.base import Services, error_fields, handles
 from broker.registry import Topic
 from broker.topic_config import TOPIC_CONFIGS, config_text
@@ -26,22 +28,35 @@ def _creatable_configs(topic: Topic) -> list:
 @handles(ApiKey.CREATE_TOPICS)
 async def create_topics(broker: Services, header, request):
     names = [t.name for t in request.topics]
+    # Kafka's checks: CREATE on the cluster, or else on each topic; and DESCRIBE_CONFIGS on a topic
+    # for its configs (and partition count) to be shown.
+    creatable = set(names) if authorized(broker.authorizer, AclOperation.CREATE, ResourceType.CLUSTER) \
+        else authorized_names(broker.authorizer, AclOperation.CREATE, ResourceType.TOPIC, names)
+    describable = authorized_names(broker.authorizer, AclOperation.DESCRIBE_CONFIGS, ResourceType.TOPIC, names)
 
     async def create(wanted, results: list, index: int) -> None:
         try:
             if names.count(wanted.name) > 1:
                 raise ApiError(ErrorCode.INVALID_REQUEST, f"Create topics request from client contains "
                                                           f"the topic '{wanted.name}' more than once.")
+            if wanted.name not in creatable:
+                raise ApiError(ErrorCode.TOPIC_AUTHORIZATION_FAILED, "Authorization failed.")
             topic, count = await broker.topics.create(
                 wanted.name, wanted.num_partitions, wanted.replication_factor, wanted.assignments,
                 {c.name: c.value for c in wanted.configs}, validate_only=request.get("validate_only", False))
         except ApiError as exc:
             results[index] = _CreatableTopicResult(name=wanted.name, configs=None, **error_fields(_CreatableTopicResult, exc))
             return
-        result = results[index] = _CreatableTopicResult(name=wanted.name, error_message=None, configs=None,
-                                                         num_partitions=count, replication_factor=1)
+        shown = wanted.name in describable
+        result = results[index] = _CreatableTopicResult(name=wanted.name, error_message=None, configs=None)
+        if shown:
+            result.update(num_partitions=count, replication_factor=1)
+        else:
+            result.update(topic_config_error_code=ErrorCode.TOPIC_AUTHORIZATION_FAILED)
         if topic is not None:
-            result.update(topic_id=topic.topic_id, configs=_creatable_configs(topic))
+            result.update(topic_id=topic.topic_id)
+            if shown:
+                result.update(configs=_creatable_configs(topic))
 
     results: list = [None] * len(request.topics)
     # The topics' files are made concurrently: their fsyncs share the file system's commits.
@@ -52,11 +67,21 @@ async def create_topics(broker: Services, header, request):
 
 
 async def _delete(broker: Services, name: str | None, topic_id):
+    """One topic deleted, in Kafka's order of checks: an unknown id; DESCRIBE on a topic named by
+    id (without it, its name is not told); DELETE; an unknown name."""
     topic = broker.topics.get(name) if name is not None else broker.topics.by_id(topic_id)
     try:
+        if name is None:
+            if topic is None:
+                raise ApiError(ErrorCode.UNKNOWN_TOPIC_ID)
+            if not authorized(broker.authorizer, AclOperation.DESCRIBE, ResourceType.TOPIC, topic.name):
+                raise ApiError(ErrorCode.TOPIC_AUTHORIZATION_FAILED)
+            name = topic.name
+        if not authorized(broker.authorizer, AclOperation.DELETE, ResourceType.TOPIC, name):
+            raise ApiError(ErrorCode.TOPIC_AUTHORIZATION_FAILED)
         if topic is None:
-            raise ApiError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION if name is not None else ErrorCode.UNKNOWN_TOPIC_ID)
-        name, topic_id = topic.name, topic.topic_id
+            raise ApiError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
+        topic_id = topic.topic_id
         await broker.topics.delete(topic)
     except ApiError as exc:
         return _DeletableTopicResult(name=name, topic_id=topic_id, **error_fields(_DeletableTopicResult, exc))
@@ -73,8 +98,12 @@ async def delete_topics(broker: Services, header, request):
 @handles(ApiKey.CREATE_PARTITIONS)
 async def create_partitions(broker: Services, header, request):
     results = []
+    alterable = authorized_names(broker.authorizer, AclOperation.ALTER, ResourceType.TOPIC,
+                                 (wanted.name for wanted in request.topics))
     for wanted in request.topics:
         try:
+            if wanted.name not in alterable:
+                raise ApiError(ErrorCode.TOPIC_AUTHORIZATION_FAILED, "The topic authorization is failed.")
             await broker.topics.create_partitions(wanted.name, wanted.count, wanted.assignments,
                                                   validate_only=request.validate_only)
         except ApiError as exc:

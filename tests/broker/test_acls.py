@@ -212,7 +212,9 @@ VERSIONS = [0, 1, 2, 3]
 
 @pytest.fixture
 def broker_config(tmp_path):
-    return BrokerConfig(port=0, data_dir=tmp_path / "data", authorizer_class_name=STANDARD)
+    # The anonymous socket client administers the ACLs: it must be allowed to.
+    return BrokerConfig(port=0, data_dir=tmp_path / "data", authorizer_class_name=STANDARD,
+                        super_users=("User:ANONYMOUS",))
 
 
 def creation(name: str, pattern_type: int = LITERAL, *, resource_type: int = TOPIC, principal: str = "User:alice",

@@ -29,7 +29,7 @@ async def services(tmp_path):
         forgotten.append(name)
 
     topics = Topics(registry, node_id=config.node_id, num_partitions=2, auto_create=True, forget_offsets=forget_offsets)
-    yield SimpleNamespace(config=config, topics=topics, dynamic_config=dynamic_config, trace=None, faults=Faults(),
+    yield SimpleNamespace(config=config, topics=topics, dynamic_config=dynamic_config, trace=None, faults=Faults(), authorizer=None,
                           forgotten=forgotten, cluster_id="cluster", advertised_address=("127.0.0.1", 9092))
     await registry.close()
 
