@@ -11,6 +11,7 @@ import trio
 from broker.config import BrokerConfig, configure_logging, parse_config
 from broker.data_dir_lock import DataDirInUse
 from broker.metadata import MetadataError
+from broker.sasl import SaslConfigError
 from log import LogError
 
 logger = logging.getLogger("broker")
@@ -30,6 +31,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except (MetadataError, LogError) as exc:
         logger.error("cannot open the data directory: %s", exc)
+        return 1
+    except SaslConfigError as exc:
+        logger.error("cannot start: %s", exc)
         return 1
     except OSError as exc:
         logger.error("cannot start: %s", exc)

@@ -271,6 +271,15 @@ class Connection:
             finally:
                 self._release_request()
 
+    @property
+    def max_frame_bytes(self) -> int:
+        return self._frames.max_frame_bytes
+
+    @max_frame_bytes.setter
+    def max_frame_bytes(self, limit: int) -> None:
+        """The largest frame read from now on (a SASL connection's is small until it authenticates)."""
+        self._frames.max_frame_bytes = limit
+
     def interrupt_read(self) -> None:
         """Read no more requests: a wait for one (for the client's bytes or for budget) is
         cancelled now, and a request being handled is answered first."""

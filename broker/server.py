@@ -13,6 +13,7 @@ import trio
 from broker import handlers
 from broker.acls import Authorizer
 from broker.handlers.base import CloseConnection, UnsupportedRequest
+from broker.handlers.sasl import SASL_MAX_RECEIVE_SIZE, CloseAfterResponse, seed_scram_credentials
 from broker.config import BrokerConfig
 from broker.data_dir_lock import DataDirLock
 from broker.control import serve_control
@@ -27,6 +28,7 @@ from broker.metadata import ProducerIdAllocator, load_cluster_id
 from broker.registry import TopicRegistry
 from broker.request_trace import CURRENT_CONNECTION, RequestTrace
 from broker.scram import ScramCredentials
+from broker.sasl import SaslConfig
 from broker.session import CURRENT_SESSION, Session, current_session
 from broker.storage_work import run_storage_work
 from broker.topics import Topics
@@ -104,6 +106,7 @@ class Broker:
         await run_storage_work(self._open_storage)
         self._entered = True
         try:
+            await seed_scram_credentials(self)
             if self.config.topic not in self.registry.topics:
                 await self.registry.create_topic(self.config.topic, self.config.num_partitions)
             for listener in self.config.effective_listeners:
@@ -142,6 +145,7 @@ class Broker:
                                                allow_everyone_if_no_acl_found=self.config.allow_everyone_if_no_acl_found)
                                if self.config.authorizer_class_name else None)
             self.scram_credentials = ScramCredentials.load(self.config.data_dir)
+            self.sasl = SaslConfig.from_config(self.config, self.scram_credentials)
             self.trace = RequestTrace(self.config.trace, self.clock) if self.config.trace else None
             self.dynamic_config = DynamicBrokerConfigs(self.config.data_dir)
             self.dynamic_config.load()
@@ -290,7 +294,7 @@ class Broker:
                 stream.socket.close()
                 continue
             self._accept_trouble = None
-            connections.start_soon(self._serve_connection, stream, Session(listener.name, listener.security_protocol, ip))
+            connections.start_soon(self._serve_connection, stream, listener, Session(listener.name, listener.security_protocol, ip))
 
     def _note_accept_trouble(self, trouble: str) -> None:
         if trouble != self._accept_trouble:
@@ -343,7 +347,7 @@ class Broker:
                         or connection.idle_since is not None and now - connection.idle_since >= idle_seconds):
                     connection.interrupt_read()
 
-    async def _serve_connection(self, stream: trio.SocketStream, session: Session) -> None:
+    async def _serve_connection(self, stream: trio.SocketStream, listener: Listener, session: Session) -> None:
         """Answer the connection's requests in order until it closes, goes idle or the broker stops.
 
         Only waiting for a request is interrupted at shutdown: a request being handled runs to
@@ -354,8 +358,12 @@ class Broker:
         connection = None
         try:
             connection = Connection(SocketTransport(stream), self.config.max_request_bytes, self.request_budget)
+            if listener.sasl:
+                session.sasl = self.sasl.authenticator(session)
+                # Until it authenticates, a client is held to Kafka's sasl.server.max.receive.size.
+                connection.max_frame_bytes = SASL_MAX_RECEIVE_SIZE
             self._connections.add(connection)
-            await connection.serve(functools.partial(self._answer, peer))
+            await connection.serve(functools.partial(self._answer, connection, session, peer))
         except _RequestFailed:
             pass
         except (ProtocolError, CloseConnection) as exc:
@@ -371,9 +379,14 @@ class Broker:
                 cleanup.shield = True
                 await (connection.transport if connection else stream).aclose()
 
-    async def _answer(self, peer: str, frame: bytes | bytearray) -> list | None:
+    async def _answer(self, connection: Connection, session: Session, peer: str, frame: bytes | bytearray) -> list | None:
         try:
-            return await self.handle_frame(frame)
+            response = await self.handle_frame(frame)
+        except CloseAfterResponse as close:
+            # A failed authentication: the client is told why, then the connection reads no more.
+            logger.info("%s: closing connection after the response: %s", peer, close)
+            connection.interrupt_read()
+            return close.response
         except (ProtocolError, CloseConnection):
             raise
         except Exception as exc:
@@ -381,11 +394,22 @@ class Broker:
             # down: that connection is closed, and the log says why.
             logger.exception("%s: closing connection: the request failed", peer)
             raise _RequestFailed() from exc
+        if session.sasl is not None and session.sasl.authenticated:
+            connection.max_frame_bytes = self.config.max_request_bytes
+        return response
 
     async def handle_frame(self, frame: bytes | bytearray) -> list | None:
-        """Decode one request, run its handler, and encode the response frame as chunks (None: no response)."""
+        """Decode one request, run its handler, and encode the response frame as chunks (None: no
+        response). On a SASL listener, only what its authentication state allows is answered
+        (CloseConnection otherwise; CloseAfterResponse when an answer fails the authentication)."""
+        sasl = current_session().sasl
+        if sasl is not None and sasl.raw_tokens:
+            # After a SaslHandshake v0, frames are bare SASL tokens, without a request header.
+            return handlers.sasl.answer_raw_token(self, sasl, frame)
         header, body_offset = headers.decode_request_header(frame)
         CURRENT_REQUEST.set((header.request_api_key, header.request_api_version))
+        if sasl is not None:
+            handlers.sasl.admit(self, sasl, header, frame, body_offset)
         handler = handlers.HANDLERS.get(header.request_api_key)
         if handler is None:
             raise UnsupportedRequest(f"unknown API key {header.request_api_key}")
@@ -393,7 +417,10 @@ class Broker:
         if chunks is None:
             return None
         size = sum(len(chunk) for chunk in chunks)
-        return [SIZE_PREFIX.pack(size), *chunks]
+        response = [SIZE_PREFIX.pack(size), *chunks]
+        if sasl is not None:
+            handlers.sasl.close_if_failed(sasl, response)
+        return response
 
 
 def _bracketed(host: str) -> str:

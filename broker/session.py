@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import contextvars
 import dataclasses
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from broker.sasl import SaslAuthenticator
 
 # Kafka's KafkaPrincipal.ANONYMOUS: the principal of a connection nothing has authenticated.
 ANONYMOUS = "User:ANONYMOUS"
@@ -24,6 +28,14 @@ class Session:
     client_host: str = "127.0.0.1"
     # "Type:name", as in ACLs.
     principal: str = ANONYMOUS
+    # On a SASL listener, the connection's authentication (broker.sasl), made at its first
+    # request; None elsewhere.
+    sasl: SaslAuthenticator | None = None
+
+    @property
+    def sasl_listener(self) -> bool:
+        """Whether the connection must authenticate with SASL before anything else."""
+        return self.security_protocol in ("SASL_PLAINTEXT", "SASL_SSL")
 
 
 CURRENT_SESSION: contextvars.ContextVar[Session] = contextvars.ContextVar("current_session", default=Session())
