@@ -67,20 +67,20 @@ async def create_topics(broker: Services, header, request):
 
 
 async def _delete(broker: Services, name: str | None, topic_id):
-    """One topic deleted, in Kafka's order of checks: an unknown id; DESCRIBE on a topic named by
-    id (without it, its name is not told); DELETE; an unknown name."""
+    """One topic deleted, in the order of checks of Kafka's controller (ControllerApis, where a
+    KRaft broker sends DeleteTopics): DESCRIBE on the topic (without it, a topic named by id does
+    not have its name told); an unknown name or id; DELETE."""
     topic = broker.topics.get(name) if name is not None else broker.topics.by_id(topic_id)
     try:
-        if name is None:
-            if topic is None:
-                raise ApiError(ErrorCode.UNKNOWN_TOPIC_ID)
-            if not authorized(broker.authorizer, AclOperation.DESCRIBE, ResourceType.TOPIC, topic.name):
-                raise ApiError(ErrorCode.TOPIC_AUTHORIZATION_FAILED)
-            name = topic.name
-        if not authorized(broker.authorizer, AclOperation.DELETE, ResourceType.TOPIC, name):
+        if name is None and topic is None:
+            raise ApiError(ErrorCode.UNKNOWN_TOPIC_ID)
+        if not authorized(broker.authorizer, AclOperation.DESCRIBE, ResourceType.TOPIC, name or topic.name):
             raise ApiError(ErrorCode.TOPIC_AUTHORIZATION_FAILED)
         if topic is None:
             raise ApiError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
+        name = topic.name
+        if not authorized(broker.authorizer, AclOperation.DELETE, ResourceType.TOPIC, name):
+            raise ApiError(ErrorCode.TOPIC_AUTHORIZATION_FAILED)
         topic_id = topic.topic_id
         await broker.topics.delete(topic)
     except ApiError as exc:
