@@ -1,14 +1,17 @@
 """Attacks on the broker over loopback while a well-behaved client produces and consumes.
 
-Run: python -m interop.bench.attacks [--quick] [--directory DIR]
+Run: python -m interop.bench.attacks [--quick] [--sasl] [--directory DIR]
 
 Each attack gets a fresh broker (`python -m broker`, default flags) on a free 127.0.0.1 port.
 A well-behaved confluent-kafka client produces one 1 KiB record at a time (acks=all, linger 0)
 and a confluent-kafka consumer reads them back; once both are connected and records flow, the
-attack runs for its duration beside them, then stops. Printed per attack, and for a baseline
-with no attack: the broker's peak resident memory (VmHWM), whether it stayed up (alive and
-answering Metadata afterwards, with every acknowledged record consumed), and the good client's
-produce latency p50/p99 during the attack. Targets: stays up, peak RSS under 300 MB, p99 under
+attack runs for its duration beside them, then stops. With --sasl the broker's one listener is
+SASL_PLAINTEXT: the good client authenticates with PLAIN, the attackers never authenticate (so
+their requests are refused before any handler, and their frames are held to the 512 KiB limit of
+a connection not yet authenticated). Printed per attack, and for a baseline with no attack: the
+broker's peak resident memory (VmHWM), whether it stayed up (alive and answering Metadata
+afterwards, with every acknowledged record consumed), and the good client's produce latency
+p50/p99 during the attack. Targets: stays up, peak RSS under 300 MB, p99 under
 50 ms.
 
 The attacks:
@@ -21,6 +24,8 @@ The attacks:
 - partitions past the file limit: with an open-file limit of 1024, topics of 100 partitions are
   created until the broker refuses one;
 - gzip bomb: produce requests whose one record set is gzip expanding to 256 MiB of zeros.
+The CreateTopics attacks use confluent-kafka's admin client, or with --sasl a connection that sends
+the request unauthenticated; the gzip bomb replaces a connection the broker closes with a new one.
 Only 127.0.0.0/8 is ever connected to; every wait is bounded.
 """
 
@@ -47,7 +52,9 @@ from broker.wire_connection import WireConnection
 from interop.bench.servers import free_port, metadata_answered, peak_resident_bytes
 from interop.broker_process import BrokerProcess
 from protocol import records
+from protocol.errors import ErrorCode, ProtocolError
 from protocol.framing import SIZE_PREFIX, framed
+from protocol.messages import ApiKey
 
 MIB = 1 << 20
 TOPIC = "comlog"  # the topic the broker creates at start
@@ -62,6 +69,51 @@ LOW_OPEN_FILES = 1024
 # Every client wait is bounded by this.
 TIMEOUT_SECONDS = 30
 _PRODUCE_VERSION = 9
+_CREATE_TOPICS_VERSION = 5
+_METADATA_VERSION = 12
+# The SASL run's one user, whom only the good client knows.
+SASL_USER, SASL_PASSWORD = "good", "good-secret"
+GOOD_SASL = {"security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": "PLAIN",
+             "sasl.username": SASL_USER, "sasl.password": SASL_PASSWORD}
+# What an attacker whose connection the broker closed without answering is told.
+UNANSWERED = "closed unanswered"
+
+
+class AuthenticationRefused(ConnectionError):
+    """A SASL listener refused the handshake or the credentials."""
+
+
+def authenticate_plain(connection: WireConnection, user: str, password: str) -> None:
+    """SaslHandshake v1 and SaslAuthenticate with PLAIN, as the first requests on `connection` to a
+    SASL listener; AuthenticationRefused when the broker refuses."""
+    handshake = connection.request(ApiKey.SASL_HANDSHAKE, 1, {"mechanism": "PLAIN"})
+    if handshake.error_code != ErrorCode.NONE:
+        raise AuthenticationRefused(f"SaslHandshake PLAIN: {ErrorCode(handshake.error_code).name}")
+    answer = connection.request(ApiKey.SASL_AUTHENTICATE, 2, {"auth_bytes": f"\0{user}\0{password}".encode()})
+    if answer.error_code != ErrorCode.NONE:
+        raise AuthenticationRefused(f"SaslAuthenticate: {answer.error_message}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    """The listener under attack: its port, and whether it is SASL_PLAINTEXT (the attackers never
+    authenticate; the good client does, as SASL_USER)."""
+
+    port: int
+    sasl: bool = False
+
+    def answers_metadata(self) -> bool:
+        """Whether the broker answers Metadata here (after authenticating, on a SASL listener)."""
+        if not self.sasl:
+            return metadata_answered(self.port)
+        try:
+            with WireConnection.connect(self.port) as connection:
+                authenticate_plain(connection, SASL_USER, SASL_PASSWORD)
+                metadata = connection.request(ApiKey.METADATA, _METADATA_VERSION,
+                                              {"topics": None, "allow_auto_topic_creation": False})
+        except (ConnectionError, ProtocolError):
+            return False
+        return bool(metadata.brokers)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,8 +178,10 @@ class PeakWatcher(threading.Thread):
 class GoodClient:
     """A producer sending one record at a time and a consumer reading them back, in two threads."""
 
-    def __init__(self, bootstrap: str) -> None:
+    def __init__(self, bootstrap: str, settings: dict[str, str | int]) -> None:
         self.bootstrap = bootstrap
+        # Both clients' own settings beside their defaults (GOOD_SASL on a SASL listener).
+        self.settings = settings
         self.stop = threading.Event()
         # Set once the producer has stopped; the consumer then waits for the last records until
         # the monotonic time _give_up.
@@ -162,7 +216,7 @@ class GoodClient:
 
     def _produce(self) -> None:
         delivered: list[object] = []
-        producer = Producer({"bootstrap.servers": self.bootstrap, **GOOD_PRODUCER,
+        producer = Producer({"bootstrap.servers": self.bootstrap, **GOOD_PRODUCER, **self.settings,
                              "on_delivery": lambda error, _message: delivered.append(error)})
         try:
             while not self.stop.is_set():
@@ -183,7 +237,7 @@ class GoodClient:
 
     def _consume(self) -> None:
         consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": f"good-{uuid.uuid4()}",
-                             "enable.auto.commit": False, "fetch.wait.max.ms": 10})
+                             "enable.auto.commit": False, "fetch.wait.max.ms": 10, **self.settings})
         consumer.assign([TopicPartition(TOPIC, 0, 0)])
         try:
             while not self._produced.is_set() or self.consumed < self.acknowledged:
@@ -199,7 +253,7 @@ class GoodClient:
 
 
 # Attacks: each runs in its own thread until `stop` is set and returns a note for the table.
-Attack = Callable[[int, Scale, threading.Event], str]
+Attack = Callable[[Target, Scale, threading.Event], str]
 
 
 def _connect(port: int, timeout: float = 5) -> socket.socket:
@@ -228,36 +282,36 @@ def _hold(held: list[socket.socket], stop: threading.Event) -> int:
             sock.close()
 
 
-def no_attack(port: int, scale: Scale, stop: threading.Event) -> str:
+def no_attack(target: Target, scale: Scale, stop: threading.Event) -> str:
     stop.wait()
     return ""
 
 
-def descriptor_flood(port: int, scale: Scale, stop: threading.Event) -> str:
+def descriptor_flood(target: Target, scale: Scale, stop: threading.Event) -> str:
     held: list[socket.socket] = []
     failed = 0
     while len(held) + failed < scale.flood_connections and not stop.is_set():
         try:
-            held.append(_connect(port, timeout=1))
+            held.append(_connect(target.port, timeout=1))
         except OSError:
             failed += 1
     closed = _hold(held, stop)
     return f"{len(held)} connected, {closed} closed by the broker, {failed} failed to connect"
 
 
-def half_frames(port: int, scale: Scale, stop: threading.Event) -> str:
-    held = [_connect(port) for _ in range(scale.half_frames)]
+def half_frames(target: Target, scale: Scale, stop: threading.Event) -> str:
+    held = [_connect(target.port) for _ in range(scale.half_frames)]
     for sock in held:
         sock.sendall(SIZE_PREFIX.pack(100 * MIB) + bytes(1024))
     closed = _hold(held, stop)
     return f"{closed} of {len(held)} closed by the broker"
 
 
-def slowloris(port: int, scale: Scale, stop: threading.Event) -> str:
+def slowloris(target: Target, scale: Scale, stop: threading.Event) -> str:
     # Each connection dribbles a 4 KiB frame, one byte a second: never idle, never finished.
     frame = framed(bytes(4096))
     started = time.monotonic()
-    open_sockets = {_connect(port): 0 for _ in range(scale.slowloris_connections)}
+    open_sockets = {_connect(target.port): 0 for _ in range(scale.slowloris_connections)}
     closed_after: list[float] = []
     try:
         while not stop.wait(1):
@@ -283,9 +337,13 @@ def slowloris(port: int, scale: Scale, stop: threading.Event) -> str:
             f"the last after {max(closed_after):.0f} s")
 
 
-def _create_topics(port: int, topics: dict[str, int]) -> dict[str, str]:
-    """CreateTopics through confluent-kafka's admin client: each topic's outcome ('ok' or the error)."""
-    admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{port}", "socket.timeout.ms": TIMEOUT_SECONDS * 1000})
+def _create_topics(target: Target, topics: dict[str, int]) -> dict[str, str]:
+    """CreateTopics through confluent-kafka's admin client, or unauthenticated on a SASL listener:
+    each topic's outcome ('ok', the error, or UNANSWERED)."""
+    if target.sasl:
+        return {name: _create_topic_unauthenticated(target.port, name, partitions)
+                for name, partitions in topics.items()}
+    admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{target.port}", "socket.timeout.ms": TIMEOUT_SECONDS * 1000})
     futures = admin.create_topics([NewTopic(name, partitions, 1) for name, partitions in topics.items()],
                                   operation_timeout=TIMEOUT_SECONDS, request_timeout=TIMEOUT_SECONDS)
     outcomes = {}
@@ -300,21 +358,34 @@ def _create_topics(port: int, topics: dict[str, int]) -> dict[str, str]:
     return outcomes
 
 
-def huge_topic(port: int, scale: Scale, stop: threading.Event) -> str:
+def _create_topic_unauthenticated(port: int, name: str, partitions: int) -> str:
+    """CreateTopics as the first request of a connection: 'ok', the error, or UNANSWERED."""
+    topic = {"name": name, "num_partitions": partitions, "replication_factor": 1}
+    with WireConnection.connect(port, timeout=TIMEOUT_SECONDS, client_id="attack") as connection:
+        try:
+            response = connection.request(ApiKey.CREATE_TOPICS, _CREATE_TOPICS_VERSION,
+                                          {"topics": [topic], "timeout_ms": TIMEOUT_SECONDS * 1000})
+        except ConnectionError:
+            return UNANSWERED
+    code = response.topics[0].error_code
+    return "ok" if code == ErrorCode.NONE else ErrorCode(code).name
+
+
+def huge_topic(target: Target, scale: Scale, stop: threading.Event) -> str:
     started = time.monotonic()
-    outcome = _create_topics(port, {"attack-huge": scale.topic_partitions})["attack-huge"]
+    outcome = _create_topics(target, {"attack-huge": scale.topic_partitions})["attack-huge"]
     note = f"{scale.topic_partitions} partitions: {outcome} after {time.monotonic() - started:.1f} s"
     stop.wait()
     return note
 
 
-def partitions_past_file_limit(port: int, scale: Scale, stop: threading.Event) -> str:
+def partitions_past_file_limit(target: Target, scale: Scale, stop: threading.Event) -> str:
     created = 0
     refusal = "none refused"
     for number in range(scale.file_limit_topics):
         if stop.is_set():
             break
-        outcome = _create_topics(port, {f"attack-files-{number}": 100})[f"attack-files-{number}"]
+        outcome = _create_topics(target, {f"attack-files-{number}": 100})[f"attack-files-{number}"]
         if outcome != "ok":
             refusal = f"then {outcome}"
             break
@@ -328,16 +399,22 @@ def _produce_request(record_set: bytes) -> dict:
             "topic_data": [{"name": TOPIC, "partition_data": [{"index": 0, "records": record_set}]}]}
 
 
-def gzip_bomb(port: int, scale: Scale, stop: threading.Event) -> str:
+def gzip_bomb(target: Target, scale: Scale, stop: threading.Event) -> str:
     # One record of zeros, gzipped: a few hundred KiB on the wire, scale.bomb_bytes once inflated.
     bomb = records.build_batch([records.Record(value=bytes(scale.bomb_bytes))], compression=records.Compression.GZIP)
     answers: dict[int, int] = {}
-    with WireConnection.connect(port, timeout=TIMEOUT_SECONDS, client_id="attack") as connection:
-        while not stop.is_set():
-            response = connection.request(0, _PRODUCE_VERSION, _produce_request(bomb))
-            code = response.responses[0].partition_responses[0].error_code
-            answers[code] = answers.get(code, 0) + 1
-    shown = ", ".join(f"{count} x error {code}" for code, count in sorted(answers.items()))
+    unanswered = 0
+    while not stop.is_set():
+        with WireConnection.connect(target.port, timeout=TIMEOUT_SECONDS, client_id="attack") as connection:
+            try:
+                while not stop.is_set():
+                    response = connection.request(ApiKey.PRODUCE, _PRODUCE_VERSION, _produce_request(bomb))
+                    code = response.responses[0].partition_responses[0].error_code
+                    answers[code] = answers.get(code, 0) + 1
+            except ConnectionError:
+                unanswered += 1
+    shown = ", ".join([f"{count} x error {code}" for code, count in sorted(answers.items())]
+                      + ([f"{unanswered} x {UNANSWERED}"] if unanswered else []))
     return f"{len(bomb) // 1024} KiB inflating to {scale.bomb_bytes // MIB} MiB, answered {shown}"
 
 
@@ -362,24 +439,28 @@ SCENARIOS = [
 ]
 
 
-def run_scenario(scenario: Scenario, scale: Scale, directory: Path) -> Outcome:
+def run_scenario(scenario: Scenario, scale: Scale, directory: Path, sasl: bool = False) -> Outcome:
     outcome = Outcome(scenario.name)
     command: tuple[str, ...] = (sys.executable, "-m", "broker")
     if scenario.open_files is not None:
         command = ("prlimit", f"--nofile={scenario.open_files}:", *command)
-    broker = BrokerProcess(directory / f"data-{uuid.uuid4()}", port=free_port(), command=command)
+    target = Target(free_port(), sasl)
+    listener = ("--listeners", f"SASL_PLAINTEXT://127.0.0.1:{target.port}",
+                "--override", f"comlog.sasl.users={SASL_USER}:{SASL_PASSWORD}") if sasl else ()
+    broker = BrokerProcess(directory / f"data-{uuid.uuid4()}", *listener, port=None if sasl else target.port,
+                           command=command)
     broker.start()
     memory = PeakWatcher(broker.process.pid)
     memory.start()
     try:
-        good = GoodClient(broker.bootstrap)
+        good = GoodClient(broker.bootstrap, GOOD_SASL if sasl else {})
         good.start()
         stop = threading.Event()
         notes: list[str] = []
 
         def attack() -> None:
             try:
-                notes.append(scenario.attack(broker.port, scale, stop))
+                notes.append(scenario.attack(target, scale, stop))
             except Exception as exc:  # noqa: BLE001 - an attack that cannot go on is reported, not fatal
                 notes.append(f"attack failed: {exc!r}")
 
@@ -393,7 +474,7 @@ def run_scenario(scenario: Scenario, scale: Scale, directory: Path) -> Outcome:
         ended = time.perf_counter()
         consumed_all = good.finish()
         outcome.latencies = good.latencies_between(started, ended)
-        outcome.stayed_up = broker.process.poll() is None and metadata_answered(broker.port) and consumed_all
+        outcome.stayed_up = broker.process.poll() is None and target.answers_metadata() and consumed_all
         outcome.note = "; ".join(notes + good.errors) if notes or good.errors else "attack still running"
         if not consumed_all and not good.errors:
             outcome.note += f"; {good.consumed} of {good.acknowledged} acknowledged records consumed"
@@ -418,7 +499,8 @@ def format_table(outcomes: list[Outcome]) -> str:
                                f"good client p99 under {P99_TARGET_SECONDS * 1000:.0f} ms.")
 
 
-def run(scale: Scale, directory: Path, scenarios: list[Scenario] = SCENARIOS) -> list[Outcome]:
+def run(scale: Scale, directory: Path, scenarios: list[Scenario] = SCENARIOS, *, sasl: bool = False) -> list[Outcome]:
+    """Each scenario against a fresh broker: a PLAINTEXT listener, or with `sasl` a SASL_PLAINTEXT one."""
     # The attacks hold thousands of sockets on this side too.
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -426,7 +508,7 @@ def run(scale: Scale, directory: Path, scenarios: list[Scenario] = SCENARIOS) ->
     for scenario in scenarios:
         print(f"{scenario.name} ...", file=sys.stderr, flush=True)
         try:
-            outcomes.append(run_scenario(scenario, scale, directory))
+            outcomes.append(run_scenario(scenario, scale, directory, sasl))
         except Exception:  # noqa: BLE001 - one broken scenario still leaves the others' figures
             traceback.print_exc()
             outcomes.append(Outcome(scenario.name, note="the scenario failed (traceback above)"))
@@ -436,11 +518,15 @@ def run(scale: Scale, directory: Path, scenarios: list[Scenario] = SCENARIOS) ->
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m interop.bench.attacks", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="shorter attacks (5 s; slowloris 35 s)")
+    parser.add_argument("--sasl", action="store_true",
+                        help="attack a SASL_PLAINTEXT listener, unauthenticated; the good client authenticates")
     parser.add_argument("--directory", type=Path, help="where the brokers' data directories go (default: a temporary one)")
     args = parser.parse_args()
     scale = QUICK if args.quick else FULL
     with tempfile.TemporaryDirectory(dir=args.directory) as directory:
-        outcomes = run(scale, Path(directory))
+        outcomes = run(scale, Path(directory), sasl=args.sasl)
+    if args.sasl:
+        print(f"Against a SASL_PLAINTEXT listener (the attackers unauthenticated, the good client as {SASL_USER}):\n")
     print(format_table(outcomes))
 
 
