@@ -12,6 +12,7 @@ from broker.config import BrokerConfig, configure_logging, parse_config
 from broker.data_dir_lock import DataDirInUse
 from broker.metadata import MetadataError
 from broker.sasl import SaslConfigError
+from broker.tls import TlsConfigError
 from log import LogError
 
 logger = logging.getLogger("broker")
@@ -32,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     except (MetadataError, LogError) as exc:
         logger.error("cannot open the data directory: %s", exc)
         return 1
-    except SaslConfigError as exc:
+    except (SaslConfigError, TlsConfigError) as exc:
         logger.error("cannot start: %s", exc)
         return 1
     except OSError as exc:

@@ -18,7 +18,7 @@ from pathlib import Path
 from broker.acls import AUTHORIZER_CLASS_NAMES
 from broker.connection import UNLIMITED_CONNECTIONS
 from broker.listeners import (
-    DEFAULT_PROTOCOL_MAP, META_ADDRESSES, SASL_MECHANISMS, Listener, listeners_from, parse_endpoints,
+    DEFAULT_PROTOCOL_MAP, META_ADDRESSES, SASL_MECHANISMS, Listener, kafka_list, listeners_from, parse_endpoints,
     parse_protocol_map,
 )
 from broker.topic_config import TOPIC_CONFIGS, ConfigDef, InvalidConfig
@@ -149,7 +149,7 @@ def _text(text: str) -> str:
 
 
 def _log_dirs(text: str) -> Path:
-    directories = [d for d in re.split(r"\s*,\s*", text.strip()) if d]
+    directories = kafka_list(text)
     if len(directories) != 1:
         raise ValueError(f"must name one directory (this broker keeps all its data in one), got {text!r}")
     return Path(directories[0])
@@ -192,7 +192,7 @@ def _principals(text: str) -> tuple[str, ...]:
 
 
 def _mechanisms(text: str) -> tuple[str, ...]:
-    mechanisms = tuple(m for m in re.split(r"\s*,\s*", text.strip()) if m)
+    mechanisms = tuple(kafka_list(text))
     for mechanism in mechanisms:
         if mechanism not in SASL_MECHANISMS:
             raise ValueError(f"unknown SASL mechanism {mechanism!r}: this broker has {', '.join(SASL_MECHANISMS)}")

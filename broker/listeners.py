@@ -44,7 +44,7 @@ _ENDPOINT = re.compile(r"(.*)://\[?([0-9a-zA-Z\-%._:]*)\]?:(-?[0-9]+)")
 META_ADDRESSES = ("0.0.0.0", "::", "")
 
 
-def _csv(text: str) -> list[str]:
+def kafka_list(text: str) -> list[str]:
     """Kafka's Csv.parseCsvList: items split at commas, spaces around them dropped, empty ones too."""
     return [item for item in re.split(r"\s*,\s*", text.strip()) if item]
 
@@ -53,7 +53,7 @@ def parse_protocol_map(text: str) -> dict[str, str]:
     """listener.security.protocol.map ("NAME:PROTOCOL,..."): listener names (upper-cased, as Kafka's
     ListenerName.normalised) to security protocols. Raises ValueError with the reason."""
     protocols = {}
-    for item in _csv(text):
+    for item in kafka_list(text):
         name, colon, protocol = item.rpartition(":")
         if not colon:
             raise ValueError(f"expected NAME:PROTOCOL items separated by commas, got {item!r}")
@@ -77,7 +77,7 @@ def parse_endpoints(text: str, protocols: dict[str, str]) -> list[Endpoint]:
     """A listeners or advertised.listeners value, each name mapped to its protocol by `protocols`
     (parse_protocol_map's). Raises ValueError with the reason."""
     endpoints = []
-    for item in _csv(text):
+    for item in kafka_list(text):
         match = _ENDPOINT.fullmatch(item)
         if not match:
             raise ValueError(f"unable to parse {item!r} as NAME://host:port")

@@ -17,7 +17,8 @@ from broker.handlers.sasl import SASL_MAX_RECEIVE_SIZE, CloseAfterResponse, seed
 from broker.config import BrokerConfig
 from broker.data_dir_lock import DataDirLock
 from broker.control import serve_control
-from broker.connection import Connection, ConnectionLimits, RequestBudget, SocketTransport, default_max_connections
+from broker.connection import (Connection, ConnectionClosed, ConnectionLimits, RequestBudget, SocketTransport, Transport,
+                               default_max_connections)
 from broker.dynamic_config import DynamicBrokerConfigs
 from broker.faults import Faults
 from broker.listeners import Listener
@@ -31,13 +32,14 @@ from broker.scram import ScramCredentials
 from broker.sasl import SaslConfig
 from broker.session import CURRENT_SESSION, Session, current_session
 from broker.storage_work import run_storage_work
+from broker.tls import SslAuthenticationError, accept_tls, looks_like_tls, principal, principal_mapper, server_context
 from broker.topics import Topics
 from broker.transactions import TransactionCoordinator
 from log import UNLIMITED
 from log.log import current_time_ms
 from protocol import headers
 from protocol.errors import ProtocolError
-from protocol.framing import SIZE_PREFIX
+from protocol.framing import SIZE_PREFIX, FrameTooLarge
 
 logger = logging.getLogger("broker")
 
@@ -146,6 +148,10 @@ class Broker:
                                if self.config.authorizer_class_name else None)
             self.scram_credentials = ScramCredentials.load(self.config.data_dir)
             self.sasl = SaslConfig.from_config(self.config, self.scram_credentials)
+            # Each TLS listener's context and principal mapping, their files read here, at start.
+            self._tls = {listener.name: (server_context(self.config, listener.name),
+                                         principal_mapper(self.config, listener.name))
+                         for listener in self.config.effective_listeners if listener.tls}
             self.trace = RequestTrace(self.config.trace, self.clock) if self.config.trace else None
             self.dynamic_config = DynamicBrokerConfigs(self.config.data_dir)
             self.dynamic_config.load()
@@ -357,7 +363,8 @@ class Broker:
         CURRENT_SESSION.set(session)
         connection = None
         try:
-            connection = Connection(SocketTransport(stream), self.config.max_request_bytes, self.request_budget)
+            connection = Connection(await self._transport(stream, listener, session), self.config.max_request_bytes,
+                                    self.request_budget)
             if listener.sasl:
                 session.sasl = self.sasl.authenticator(session)
                 # Until it authenticates, a client is held to Kafka's sasl.server.max.receive.size.
@@ -366,8 +373,20 @@ class Broker:
             await connection.serve(functools.partial(self._answer, connection, session, peer))
         except _RequestFailed:
             pass
-        except (ProtocolError, CloseConnection) as exc:
+        except FrameTooLarge as exc:
+            if not listener.tls and looks_like_tls(SIZE_PREFIX.pack(exc.size)):
+                # Its ClientHello read as a frame size of some 369 MB.
+                logger.warning("%s: closing connection: a TLS client connected to plaintext listener %s",
+                               peer, listener.name)
+            else:
+                logger.warning("%s: closing connection: %s", peer, exc)
+        except (ProtocolError, CloseConnection, SslAuthenticationError) as exc:
             logger.warning("%s: closing connection: %s", peer, exc)
+        except ConnectionClosed:
+            pass  # before its TLS handshake
+        except trio.TooSlowError:
+            logger.warning("%s: closing connection: no TLS handshake within %d ms", peer,
+                           self.config.request_read_timeout_ms)
         except OSError as exc:
             logger.debug("%s: connection error: %s", peer, exc)
         finally:
@@ -378,6 +397,19 @@ class Broker:
             with trio.move_on_after(1) as cleanup:
                 cleanup.shield = True
                 await (connection.transport if connection else stream).aclose()
+
+    async def _transport(self, stream: trio.SocketStream, listener: Listener, session: Session) -> Transport:
+        """The connection's bytes: plaintext, or decrypted once the TLS handshake (bounded by the
+        request read timeout) is done, the client's certificate then naming an SSL listener's
+        principal (a SASL_SSL one's comes from its SASL authentication)."""
+        if not listener.tls:
+            return SocketTransport(stream)
+        context, mapper = self._tls[listener.name]
+        with trio.fail_after(self.config.request_read_timeout_ms / 1000):
+            transport = await accept_tls(stream, context, listener.name)
+        if not listener.sasl:
+            session.principal = principal(transport, mapper)
+        return transport
 
     async def _answer(self, connection: Connection, session: Session, peer: str, frame: bytes | bytearray) -> list | None:
         try:

@@ -9,7 +9,7 @@ from protocol.framing import FrameBuffer, InFlightRequests
 
 
 class WireClient:
-    def __init__(self, stream: trio.SocketStream) -> None:
+    def __init__(self, stream: trio.abc.Stream) -> None:
         self.stream = stream
         self._in_flight = InFlightRequests("wire-client")
         self._frames = FrameBuffer()
@@ -30,10 +30,14 @@ class WireClient:
     async def receive_frame(self) -> bytes | bytearray | None:
         """The next response frame, or None once the broker has closed the connection."""
         while (frame := self._frames.next_frame()) is None:
-            received = await self.stream.socket.recv_into(self._frames.get_buffer())
+            buffer = self._frames.get_buffer()
+            # Any trio stream: a plain socket's, or a TLS one's (trio.SSLStream).
+            received = await self.stream.receive_some(len(buffer))
             if not received:
                 return None
-            self._frames.buffer_updated(received)
+            buffer[:len(received)] = received
+            del buffer  # a large frame's buffer may grow, which no view of it may outlive
+            self._frames.buffer_updated(len(received))
         return frame
 
     async def receive(self):
