@@ -5,10 +5,10 @@ or have their connection closed; and a partition's appends or fetches are paused
 (a paused append waits, up to its request's timeout; a paused fetch finds no new data).
 
 An error answer is built from the request, without running the handler (a Produce answered
-NOT_LEADER_OR_FOLLOWER appends nothing, as on Kafka): the error goes in each partition of the
-APIs that answer per partition (Produce, Fetch, ListOffsets, OffsetCommit), and at the top for the
-APIs whose response has a top-level error code. Every fault is logged when injected, applied and
-cleared.
+NOT_LEADER_OR_FOLLOWER appends nothing, as on Kafka), as Kafka's getErrorResponse builds it: the
+error goes in each partition, topic, resource or group the request names where the response
+answers them one by one, and at the top where the response has a top-level error code. Every
+fault is logged when injected, applied and cleared.
 """
 
 from __future__ import annotations
@@ -17,34 +17,109 @@ import dataclasses
 import itertools
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 import trio
 
 from protocol.errors import ErrorCode
 from protocol.messages import RESPONSES, ApiKey
+from protocol.schema import Versions
 
 logger = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
-class _PerPartition:
-    """Where an API's request names its topics and partitions, and where its response answers them."""
-    request_topics: str
-    request_partitions: str
-    request_index: str
-    response_topics: str
-    response_partitions: str
-    response_index: str
+class _Entries:
+    """A list of the request answered entry by entry in its error answer, as Kafka's
+    getErrorResponse answers it: the request's list field and the response's, the request fields
+    copied into each answer (request name -> response name; "" is the entry itself, in a list of
+    names or numbers), the fields Kafka sets beside them (also what a null copied value becomes),
+    and the lists answered in each entry in turn. The error goes in the entries that nest none,
+    under `error`. `versions` narrows the request versions answered so; `distinct` makes the
+    response list one answer per distinct copied value, sorted (Kafka answers a set of names).
+    At the top of a request (request and response ""), the error goes at the response's top."""
+    request: str
+    response: str
+    copied: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    failed: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    nested: tuple[_Entries, ...] = ()
+    error: str = "error_code"
+    versions: Versions | None = None
+    distinct: bool = False
 
 
-_PER_PARTITION = {
-    ApiKey.PRODUCE: _PerPartition("topic_data", "partition_data", "index", "responses", "partition_responses", "index"),
-    ApiKey.FETCH: _PerPartition("topics", "partitions", "partition", "responses", "partitions", "partition_index"),
-    ApiKey.LIST_OFFSETS: _PerPartition("topics", "partitions", "partition_index", "topics", "partitions",
-                                       "partition_index"),
-    ApiKey.OFFSET_COMMIT: _PerPartition("topics", "partitions", "partition_index", "topics", "partitions",
-                                        "partition_index"),
+def _top(*lists: _Entries, **options) -> _Entries:
+    return _Entries("", "", nested=lists, **options)
+
+
+_TOPIC_NAME = {"name": "name"}
+_PARTITION_INDEX = {"partition_index": "partition_index"}
+_RESOURCE = {"resource_type": "resource_type", "resource_name": "resource_name"}
+# Kafka's message is the exception's, null for an error with nothing to say beyond its code.
+_NO_MESSAGE = {"error_message": None}
+
+# The APIs whose error answers are per partition (Faults.inject takes an error for them, and for
+# the APIs with a top-level error code), then the others whose responses carry their errors per
+# entry; one walk reads both. An API in neither, or a version whose request has none of the lists,
+# has the error at the top only.
+_PER_PARTITION: dict[ApiKey, _Entries] = {
+    ApiKey.PRODUCE: _top(_Entries("topic_data", "responses", _TOPIC_NAME, nested=(
+        _Entries("partition_data", "partition_responses", {"index": "index"},
+                 {"base_offset": -1, "log_append_time_ms": -1, "log_start_offset": -1}),))),
+    # From v13 Kafka answers at the top only, with no partitions.
+    ApiKey.FETCH: _top(_Entries("topics", "responses", {"topic": "topic", "topic_id": "topic_id"}, nested=(
+        _Entries("partitions", "partitions", {"partition": "partition_index"}, {"high_watermark": -1}),),
+        versions=Versions(0, 12)), copied={"session_id": "session_id"}),
+    ApiKey.LIST_OFFSETS: _top(_Entries("topics", "topics", _TOPIC_NAME, nested=(
+        _Entries("partitions", "partitions", _PARTITION_INDEX),))),
+    ApiKey.OFFSET_COMMIT: _top(_Entries("topics", "topics", _TOPIC_NAME, nested=(
+        _Entries("partitions", "partitions", _PARTITION_INDEX),))),
+    # v0-1 per partition, v2-7 at the top only, v8+ per group (with no partitions).
+    ApiKey.OFFSET_FETCH: _top(
+        _Entries("topics", "topics", _TOPIC_NAME, nested=(
+            _Entries("partition_indexes", "partitions", {"": "partition_index"},
+                     {"committed_offset": -1, "committed_leader_epoch": -1, "metadata": ""}),),
+            versions=Versions(0, 1)),
+        _Entries("groups", "groups", {"group_id": "group_id"})),
+    ApiKey.DELETE_RECORDS: _top(_Entries("topics", "topics", _TOPIC_NAME, nested=(
+        _Entries("partitions", "partitions", _PARTITION_INDEX, {"low_watermark": -1}),))),
+    ApiKey.OFFSET_FOR_LEADER_EPOCH: _top(_Entries("topics", "topics", {"topic": "topic"}, nested=(
+        _Entries("partitions", "partitions", {"partition": "partition"}),))),
+    # v4+ (which brokers send) at the top only.
+    ApiKey.ADD_PARTITIONS_TO_TXN: _top(_Entries(
+        "v3_and_below_topics", "results_by_topic_v3_and_below", _TOPIC_NAME, nested=(
+            _Entries("partitions", "results_by_partition", {"": "partition_index"}, error="partition_error_code"),))),
+    ApiKey.TXN_OFFSET_COMMIT: _top(_Entries("topics", "topics", _TOPIC_NAME, nested=(
+        _Entries("partitions", "partitions", _PARTITION_INDEX),))),
+    ApiKey.DESCRIBE_PRODUCERS: _top(_Entries("topics", "topics", _TOPIC_NAME, nested=(
+        _Entries("partition_indexes", "partitions", {"": "partition_index"}),))),
+}
+_PER_ENTRY: dict[ApiKey, _Entries] = {
+    # The response allows no null name before v12: Kafka answers "" for a topic named by id only.
+    ApiKey.METADATA: _top(_Entries("topics", "topics", {"name": "name", "topic_id": "topic_id"}, {"name": ""})),
+    # v0-3 at the top only.
+    ApiKey.FIND_COORDINATOR: _top(_Entries("coordinator_keys", "coordinators", {"": "key"},
+                                           {"node_id": -1, "host": "", "port": -1, **_NO_MESSAGE})),
+    ApiKey.DESCRIBE_GROUPS: _top(_Entries("groups", "groups", {"": "group_id"})),
+    ApiKey.CREATE_TOPICS: _top(_Entries("topics", "topics", _TOPIC_NAME, _NO_MESSAGE)),
+    # By name before v6, by name or id from v6.
+    ApiKey.DELETE_TOPICS: _top(_Entries("topic_names", "responses", {"": "name"}),
+                               _Entries("topics", "responses", {"name": "name", "topic_id": "topic_id"})),
+    ApiKey.CREATE_ACLS: _top(_Entries("creations", "results", failed=_NO_MESSAGE)),
+    ApiKey.DELETE_ACLS: _top(_Entries("filters", "filter_results", failed=_NO_MESSAGE)),
+    ApiKey.DESCRIBE_CONFIGS: _top(_Entries("resources", "results", _RESOURCE, _NO_MESSAGE)),
+    ApiKey.ALTER_CONFIGS: _top(_Entries("resources", "responses", _RESOURCE, _NO_MESSAGE)),
+    ApiKey.INCREMENTAL_ALTER_CONFIGS: _top(_Entries("resources", "responses", _RESOURCE, _NO_MESSAGE)),
+    ApiKey.CREATE_PARTITIONS: _top(_Entries("topics", "results", _TOPIC_NAME, _NO_MESSAGE)),
+    ApiKey.DELETE_GROUPS: _top(_Entries("groups_names", "results", {"": "group_id"})),
+    # Beside the error at the top; Kafka names no user in these results.
+    ApiKey.DESCRIBE_USER_SCRAM_CREDENTIALS: _top(_Entries("users", "results", failed=_NO_MESSAGE)),
+    ApiKey.ALTER_USER_SCRAM_CREDENTIALS: _top(
+        _Entries("deletions", "results", {"name": "user"}, _NO_MESSAGE, distinct=True),
+        _Entries("upsertions", "results", {"name": "user"}, _NO_MESSAGE, distinct=True)),
+    ApiKey.DESCRIBE_TRANSACTIONS: _top(_Entries("transactional_ids", "transaction_states",
+                                                {"": "transactional_id"})),
 }
 # The fields naming a topic in the requests' topic entries (Fetch v13+ names it by id only).
 _TOPIC_FIELDS = ("name", "topic", "topic_id")
@@ -248,19 +323,41 @@ def _partitions(topic_entry: dict) -> Iterator[int]:
 
 
 def error_answer(api_key: int, version: int, request, error: ErrorCode, failed: dict) -> dict | None:
-    """The response to `request` failing with `error` everywhere it names a partition (the
-    per-partition APIs) or at its top; None when this version has no place for the error."""
-    response = RESPONSES[api_key]
-    per_partition = _PER_PARTITION.get(api_key)
-    if per_partition is not None:
-        topics = []
-        for topic in request[per_partition.request_topics]:
-            named = {name: topic[name] for name in _TOPIC_FIELDS if name in topic}
-            topics.append({**named, per_partition.response_partitions: [
-                {per_partition.response_index: partition[per_partition.request_index], "error_code": error}
-                for partition in topic[per_partition.request_partitions]]})
-        return response(**{per_partition.response_topics: topics})
-    top = next((f for f in response.fields if f.name == "error_code"), None)
-    if top is None or version not in top.versions:
+    """The response to `request` failing with `error`, as Kafka's getErrorResponse builds it: the
+    error in each entry of the request's lists that the response answers one by one (the
+    _PER_PARTITION and _PER_ENTRY tables), and at its top; None when this version has no place
+    for the error, or no response (a Produce with acks 0)."""
+    if api_key == ApiKey.PRODUCE and request["acks"] == 0:
         return None
-    return response(**failed, error_code=error)
+    response = RESPONSES[api_key]
+    top = _PER_PARTITION.get(api_key) or _PER_ENTRY.get(api_key) or _top()
+    at_top = {"error_code": error} if any(f.name == "error_code" and version in f.versions
+                                          for f in response.fields) else {}
+    if not at_top and not any(_answers(entries, request, version) for entries in top.nested):
+        return None
+    return response(**{**failed, **_answer(top, request, version, error), **at_top})
+
+
+def _answers(entries: _Entries, item: Mapping, version: int) -> bool:
+    """Whether the request (or its entry) `item` has the list `entries` answers, at this version."""
+    return entries.request in item and (entries.versions is None or version in entries.versions)
+
+
+def _answer(entries: _Entries, item, version: int, error: ErrorCode) -> dict:
+    """The answer to one entry of a request's list (to the request itself at the top, but its error)."""
+    answer = dict(entries.failed)
+    for name, answered_as in entries.copied.items():
+        if not name:
+            answer[answered_as] = item
+        elif name in item and (item[name] is not None or answered_as not in entries.failed):
+            answer[answered_as] = item[name]  # a field of this version, and not a null Kafka replaces
+    for nested in entries.nested:
+        if _answers(nested, item, version):
+            answers = answer.setdefault(nested.response, [])
+            answers += (_answer(nested, entry, version, error) for entry in item[nested.request] or ())
+            if nested.distinct:
+                by_key = {tuple(entry[field] for field in nested.copied.values()): entry for entry in answers}
+                answer[nested.response] = [by_key[key] for key in sorted(by_key)]
+    if entries.request and not entries.nested:
+        answer[entries.error] = error
+    return answer

@@ -295,15 +295,8 @@ def test_an_unauthenticated_request_that_would_change_state_never_reaches_its_ha
 
 
 # Kafka's SaslServerAuthenticator answers any request amid the authentication with the request's
-# error response (ILLEGAL_SASL_STATE); broker.faults.error_answer has no answer for these APIs,
-# whose responses carry their errors per topic or per resource, so the broker just closes.
-NOT_ANSWERED_AMID_AUTHENTICATION = {"CreateTopics", "DeleteTopics", "DeleteRecords", "CreateAcls", "AlterConfigs"}
-
-
-@pytest.mark.parametrize("api", [
-    pytest.param(api, marks=pytest.mark.xfail(
-        strict=True, reason="closed without Kafka's ILLEGAL_SASL_STATE answer (error_answer has none for this API)"))
-    if api in NOT_ANSWERED_AMID_AUTHENTICATION else api for api in STATE_CHANGING])
+# error response (ILLEGAL_SASL_STATE), per topic or per resource where its response has them.
+@pytest.mark.parametrize("api", list(STATE_CHANGING))
 def test_amid_the_authentication_a_request_is_answered_illegal_sasl_state_as_kafka_does(sasl_broker, api):
     (refused,) = refused_amid_authentication(sasl_broker, api)
     assert error_names(refused) == ["ILLEGAL_SASL_STATE"]

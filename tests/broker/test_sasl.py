@@ -456,9 +456,12 @@ async def test_a_request_before_the_handshake_closes_the_connection(sasl_client,
     assert await closed(sasl_client)
 
 
-async def test_a_request_during_the_exchange_closes_the_connection(sasl_client):
+async def test_a_request_during_the_exchange_is_answered_illegal_sasl_state_then_the_connection_closes(sasl_client):
+    # As Kafka's SaslServerAuthenticator answers it: the request's error response.
     assert (await handshake(sasl_client, "PLAIN")).error_code == ErrorCode.NONE
-    await sasl_client.send(ApiKey.METADATA, 1, {"topics": None})
+    answer = await sasl_client.request(ApiKey.METADATA, 1, {"topics": [{"name": "comlog"}]})
+    assert [(topic.name, topic.error_code, topic.partitions) for topic in answer.topics] == [
+        ("comlog", ErrorCode.ILLEGAL_SASL_STATE, [])]
     assert await closed(sasl_client)
 
 
