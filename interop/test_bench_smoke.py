@@ -10,6 +10,7 @@ import re
 from interop.bench import side_by_side
 from interop.bench.servers import ComLogServer
 from interop.bench.side_by_side import COMLOG, TANSU, Results, Sizes
+from interop.certificates import TestCertificates
 
 TINY = Sizes(rounds=1, produce_records=2048, latency_records=200, kafka_python_records=500, group_members=50,
              group_records_each=20, volume_bytes=8 << 20, big_log_bytes=4 << 20, big_log_starts=1,
@@ -18,9 +19,10 @@ TINY = Sizes(rounds=1, produce_records=2048, latency_records=200, kafka_python_r
 
 def test_every_workload_runs_against_comlog(tmp_path):
     results = Results()
-    server = ComLogServer(tmp_path / "data")
+    certificates = TestCertificates(tmp_path / "certificates")
+    server = ComLogServer(tmp_path / "data", certificates=certificates)
     side_by_side.measure_ceilings(tmp_path, TINY, results)
-    side_by_side.measure_server(server, TINY, results)
+    side_by_side.measure_server(server, TINY, results, certificates)
     side_by_side.measure_big_log_start(tmp_path, TINY, results)
 
     assert results.failures == {}

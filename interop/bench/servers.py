@@ -88,18 +88,32 @@ def wait_until_ready(port: int, started: float, process: subprocess.Popen) -> fl
 
 
 class ComLogServer:
-    """ComLog as a child process over `data_dir`."""
+    """ComLog as a child process over `data_dir`: a PLAINTEXT listener, and an SSL one beside it
+    when given `certificates` (interop.certificates.TestCertificates)."""
 
     name = "ComLog"
 
-    def __init__(self, data_dir: Path, command: tuple[str, ...] | None = None) -> None:
+    def __init__(self, data_dir: Path, command: tuple[str, ...] | None = None, certificates=None) -> None:
         """`command` runs the broker (default: this interpreter's `python -m broker`)."""
         self.data_dir = data_dir
-        self.broker = BrokerProcess(data_dir, port=free_port(), **({} if command is None else {"command": command}))
+        self.port = free_port()
+        self.tls_port = None if certificates is None else free_port()
+        listeners = f"PLAINTEXT://127.0.0.1:{self.port}"
+        tls = []
+        if certificates is not None:
+            listeners += f",SSL://127.0.0.1:{self.tls_port}"
+            tls = ["--override", "ssl.keystore.type=PEM",
+                   "--override", f"ssl.keystore.location={certificates.broker.keystore}"]
+        self.broker = BrokerProcess(data_dir, "--listeners", listeners, *tls, port=None,
+                                    **({} if command is None else {"command": command}))
 
     @property
     def bootstrap(self) -> str:
-        return self.broker.bootstrap
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def tls_bootstrap(self) -> str:
+        return f"127.0.0.1:{self.tls_port}"
 
     @property
     def pid(self) -> int:
@@ -125,7 +139,7 @@ class ComLogServer:
             if time.perf_counter() > started + START_TIMEOUT_SECONDS:
                 raise RuntimeError("ComLog was not spawned")
             time.sleep(_PROBE_INTERVAL_SECONDS)
-        return wait_until_ready(self.broker.port, started, self.broker.process)
+        return wait_until_ready(self.port, started, self.broker.process)
 
     def stop(self) -> None:
         """A clean shutdown (SIGTERM), so the next start finds a cleanly closed log."""

@@ -25,6 +25,10 @@ client settings against it:
    isolation.level read_uncommitted and read_committed, in the order U, C, C, U so neither gains
    from going second; each level's MB/s over its two reads, and read_committed's share of
    read_uncommitted's.
+10. TLS (ComLog only: the same broker process has an SSL listener beside its plaintext one, with
+   a certificate made for the run): workload 1's records produced over TLS to a topic of their
+   own and consumed back as in workload 2, and each as a share of the same round's plaintext
+   figure (plaintext fetches go out with sendfile, TLS ones are read and encrypted).
 After the rounds, ComLog's start-up is measured again with 10 GiB of log on disk after a clean
 shutdown: the log is written straight into a data directory with the log engine (1 MiB record
 batches, as a producer would have sent them), the broker is started and stopped once (its clean
@@ -51,6 +55,7 @@ from confluent_kafka import KafkaException
 
 from interop.bench import ceilings, workloads
 from interop.bench.servers import ComLogServer, TansuServer, create_topics, resident_bytes
+from interop.certificates import TestCertificates
 
 MIB = 1 << 20
 COMLOG, TANSU = ComLogServer.name, TansuServer.name
@@ -62,6 +67,7 @@ VOLUME_TOPIC = "bench-volume"
 BIG_LOG_TOPIC = "bench-big-log"
 TRANSACTIONAL_TOPIC = "bench-transactional"
 COMMIT_LATENCY_TOPIC = "bench-commit-latency"
+TLS_TOPIC = "bench-tls"
 READ_UNCOMMITTED, READ_COMMITTED = "read_uncommitted", "read_committed"
 
 
@@ -145,12 +151,17 @@ COMMIT_P99 = "8. transaction commit p99 ms"
 READ_UNCOMMITTED_MBS = "9. read_uncommitted consume MB/s"
 READ_COMMITTED_MBS = "9. read_committed consume MB/s"
 READ_COMMITTED_SHARE = "9. read_committed / read_uncommitted"
+TLS_PRODUCE_MBS = "10. produce over TLS MB/s"
+TLS_CONSUME_MBS = "10. consume over TLS MB/s"
+TLS_PRODUCE_SHARE = "10. TLS produce / plaintext"
+TLS_CONSUME_SHARE = "10. TLS consume / plaintext"
 TCP = "ceiling: loopback TCP MB/s"
 FILE_WRITE = "ceiling: file write MB/s"
 DIGITS = {PRODUCE_MBS: 0, PRODUCE_RPS: 0, CONSUME_MBS: 0, LATENCY_P50: 3, LATENCY_P99: 3, KAFKA_PYTHON_MBS: 1,
           KAFKA_PYTHON_RPS: 0, GROUP_MBS: 0, GROUP_LOST: 0, GROUP_DUPLICATED: 0, RSS: 0, READY: 3,
           READY_BIG: 3, TRANSACTIONAL_MBS: 0, COMMIT_P50: 3, COMMIT_P99: 3, READ_UNCOMMITTED_MBS: 0,
-          READ_COMMITTED_MBS: 0, READ_COMMITTED_SHARE: 2, TCP: 0, FILE_WRITE: 0}
+          READ_COMMITTED_MBS: 0, READ_COMMITTED_SHARE: 2, TLS_PRODUCE_MBS: 0, TLS_CONSUME_MBS: 0,
+          TLS_PRODUCE_SHARE: 2, TLS_CONSUME_SHARE: 2, TCP: 0, FILE_WRITE: 0}
 # ComLog's throughputs as fractions of the ceilings: (label, throughput, ceiling).
 FRACTIONS = [("produce / loopback TCP", PRODUCE_MBS, TCP), ("produce / file write", PRODUCE_MBS, FILE_WRITE),
              ("consume / loopback TCP", CONSUME_MBS, TCP), ("group clients / loopback TCP", GROUP_MBS, TCP)]
@@ -185,7 +196,7 @@ TARGETS = {target.measurement: target for target in [
 def topics(sizes: Sizes) -> dict[str, int]:
     """The topics every server gets before the workloads: {name: partitions}."""
     return {THROUGHPUT_TOPIC: 1, LATENCY_TOPIC: 1, KAFKA_PYTHON_TOPIC: 1, GROUP_TOPIC: sizes.group_members,
-            VOLUME_TOPIC: 1, TRANSACTIONAL_TOPIC: 1, COMMIT_LATENCY_TOPIC: 1}
+            VOLUME_TOPIC: 1, TRANSACTIONAL_TOPIC: 1, COMMIT_LATENCY_TOPIC: 1, TLS_TOPIC: 1}
 
 
 def run_workloads(bootstrap: str, sizes: Sizes, record: Callable[[str, float], None],
@@ -273,9 +284,35 @@ def run_workloads(bootstrap: str, sizes: Sizes, record: Callable[[str, float], N
     return produced
 
 
-def measure_server(server: ComLogServer | TansuServer, sizes: Sizes, results: Results) -> None:
-    """Start `server`, run every workload against it, read its resident memory, stop it."""
+def run_tls_workloads(server: ComLogServer, certificates: TestCertificates, sizes: Sizes,
+                      record: Callable[[str, float], None], fail: Callable[[list[str], Exception], None],
+                      plaintext: Callable[[str], float | None]) -> int:
+    """Workload 10 against ComLog's SSL listener, `plaintext` giving this round's plaintext
+    figures; returns the bytes produced."""
+    security = {"security.protocol": "SSL", "ssl.ca.location": str(certificates.ca)}
+    try:
+        produced = workloads.confluent_produce(server.tls_bootstrap, TLS_TOPIC, sizes.produce_records, security)
+        consumed = workloads.confluent_consume(server.tls_bootstrap, TLS_TOPIC, sizes.produce_records,
+                                               security=security)
+    except (workloads.WorkloadError, KafkaException) as error:
+        fail([TLS_PRODUCE_MBS, TLS_CONSUME_MBS, TLS_PRODUCE_SHARE, TLS_CONSUME_SHARE], error)
+        return 0
+    for measurement, share, result, baseline in ((TLS_PRODUCE_MBS, TLS_PRODUCE_SHARE, produced, PRODUCE_MBS),
+                                                 (TLS_CONSUME_MBS, TLS_CONSUME_SHARE, consumed, CONSUME_MBS)):
+        record(measurement, result.megabytes_per_second)
+        if plaintext(baseline):
+            record(share, result.megabytes_per_second / plaintext(baseline))
+    return produced.records * workloads.VALUE_BYTES
+
+
+def measure_server(server: ComLogServer | TansuServer, sizes: Sizes, results: Results,
+                   certificates: TestCertificates | None = None) -> None:
+    """Start `server`, run every workload against it (workload 10 too when given `certificates`),
+    read its resident memory, stop it."""
+    this_round: dict[str, float] = {}
+
     def record(measurement: str, value: float) -> None:
+        this_round[measurement] = value
         results.add(measurement, server.name, value)
 
     def fail(measurements: list[str], error: Exception) -> None:
@@ -286,6 +323,8 @@ def measure_server(server: ComLogServer | TansuServer, sizes: Sizes, results: Re
     try:
         create_topics(server.bootstrap, topics(sizes))
         produced = run_workloads(server.bootstrap, sizes, record, fail)
+        if certificates is not None:
+            produced += run_tls_workloads(server, certificates, sizes, record, fail, this_round.get)
         remaining = sizes.volume_bytes - produced
         if remaining > 0:
             workloads.confluent_produce(server.bootstrap, VOLUME_TOPIC, -(-remaining // workloads.VALUE_BYTES))
@@ -378,15 +417,16 @@ def main(argv: list[str] | None = None) -> None:
         sizes = dataclasses.replace(sizes, rounds=args.rounds)
     directory = Path(tempfile.mkdtemp(prefix="comlog-bench-", dir=args.directory))
     results = Results()
+    certificates = TestCertificates(directory / "certificates")
     started = time.monotonic()
     try:
         for number in range(sizes.rounds):
             measure_ceilings(directory, sizes, results)
-            servers = [ComLogServer(directory / f"round-{number}"), TansuServer()]
+            servers = [ComLogServer(directory / f"round-{number}", certificates=certificates), TansuServer()]
             for server in servers if number % 2 == 0 else reversed(servers):
                 print(f"round {number + 1}/{sizes.rounds}: {server.name}", flush=True)
                 try:
-                    measure_server(server, sizes, results)
+                    measure_server(server, sizes, results, certificates if server.name == COMLOG else None)
                 finally:
                     server.kill()
             shutil.rmtree(directory / f"round-{number}", ignore_errors=True)

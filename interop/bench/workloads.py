@@ -13,6 +13,7 @@ import dataclasses
 import threading
 import time
 import uuid
+from collections.abc import Mapping
 
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
@@ -103,10 +104,12 @@ def _produce_all(producer: Producer, topic: str, count: int, deadline: float, pa
         _check_deadline(deadline, "flushing")
 
 
-def confluent_produce(bootstrap: str, topic: str, count: int) -> Throughput:
-    """Workload 1: `count` records with confluent-kafka, each one acknowledged."""
+def confluent_produce(bootstrap: str, topic: str, count: int, security: Mapping[str, str] = {}) -> Throughput:
+    """Workload 1: `count` records with confluent-kafka, each one acknowledged; `security` holds
+    the client's TLS settings for a TLS listener (workload 10)."""
     acknowledgements = _Acknowledgements()
-    producer = Producer({"bootstrap.servers": bootstrap, **THROUGHPUT_PRODUCER, "on_delivery": acknowledgements})
+    producer = Producer({"bootstrap.servers": bootstrap, **THROUGHPUT_PRODUCER, **security,
+                         "on_delivery": acknowledgements})
     deadline = time.monotonic() + DEADLINE_SECONDS
     # Connect and learn the partition leader first, so only producing is timed.
     producer.list_topics(topic, timeout=DEADLINE_SECONDS)
@@ -117,12 +120,13 @@ def confluent_produce(bootstrap: str, topic: str, count: int) -> Throughput:
     return Throughput(count, seconds)
 
 
-def confluent_consume(bootstrap: str, topic: str, count: int, isolation_level: str = "read_committed") -> Throughput:
-    """Workloads 2 and 9: the first `count` records of partition 0 from offset 0, with
+def confluent_consume(bootstrap: str, topic: str, count: int, isolation_level: str = "read_committed",
+                      security: Mapping[str, str] = {}) -> Throughput:
+    """Workloads 2, 9 and 10: the first `count` records of partition 0 from offset 0, with
     confluent-kafka (read_committed is librdkafka's default)."""
     # confluent-kafka wants a group id even for a consumer that assigns its partition itself.
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-{uuid.uuid4()}",
-                         "enable.auto.commit": False, "isolation.level": isolation_level, **CONSUMER})
+                         "enable.auto.commit": False, "isolation.level": isolation_level, **CONSUMER, **security})
     deadline = time.monotonic() + DEADLINE_SECONDS
     try:
         consumer.list_topics(topic, timeout=DEADLINE_SECONDS)
