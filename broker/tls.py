@@ -174,8 +174,11 @@ class TlsTransport:
             await self._flush()
             while (received := self._receive_ciphertext()) is None:
                 await trio.lowlevel.wait_readable(self._fd)
-            if not received and not first_bytes:
-                raise ConnectionClosed()  # connected and closed, as a port check does
+            if not received:
+                # Connected and closed (a port check), or closed before the handshake ended (a
+                # client shutting down): nothing to report. A client that refuses the handshake
+                # sends an alert first, which the handshake raises.
+                raise ConnectionClosed()
             if len(first_bytes) < 3:
                 first_bytes += received[:3]
                 if len(first_bytes) >= 3 and not looks_like_tls(first_bytes):
@@ -279,8 +282,6 @@ def _handshake_failure(exc: ssl.SSLError, listener_name: str) -> str:
     elif exc.reason and "ALERT" in exc.reason:
         # The client refused the handshake (most often: it does not trust the broker's certificate).
         why = f"the client refused it with the alert {exc.reason.split('ALERT_', 1)[-1].replace('_', ' ').lower()}"
-    elif isinstance(exc, ssl.SSLEOFError):
-        why = "the client closed the connection in the middle of it"
     else:
         why = (exc.reason or str(exc)).replace("_", " ").lower()
     return f"TLS handshake with a client of listener {listener_name} failed: {why}"
