@@ -268,7 +268,7 @@ async def accept_tls(stream: trio.SocketStream, context: ssl.SSLContext, listene
 
     Raises TlsMismatch when the client's first bytes are not TLS, SslAuthenticationError when the
     handshake fails (its message says why, in one line), ConnectionClosed when the client closes
-    before sending anything, OSError when the connection fails."""
+    before the handshake ends, OSError when the connection fails."""
     transport = TlsTransport(stream, context)
     await transport._handshake(listener_name)
     return transport
