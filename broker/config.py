@@ -82,6 +82,10 @@ class BrokerConfig:
     # An authenticated SASL session lasts at most this long before the client must authenticate
     # again (KIP-368's connections.max.reauth.ms); 0: for the connection's life.
     connections_max_reauth_ms: int = 0
+    # A connection whose authentication failed is closed this long after its answer, as Kafka
+    # delays it (connection.failed.authentication.delay.ms): guessing passwords gets slower, and
+    # the client reads its answer before the connection goes.
+    connection_failed_authentication_delay_ms: int = 100
     # The Kafka-named properties given (in --config's file and --override), every one as text:
     # the ones with no field of their own (ssl.*, listener.name.*.sasl.jaas.config, ...) are read
     # from here with listener_property.
@@ -316,6 +320,10 @@ _SETTINGS: list[Setting] = [
        f"the SASL mechanisms SASL listeners offer, separated by commas ({', '.join(SASL_MECHANISMS)})", _mechanisms),
     _S("connections_max_reauth_ms", "connections.max.reauth.ms", "--connections-max-reauth-ms",
        "an authenticated SASL session must authenticate again after this long (0: never)", _non_negative_int),
+    _S("connection_failed_authentication_delay_ms", "connection.failed.authentication.delay.ms",
+       "--connection-failed-authentication-delay-ms",
+       "a connection whose authentication failed is closed this long after its answer (0: at once)",
+       _non_negative_int),
 ]
 
 # Kafka's coarser synonyms of the topic defaults' broker configs, in its precedence order.

@@ -298,7 +298,10 @@ class ScramServer:
         final = _CLIENT_FINAL.fullmatch(message)
         credential, nonce = self._credential, self._nonce
         self._nonce = ""  # one attempt per exchange
-        if (final is None or not hmac.compare_digest(final["nonce"].encode(), nonce.encode())
+        # Kafka checks only that the client's nonce ends with the server's (librdkafka 2.0 sends
+        # the client nonce before it again).
+        if (final is None or not nonce
+                or not hmac.compare_digest(final["nonce"][-len(nonce):].encode(), nonce.encode())
                 or base64.b64decode(final["channel"]) != self._gs2_header.encode()):
             raise SaslAuthenticationFailed()
         auth_message = (self._auth_message_start + final["without_proof"]).encode()

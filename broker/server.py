@@ -371,6 +371,9 @@ class Broker:
                 connection.max_frame_bytes = SASL_MAX_RECEIVE_SIZE
             self._connections.add(connection)
             await connection.serve(functools.partial(self._answer, connection, session, peer))
+            if session.authentication_failed:
+                # Kafka's connection.failed.authentication.delay.ms: the answer is read before the close.
+                await trio.sleep(self.config.connection_failed_authentication_delay_ms / 1000)
         except _RequestFailed:
             pass
         except FrameTooLarge as exc:
@@ -417,6 +420,7 @@ class Broker:
         except CloseAfterResponse as close:
             # A failed authentication: the client is told why, then the connection reads no more.
             logger.info("%s: closing connection after the response: %s", peer, close)
+            session.authentication_failed = True
             connection.interrupt_read()
             return close.response
         except (ProtocolError, CloseConnection):

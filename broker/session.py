@@ -31,6 +31,8 @@ class Session:
     # On a SASL listener, the connection's authentication (broker.sasl), made at its first
     # request; None elsewhere.
     sasl: SaslAuthenticator | None = None
+    # Its authentication failed: the connection closes once that answer is out.
+    authentication_failed: bool = False
 
     @property
     def sasl_listener(self) -> bool:

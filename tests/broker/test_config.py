@@ -1,5 +1,6 @@
 import dataclasses
 import logging
+import re
 from pathlib import Path
 
 import pytest
@@ -134,6 +135,7 @@ KAFKA_NAMES = {
     "log.cleaner.backoff.ms", "log.cleaner.dedupe.buffer.size", "group.initial.rebalance.delay.ms",
     "transaction.max.timeout.ms", "transactional.id.expiration.ms", "authorizer.class.name", "super.users",
     "allow.everyone.if.no.acl.found", "sasl.enabled.mechanisms", "connections.max.reauth.ms",
+    "connection.failed.authentication.delay.ms",
 } | {d.broker_name for d in TOPIC_CONFIGS.values() if d.flag}
 
 
@@ -343,3 +345,12 @@ def test_listening_on_every_address_needs_an_advertised_host_with_the_flags(caps
 
 def test_the_advertised_host_cannot_be_the_meta_address(capsys):
     assert "nonroutable meta-address 0.0.0.0" in _refused(["--advertised-host", "0.0.0.0"], capsys)
+
+
+def test_the_readme_lists_every_setting_with_its_property():
+    from broker.config import _SETTINGS
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    for setting in _SETTINGS:
+        property_cell = f"`{setting.name}`" if setting.name else "none: flag and environment only"
+        assert re.search(rf"^\| `{setting.flag}( [A-Z]+)?` \| {re.escape(property_cell)} \|", readme, re.M), setting.flag
