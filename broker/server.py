@@ -17,8 +17,8 @@ from broker.handlers.sasl import SASL_MAX_RECEIVE_SIZE, CloseAfterResponse, seed
 from broker.config import BrokerConfig
 from broker.data_dir_lock import DataDirLock
 from broker.control import serve_control
-from broker.connection import (Connection, ConnectionClosed, ConnectionLimits, RequestBudget, SocketTransport, Transport,
-                               default_max_connections)
+from broker.connection import (Connection, ConnectionClosed, ConnectionLimits, RequestBudget, SocketTransport,
+                               Transport, default_max_connections)
 from broker.dynamic_config import DynamicBrokerConfigs
 from broker.faults import Faults
 from broker.listeners import Listener
@@ -143,9 +143,10 @@ class Broker:
         try:
             self.cluster_id = load_cluster_id(self.config.data_dir, self.config.node_id)
             self.producer_ids = ProducerIdAllocator(self.config.data_dir)
-            self.authorizer = (Authorizer.open(self.config.data_dir, super_users=self.config.super_users,
-                                               allow_everyone_if_no_acl_found=self.config.allow_everyone_if_no_acl_found)
-                               if self.config.authorizer_class_name else None)
+            self.authorizer = (Authorizer.open(
+                self.config.data_dir, super_users=self.config.super_users,
+                allow_everyone_if_no_acl_found=self.config.allow_everyone_if_no_acl_found)
+                if self.config.authorizer_class_name else None)
             self.scram_credentials = ScramCredentials.load(self.config.data_dir)
             self.sasl = SaslConfig.from_config(self.config, self.scram_credentials)
             # Each TLS listener's context and principal mapping, their files read here, at start.
@@ -232,9 +233,10 @@ class Broker:
                             services.start_soon(serve_control, self._control, self.faults)
                             logger.warning("control interface: listening on 127.0.0.1:%d (fault injection: "
                                            "for tests only)", self._control.socket.getsockname()[1])
-                        logger.info("ready: listening on %s, data dir %s, topic %s",
-                                    ", ".join(f"{listener.name}://{_bracketed(listener.host)}:{self.ports[listener.name]}"
-                                              for listener, _ in self._listeners),
+                        addresses = ", ".join(
+                            f"{listener.name}://{_bracketed(listener.host)}:{self.ports[listener.name]}"
+                            for listener, _ in self._listeners)
+                        logger.info("ready: listening on %s, data dir %s, topic %s", addresses,
                                     self.config.data_dir, self.config.topic)
                         task_status.started(self.port)
                         await self.stopping.wait()
@@ -300,7 +302,8 @@ class Broker:
                 stream.socket.close()
                 continue
             self._accept_trouble = None
-            connections.start_soon(self._serve_connection, stream, listener, Session(listener.name, listener.security_protocol, ip))
+            connections.start_soon(self._serve_connection, stream, listener,
+                                   Session(listener.name, listener.security_protocol, ip))
 
     def _note_accept_trouble(self, trouble: str) -> None:
         if trouble != self._accept_trouble:
@@ -414,7 +417,8 @@ class Broker:
             session.principal = principal(transport, mapper)
         return transport
 
-    async def _answer(self, connection: Connection, session: Session, peer: str, frame: bytes | bytearray) -> list | None:
+    async def _answer(self, connection: Connection, session: Session, peer: str,
+                      frame: bytes | bytearray) -> list | None:
         try:
             response = await self.handle_frame(frame)
         except CloseAfterResponse as close:
