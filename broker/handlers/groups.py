@@ -13,6 +13,7 @@ from broker.acls import ResourceType, authorized, authorized_names, reported_ope
 from broker.authorized_operations import AclOperation
 from broker.groups import JoinRequest, JoinResult, MemberIdRequired
 from broker.handlers.base import Services, error_fields, handles
+from broker.session import current_session
 from protocol.errors import ApiError, ErrorCode
 from protocol.messages import ApiKey
 from protocol.messages.groups import (
@@ -32,8 +33,6 @@ FIRST_MEMBER_ID_REQUIRED_VERSION = 4
 FIRST_NULLABLE_PROTOCOL_NAME_VERSION = 7
 FIRST_SKIP_ASSIGNMENT_VERSION = 9
 FIRST_BATCHED_LEAVE_VERSION = 3
-# The requesting client's address is not known to handlers; Kafka would show "/<ip>".
-CLIENT_HOST_UNKNOWN = ""
 
 
 def check_group(broker: Services, operation: AclOperation, group_id: str) -> None:
@@ -55,7 +54,8 @@ def _join_request(header, request) -> JoinRequest:
         member_id=request.member_id,
         group_instance_id=request.get("group_instance_id"),
         client_id=header.get("client_id") or "",
-        client_host=CLIENT_HOST_UNKNOWN,
+        # As Kafka shows it: Java's InetAddress.toString() of the client's address.
+        client_host="/" + current_session().client_host,
         session_timeout_ms=request.session_timeout_ms,
         # v0 has no rebalance timeout: the session timeout bounds the rebalance, as in Kafka.
         rebalance_timeout_ms=request.rebalance_timeout_ms if version >= FIRST_REBALANCE_TIMEOUT_VERSION

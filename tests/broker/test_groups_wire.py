@@ -63,3 +63,16 @@ async def test_a_joingroup_sent_again_on_another_connection_answers_the_first_no
     finally:
         for client in (leader, first, second):
             await client.aclose()
+
+
+async def test_describe_groups_shows_each_members_client_host_as_kafka_does(broker):
+    client = await WireClient.connect(broker.port)
+    try:
+        joined = await client.request(ApiKey.JOIN_GROUP, JOIN_VERSION, join_request(await member_id(client)))
+        assert joined.error_code == ErrorCode.NONE
+        described = await client.request(ApiKey.DESCRIBE_GROUPS, 5, {"groups": [GROUP],
+                                                                     "include_authorized_operations": False})
+        [group] = described.groups
+        assert [(m.member_id, m.client_host) for m in group.members] == [(joined.member_id, "/127.0.0.1")]
+    finally:
+        await client.aclose()
