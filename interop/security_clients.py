@@ -431,6 +431,10 @@ def confluent_failure(endpoint: Endpoint) -> Failure:
     return Failure(errors[0].name(), errors[0].str(), time.monotonic() - started)
 
 
+# How kafka-python reports an attempt its own bootstrap deadline ended.
+_KAFKA_PYTHON_DEADLINE_ERRORS = ("RequestTimedOutError", "KafkaTimeoutError")
+
+
 def kafka_python_failure(endpoint: Endpoint) -> Failure:
     """kafka-python logs each failed bootstrap connection's error and tries again until
     bootstrap_timeout_ms, then raises KafkaTimeoutError: the error is the first one logged."""
@@ -444,9 +448,10 @@ def kafka_python_failure(endpoint: Endpoint) -> Failure:
         else:
             raise AssertionError("kafka-python connected")
     failure = logged.failure(started)
-    if len(failure.kinds) > 1 and failure.kinds[-1] == "RequestTimedOutError":
-        # The last attempt cut short by bootstrap_timeout_ms itself (its request "timed out
-        # after 1 ms"): kafka-python's own deadline, not an answer of the broker's.
+    if len(failure.kinds) > 1 and failure.kinds[-1] in _KAFKA_PYTHON_DEADLINE_ERRORS:
+        # The last attempt cut short by bootstrap_timeout_ms itself (a request that "timed out
+        # after 1 ms", or the bootstrap's own timeout): kafka-python's deadline, not an answer of
+        # the broker's.
         failure = dataclasses.replace(failure, kinds=failure.kinds[:-1])
     return failure
 
