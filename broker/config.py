@@ -108,11 +108,15 @@ class BrokerConfig:
         return self.listeners or (Listener("PLAINTEXT", "PLAINTEXT", self.host, self.port,
                                            self.advertised_host, self.advertised_port),)
 
+    def listener_property_name(self, listener: str, name: str) -> str:
+        """The name a listener's property is given under: Kafka's listener.name.<listener>.<name>
+        (listener in lower case) when given, else <name> (what error messages name)."""
+        scoped = f"listener.name.{listener.lower()}.{name}"
+        return scoped if scoped in self.properties else name
+
     def listener_property(self, listener: str, name: str) -> str | None:
-        """A property as a listener sees it: Kafka's listener.name.<listener>.<name> (listener in
-        lower case) when given, else <name>; None when neither is."""
-        scoped = self.properties.get(f"listener.name.{listener.lower()}.{name}")
-        return scoped if scoped is not None else self.properties.get(name)
+        """A property as a listener sees it (see listener_property_name); None when not given."""
+        return self.properties.get(self.listener_property_name(listener, name))
 
 
 # Parsers: each turns a setting's text into its value or raises ValueError with the reason.

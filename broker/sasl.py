@@ -486,8 +486,7 @@ class SaslConfig:
         for listener in config.effective_listeners:
             if not listener.sasl:
                 continue
-            scoped_users = f"listener.name.{listener.name.lower()}.{USERS_PROPERTY}"
-            users_name = scoped_users if scoped_users in config.properties else USERS_PROPERTY
+            users_name = config.listener_property_name(listener.name, USERS_PROPERTY)
             # Every mechanism's entry is read, so that a malformed one stops the start even unused.
             entries = {mechanism: _jaas_entry(config, listener.name, mechanism)
                        for mechanism in (PLAIN, OAUTHBEARER, *SCRAM_MECHANISMS)}

@@ -323,8 +323,7 @@ class _ListenerProperties:
         self.listener = listener_name
 
     def name(self, name: str) -> str:
-        scoped = f"listener.name.{self.listener.lower()}.{name}"
-        return scoped if scoped in self._config.properties else name
+        return self._config.listener_property_name(self.listener, name)
 
     def get(self, name: str) -> str | None:
         value = self._config.listener_property(self.listener, name)
