@@ -230,6 +230,9 @@ class Authorizer:
         # resource type -> prefix length -> prefix -> entries
         self._prefixed: dict[ResourceType, dict[int, dict[str, list[AccessControlEntry]]]] = {}
         self._answers: dict[tuple, bool] = {}
+        # Bumped by every change of the ACLs: what keeps answers of its own (a fetch session)
+        # compares it to know they are stale.
+        self.version = 0
         # One change at a time, each from the state the previous one wrote.
         self._changing = trio.Lock()
 
@@ -370,6 +373,7 @@ class Authorizer:
                  .setdefault(pattern.name, []).append(binding.entry))
         self._literal, self._prefixed = literal, prefixed
         self._answers = {}
+        self.version += 1
 
 
 def authorized(authorizer: Authorizer | None, operation: AclOperation, resource_type: ResourceType,

@@ -69,6 +69,7 @@ class BrokerConfig:
     group_initial_rebalance_delay_ms: int = 0
     transaction_max_timeout_ms: int = 15 * 60 * 1000
     transactional_id_expiration_ms: int = 7 * 24 * 60 * 60 * 1000
+    max_incremental_fetch_session_cache_slots: int = 1000
     log_level: str = "INFO"
     # Kafka's authorizer.class.name; empty: none.
     authorizer_class_name: str = ""
@@ -304,6 +305,10 @@ _SETTINGS: list[Setting] = [
        _positive_int),
     _S("transactional_id_expiration_ms", "transactional.id.expiration.ms", "--transactional-id-expiration-ms",
        "a transactional id without a transaction for this long is forgotten, when that time passes", _positive_int),
+    _S("max_incremental_fetch_session_cache_slots", "max.incremental.fetch.session.cache.slots",
+       "--max-incremental-fetch-session-cache-slots",
+       "incremental fetch sessions (KIP-227) kept at once; a consumer without one sends full fetches",
+       _non_negative_int),
     _S("log_level", "comlog.log.level", "--log-level", "DEBUG, INFO, WARNING or ERROR", _log_level),
     _S("control_port", "comlog.control.port", "--control-port",
        "serve the fault-injection control interface on this loopback port (0: a free one, logged): JSON lines "

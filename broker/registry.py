@@ -493,21 +493,26 @@ class TopicRegistry:
         for topic in self.topics.values():
             yield from topic.partitions
 
-    async def maintain(self, now_ms: int) -> None:
-        """Retention, then producer-state snapshots of the partitions appended to since the last.
+    async def maintain(self, now_ms: int) -> list[Partition]:
+        """Retention, then producer-state snapshots of the partitions appended to since the last;
+        the partitions whose log start offset retention moved.
 
         Retention changes a log's segment list, which appends change too, so it runs on the event
         loop, one partition per step (a few unlinks); the snapshots are written off it."""
         snapshots = []
+        moved = []
         partitions = list(self.all_partitions())
         for partition in partitions:
             await trio.lowlevel.checkpoint()
             if partition.log.closed:
                 continue
+            log_start_offset = partition.log.log_start_offset
             try:
                 partition.log.apply_retention(now_ms)
             except LogError as exc:
                 logger.warning("%s: retention failed: %s", partition.directory, exc)
+            if partition.log.log_start_offset != log_start_offset:
+                moved.append(partition)
             taken = partition.take_producer_snapshot()
             if taken is not None:
                 snapshots.append((partition, *taken))
@@ -519,6 +524,7 @@ class TopicRegistry:
         if failed:
             logger.warning("cannot write %d producer-state snapshot(s), retried next time (%s: %s)",
                            len(failed), failed[0][0].directory, failed[0][1].strerror)
+        return moved
 
     async def close(self) -> CloseOutcome:
         """Close every partition, in worker threads; what could not be written."""

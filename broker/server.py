@@ -21,6 +21,7 @@ from broker.connection import (Connection, ConnectionClosed, ConnectionLimits, R
                                Transport, default_max_connections)
 from broker.dynamic_config import DynamicBrokerConfigs
 from broker.faults import Faults
+from broker.fetch_sessions import FetchSessions
 from broker.listeners import Listener
 from broker.groups import GroupCoordinator
 from broker.log_cleaner import LogCleaner
@@ -103,6 +104,7 @@ class Broker:
         self._accept_trouble: str | None = None
         self._flush_wanted = trio.Event()
         self._data_arrived = trio.Event()
+        self.fetch_sessions = FetchSessions(config.max_incremental_fetch_session_cache_slots, clock)
 
     async def __aenter__(self) -> Broker:
         await run_storage_work(self._open_storage)
@@ -216,7 +218,7 @@ class Broker:
             async with trio.open_nursery() as tracing:
                 if self.trace is not None:
                     tracing.start_soon(self.trace.run)
-                self.faults.attach(self._wake_fetches)
+                self.faults.attach(self._fetch_state_changed)
                 async with trio.open_nursery() as connections:
                     async with trio.open_nursery() as services:
                         services.start_soon(self._maintenance)
@@ -314,13 +316,25 @@ class Broker:
         """Retention and producer-state snapshots, on Kafka's retention check interval."""
         while True:
             await trio.sleep(self.config.retention_check_interval_ms / 1000)
-            await self.registry.maintain(self.clock())
+            for partition in await self.registry.maintain(self.clock()):
+                self.partition_changed(partition)
 
     def appended(self, partition) -> None:
         """Called after every append: wakes long polls, and the flusher when the flush policy says so."""
-        self._wake_fetches()
+        self.partition_changed(partition)
         if partition.log.needs_flush(self.clock()):
             self._flush_wanted.set()
+
+    def partition_changed(self, partition) -> None:
+        """The partition's high watermark, last stable offset or log start offset moved: its fetch
+        sessions read it next, and long polls wake."""
+        self.fetch_sessions.changed(partition.topic.name, partition.index)
+        self._wake_fetches()
+
+    def _fetch_state_changed(self) -> None:
+        """Any partition may answer otherwise (a fetch pause ended)."""
+        self.fetch_sessions.all_changed()
+        self._wake_fetches()
 
     def _wake_fetches(self) -> None:
         self._data_arrived.set()

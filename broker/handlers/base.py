@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from broker.acls import Authorizer
     from broker.config import BrokerConfig
     from broker.dynamic_config import DynamicBrokerConfigs
+    from broker.fetch_sessions import FetchSessions
     from broker.groups import GroupCoordinator
     from broker.metadata import ProducerIdAllocator
     from broker.registry import Partition
@@ -49,6 +50,7 @@ class Services(Protocol):
     # The request trace, None without --trace.
     trace: RequestTrace | None
     scram_credentials: ScramCredentials
+    fetch_sessions: FetchSessions
     cluster_id: str
     advertised_address: tuple[str, int]
     stopping: trio.Event
@@ -57,7 +59,10 @@ class Services(Protocol):
         """Wall-clock milliseconds."""
 
     def appended(self, partition: Partition) -> None:
-        """Wakes the fetches waiting for data."""
+        """Wakes the fetches waiting for data; the partition's fetch sessions read it next."""
+
+    def partition_changed(self, partition: Partition) -> None:
+        """Its log start offset moved, or it is gone: its fetch sessions read it next."""
 
     async def wait_for_appends(self) -> None:
         """Returns after the next append to any partition."""

@@ -42,6 +42,7 @@ _BROKER_ONLY = (
     ("connections.max.idle.ms", "connections_max_idle_ms", ConfigType.LONG),
     ("log.retention.check.interval.ms", "retention_check_interval_ms", ConfigType.LONG),
     ("group.initial.rebalance.delay.ms", "group_initial_rebalance_delay_ms", ConfigType.INT),
+    ("max.incremental.fetch.session.cache.slots", "max_incremental_fetch_session_cache_slots", ConfigType.INT),
     # Clients read these to know how a SASL listener behaves (librdkafka's re-authentication tests).
     ("connections.max.reauth.ms", "connections_max_reauth_ms", ConfigType.LONG),
     ("sasl.enabled.mechanisms", "sasl_enabled_mechanisms", ConfigType.LIST),

@@ -82,7 +82,10 @@ async def _delete(broker: Services, name: str | None, topic_id):
         if not authorized(broker.authorizer, AclOperation.DELETE, ResourceType.TOPIC, name):
             raise ApiError(ErrorCode.TOPIC_AUTHORIZATION_FAILED)
         topic_id = topic.topic_id
+        partitions = list(topic.partitions)  # deleting empties the list
         await broker.topics.delete(topic)
+        for partition in partitions:
+            broker.partition_changed(partition)
     except ApiError as exc:
         return _DeletableTopicResult(name=name, topic_id=topic_id, **error_fields(_DeletableTopicResult, exc))
     return _DeletableTopicResult(name=name, topic_id=topic_id)

@@ -131,7 +131,7 @@ comlog.control.port=0
 KAFKA_NAMES = {
     "listeners", "advertised.listeners", "listener.security.protocol.map", "log.dirs", "num.partitions",
     "auto.create.topics.enable", "node.id", "socket.request.max.bytes", "connections.max.idle.ms", "max.connections",
-    "max.connections.per.ip", "queued.max.request.bytes", "log.retention.check.interval.ms", "log.cleaner.enable",
+    "max.connections.per.ip", "queued.max.request.bytes", "max.incremental.fetch.session.cache.slots", "log.retention.check.interval.ms", "log.cleaner.enable",
     "log.cleaner.backoff.ms", "log.cleaner.dedupe.buffer.size", "group.initial.rebalance.delay.ms",
     "transaction.max.timeout.ms", "transactional.id.expiration.ms", "authorizer.class.name", "super.users",
     "allow.everyone.if.no.acl.found", "sasl.enabled.mechanisms", "connections.max.reauth.ms",

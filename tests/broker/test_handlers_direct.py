@@ -24,13 +24,16 @@ async def services(tmp_path):
     registry = TopicRegistry(tmp_path, config, topic_defaults=dynamic_config.topic_defaults())
     registry.load()
     forgotten = []
+    # (topic, partition) of each partition_changed call: what fetch sessions are told.
+    changed = []
 
     async def forget_offsets(name: str) -> None:
         forgotten.append(name)
 
     topics = Topics(registry, node_id=config.node_id, num_partitions=2, auto_create=True, forget_offsets=forget_offsets)
     yield SimpleNamespace(config=config, topics=topics, dynamic_config=dynamic_config, trace=None, faults=Faults(), authorizer=None,
-                          forgotten=forgotten, cluster_id="cluster", advertised_address=("127.0.0.1", 9092))
+                          forgotten=forgotten, cluster_id="cluster", advertised_address=("127.0.0.1", 9092),
+                          changed=changed, partition_changed=lambda p: changed.append((p.topic.name, p.index)))
     await registry.close()
 
 
@@ -63,4 +66,6 @@ async def test_create_describe_and_delete_a_topic_without_a_socket(services):
     assert [(r.name, r.error_code) for r in deleted.responses] == [
         ("direct", ErrorCode.NONE), ("never", ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)]
     assert services.forgotten == ["direct"]
+    # Its partitions' fetch sessions answer them with the error next.
+    assert services.changed == [("direct", 0), ("direct", 1), ("direct", 2)]
     assert services.topics.get("direct") is None
