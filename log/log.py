@@ -388,8 +388,10 @@ class Log:
         no batch whose base offset is >= max_offset: empty when `offset` is.
 
         Raises OffsetOutOfRangeError below the log start offset or beyond the log end offset."""
-        number = self._segment_index(offset)
         active = self._segments[-1]
+        if offset == active.next_offset and not self._closed:
+            return FileRecords(active.file, active.size, 0)  # a consumer at the log end: the usual read
+        number = self._segment_index(offset)
         while True:
             segment = self._segments[number]
             if offset == segment.next_offset or (max_offset is not None and offset >= max_offset):

@@ -294,8 +294,10 @@ def write_records(io: Any, value: Any, compact: bool, nullable: bool, path: str)
     write_opaque = getattr(io, "write_opaque", None)
     if write_opaque is None:
         raise ProtocolError(f"{path}: a {type(value).__name__} records value needs encode_chunks()")
-    write_length(io, len(value), compact, True)
-    write_opaque(value)
+    size = len(value)
+    write_length(io, size, compact, True)
+    if size:  # an empty slice is no chunk: each chunk costs the sender a system call
+        write_opaque(value)
 
 
 def read_array_count(io: Any, compact: bool, nullable: bool, min_element_size: int, path: str) -> int:
