@@ -130,14 +130,21 @@ class _FetchPlan:
         last_stable_offset = partition.last_stable_offset
         if self.broker.faults.fetches_paused(topic.name, index):
             return _partition_response(index, ErrorCode.NONE, high_watermark, last_stable_offset, log.log_start_offset)
-        records, error, aborted = b"", ErrorCode.NONE, None
+        fetch_offset = wanted.fetch_offset
+        # read_committed answers name the aborted transactions, none as an empty list (as Kafka).
+        aborted = [] if self.read_committed else None
+        if fetch_offset == high_watermark:
+            # A consumer at the log end, the commonest partition of a fetch: nothing to read.
+            return _partition_response(index, ErrorCode.NONE, high_watermark, last_stable_offset,
+                                       log.log_start_offset, b"", aborted)
+        records, error = b"", ErrorCode.NONE
         try:
             # KIP-74: the first partition with data returns at least one whole batch, even over
             # the limits; later ones are cut at the remaining budget.
-            records = log.read(wanted.fetch_offset, max(min(wanted.partition_max_bytes, budget), 0),
+            records = log.read(fetch_offset, max(min(wanted.partition_max_bytes, budget), 0),
                                min_one_batch=first, max_offset=last_stable_offset if self.read_committed else None)
             if self.read_committed:
-                aborted = _aborted_transactions(log, wanted.fetch_offset, records, last_stable_offset)
+                aborted = _aborted_transactions(log, fetch_offset, records, last_stable_offset)
         except OffsetOutOfRangeError:
             error = ErrorCode.OFFSET_OUT_OF_RANGE
         except CorruptLogError:
@@ -172,6 +179,7 @@ class _FetchContext:
         self.plan = plan
         self.session: FetchSession | None = None
         self.create = False
+        self.acl_version = None if broker.authorizer is None else broker.authorizer.version
         # v4-6 have no session fields: sessionless.
         session_id = request.get("session_id", INVALID_SESSION_ID)
         epoch = request.get("session_epoch", FINAL_EPOCH)
@@ -195,9 +203,8 @@ class _FetchContext:
         if self.sessions.update(session, self.requested, forgotten):
             session.epoch = next_epoch(session.epoch)
             self.session = session
-            acl_version = None if broker.authorizer is None else broker.authorizer.version
-            if session.acl_version != acl_version:
-                session.acl_version = acl_version
+            if session.acl_version != self.acl_version:
+                session.acl_version = self.acl_version
                 session.mark_all_dirty()
         # Else the session is gone (nothing left in it): answered as a sessionless fetch, as Kafka does.
 
@@ -212,6 +219,7 @@ class _FetchContext:
         if self.create:
             session = self.sessions.create(self.plan.by_topic_id, self.requested, len(self.requested))
             if session is not None:
+                session.acl_version = self.acl_version
                 answers = [((key, name, session.partitions[key, wanted.partition]), data)
                            for (key, name, wanted), data in answers]
         if session is not None:

@@ -224,10 +224,12 @@ async def test_an_acl_change_reaches_the_session(tmp_path, nursery):
         await broker.registry.create_topic(TOPIC, PARTITIONS)
         client = await WireClient.connect(broker.port)
         session_id = await open_session(client)
+        assert answered(await fetch(client, session_id, 1)) == {}
+        assert not broker.fetch_sessions.get(session_id).dirty
         await broker.authorizer.create_acls([AclBinding(
             ResourcePattern(ResourceType.TOPIC, TOPIC, PatternType.LITERAL),
             AccessControlEntry("User:ANONYMOUS", "*", AclOperation.READ, AclPermissionType.DENY))])
-        response = answered(await fetch(client, session_id, 1))
+        response = answered(await fetch(client, session_id, 2))
         assert {index: p.error_code for index, p in response.items()} == {
             index: ErrorCode.TOPIC_AUTHORIZATION_FAILED for index in range(PARTITIONS)}
         await client.aclose()
