@@ -38,3 +38,29 @@ def test_every_workload_runs_against_comlog(tmp_path):
     assert "ComLog/Tansu" in table and TANSU in table
     assert "5. records duplicated" in table
     assert "9. read_committed / read_uncommitted" in table
+
+
+def test_the_request_cost_cases_run_against_comlog_and_the_floor(tmp_path):
+    from interop.bench import request_cost
+
+    server = ComLogServer(tmp_path / "data")
+    server.start()
+    try:
+        connection, cases = request_cost.prepared(server)
+        with connection:
+            measured = {case.name: request_cost.measure(server.pid, connection, case, 30) for case in cases}
+    finally:
+        server.stop()
+    assert not re.search(r" (WARNING|ERROR|CRITICAL) |Traceback", server.broker.log_text()), server.broker.log_text()
+    # measure() raises when an answer carries an error.
+    assert len(measured) == len(cases) and all(latency > 0 for _, latency in measured.values())
+    assert request_cost.measure_floor(30)[1] > 0
+
+
+def test_the_scale_benchmark_runs_at_its_smallest(tmp_path):
+    from interop.bench import scale_bench
+
+    measured = scale_bench.measure_scale(tmp_path, 100, idle_seconds=0.5)
+    assert measured["restart to first Metadata, s"] > 0 and measured["RSS after restart, MB"] > 0
+    commits = scale_bench.measure_commits(tmp_path, groups=20, seconds=1)
+    assert commits["commit latency p99, ms"] > 0

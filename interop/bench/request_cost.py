@@ -163,12 +163,26 @@ def cases(member: Member) -> list[Case]:
     ]
 
 
+def errors(value) -> list[int]:
+    """Every non-zero error code anywhere in a decoded response."""
+    if isinstance(value, list):
+        return [code for item in value for code in errors(item)]
+    if isinstance(value, dict):
+        found = [value["error_code"]] if value.get("error_code") else []
+        return found + [code for item in value.values() if isinstance(item, (list, dict)) for code in errors(item)]
+    return []
+
+
 def measure(pid: int, connection: WireConnection, case: Case, count: int) -> tuple[float, float]:
     """Broker CPU seconds per request, and the median seconds a request took, over `count`
-    requests of `case` one after another (after as many untimed ones, to warm up)."""
+    requests of `case` one after another (after a tenth as many untimed ones, to warm up, whose
+    answers must carry no error: both servers do the same work)."""
     version = VERSIONS[case.api_key]
-    for _ in range(count // 10):
-        case.answered(connection.request(case.api_key, version, case.body()))
+    for _ in range(max(count // 10, 1)):
+        response = connection.request(case.api_key, version, case.body())
+        if errors(response):
+            raise RuntimeError(f"{case.name}: answered errors {sorted(set(errors(response)))}")
+        case.answered(response)
     latencies = []
     cpu_before = cpu_seconds(pid)
     for _ in range(count):
@@ -214,6 +228,25 @@ class FloorServer:
         self.process.wait(START_TIMEOUT_SECONDS)
 
 
+def prepared(server) -> tuple[WireConnection, list[Case]]:
+    """A connection to a started server with the cases' topics and group member, and the cases."""
+    create_topics(server.bootstrap, {PRODUCE_TOPIC: 1, FETCH_TOPIC: FETCH_PARTITIONS})
+    connection = WireConnection.connect(server.port)
+    return connection, cases(Member(connection))
+
+
+def measure_floor(count: int) -> tuple[float, float]:
+    """measure() of a Heartbeat against the floor server."""
+    floor = FloorServer()
+    floor.start()
+    try:
+        with WireConnection.connect(floor.port) as connection:
+            return measure(floor.pid, connection, Case(FLOOR, ApiKey.HEARTBEAT, lambda: {
+                "group_id": GROUP, "generation_id": 1, "member_id": "m", "group_instance_id": None}), count)
+    finally:
+        floor.stop()
+
+
 def run(rounds: int, count: int, directory: Path) -> dict[str, dict[str, list[tuple[float, float]]]]:
     """{case: {server: [(cpu per request, median latency) per round]}}."""
     results: dict[str, dict[str, list[tuple[float, float]]]] = {}
@@ -224,30 +257,17 @@ def run(rounds: int, count: int, directory: Path) -> dict[str, dict[str, list[tu
         for server in servers:
             server.start()
         try:
-            connections = {}
-            for server in servers:
-                create_topics(server.bootstrap, {PRODUCE_TOPIC: 1, FETCH_TOPIC: FETCH_PARTITIONS})
-                connection = WireConnection.connect(server.port)
-                connections[server.name] = (server, connection, Member(connection))
-            for index in range(len(cases(connections[servers[0].name][2]))):
+            ready = {server.name: prepared(server) for server in servers}
+            for index in range(len(ready[servers[0].name][1])):
                 for server in servers:
-                    _, connection, member = connections[server.name]
-                    case = cases(member)[index]
+                    connection, server_cases = ready[server.name]
+                    case = server_cases[index]
                     results.setdefault(case.name, {}).setdefault(server.name, []).append(
                         measure(server.pid, connection, case, count))
         finally:
             for server in servers:
                 server.stop()
-        floor = FloorServer()
-        floor.start()
-        try:
-            with WireConnection.connect(floor.port) as connection:
-                heartbeat = Case(FLOOR, ApiKey.HEARTBEAT, lambda: {
-                    "group_id": GROUP, "generation_id": 1, "member_id": "m", "group_instance_id": None})
-                results.setdefault(FLOOR, {}).setdefault("ComLog", []).append(
-                    measure(floor.pid, connection, heartbeat, count))
-        finally:
-            floor.stop()
+        results.setdefault(FLOOR, {}).setdefault("ComLog", []).append(measure_floor(count))
     return results
 
 

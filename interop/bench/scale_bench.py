@@ -51,7 +51,7 @@ def topic_names() -> list[str]:
     return [f"scale-{number:03d}" for number in range(TOPICS)]
 
 
-def measure_scale(directory: Path, partitions: int) -> dict[str, float]:
+def measure_scale(directory: Path, partitions: int, idle_seconds: float = IDLE_SECONDS) -> dict[str, float]:
     each = partitions // TOPICS
     results: dict[str, float] = {}
     broker = BrokerProcess(directory / f"scale-{partitions}", "--auto-create-topics", "false").start()
@@ -91,7 +91,7 @@ def measure_scale(directory: Path, partitions: int) -> dict[str, float]:
         results["group forms and reads everything, s"] = time.perf_counter() - started
         results["consume, broker CPU µs per partition"] = (cpu_seconds(pid) - cpu) / partitions * 1e6
         cpu, started = cpu_seconds(pid), time.perf_counter()
-        while time.perf_counter() - started < IDLE_SECONDS:
+        while time.perf_counter() - started < idle_seconds:
             consumer.consume(10_000, 0.5)
         results["idle consumer at the log end, broker CPU %"] = (
             (cpu_seconds(pid) - cpu) / (time.perf_counter() - started) * 100)
@@ -120,8 +120,9 @@ def measure_scale(directory: Path, partitions: int) -> dict[str, float]:
     return results
 
 
-def measure_commits(directory: Path) -> dict[str, float]:
-    """GROUPS groups committing one offset each every second, as simple (group-less member) commits."""
+def measure_commits(directory: Path, groups: int = GROUPS, seconds: int = COMMIT_SECONDS) -> dict[str, float]:
+    """`groups` groups committing one offset each every second for `seconds`, as simple
+    (group-less member) commits."""
     broker = BrokerProcess(directory / "commits", "--num-partitions", "1").start()
     try:
         pid = broker.process.pid
@@ -137,22 +138,22 @@ def measure_commits(directory: Path) -> dict[str, float]:
                 if answer.topics[0].partitions[0].error_code:
                     raise RuntimeError(f"OffsetCommit answered {answer.topics[0].partitions[0].error_code}")
 
-            for group in range(GROUPS):  # the groups exist before the timing
+            for group in range(groups):  # the groups exist before the timing
                 commit(group, 0)
             latencies.clear()
             cpu, started = cpu_seconds(pid), time.perf_counter()
-            for second in range(1, COMMIT_SECONDS + 1):
-                for group in range(GROUPS):
+            for second in range(1, seconds + 1):
+                for group in range(groups):
                     # Spread over the second, as independent consumers' commits are.
-                    while time.perf_counter() < started + second - 1 + group / GROUPS:
+                    while time.perf_counter() < started + second - 1 + group / groups:
                         pass
                     commit(group, second)
             elapsed = time.perf_counter() - started
         latencies.sort()
-        return {"1,000 groups committing every second, broker CPU %": (cpu_seconds(pid) - cpu) / elapsed * 100,
+        return {f"{groups:,} groups committing every second, broker CPU %": (cpu_seconds(pid) - cpu) / elapsed * 100,
                 "commit latency p50, ms": statistics.median(latencies) * 1e3,
                 "commit latency p99, ms": latencies[int(len(latencies) * 0.99)] * 1e3,
-                "seconds for 10 seconds of commits": elapsed}
+                f"seconds for {seconds} seconds of commits": elapsed}
     finally:
         broker.kill()
 
