@@ -76,6 +76,13 @@ class CachedPartition:
         return (data["error_code"] != 0 or len(data["records"]) > 0 or data["high_watermark"] != self.high_watermark
                 or data["last_stable_offset"] != self.last_stable_offset or data["log_start_offset"] != self.log_start_offset)
 
+    def may_have_more(self, data, read_committed: bool) -> bool:
+        """After its answer `data`: whether it may still have something new without a change of
+        its partition (an error, or records below the high watermark, or the last stable offset
+        for read_committed, that its consumer has not moved past)."""
+        readable_end = data["last_stable_offset"] if read_committed else data["high_watermark"]
+        return data["error_code"] != 0 or self.fetch_offset < readable_end
+
     def sent(self, data) -> None:
         """`data` went to the consumer: what it knows now. After an error, everything is sent again."""
         self.high_watermark = _UNSENT if data["error_code"] else data["high_watermark"]
@@ -100,11 +107,6 @@ class FetchSession:
 
     def mark_all_dirty(self) -> None:
         self.dirty = dict(self.partitions)
-
-    def stays_dirty(self, cached: CachedPartition, data, readable_end: int) -> bool:
-        """After its answer `data`: whether it may still have something new without a change of
-        its partition (an error, or records below `readable_end` its consumer has not moved past)."""
-        return data["error_code"] != 0 or cached.fetch_offset < readable_end
 
 
 class FetchSessions:

@@ -32,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from broker.request_trace import error_names
 from broker.wire_connection import WireConnection
 from interop.bench.servers import START_TIMEOUT_SECONDS, ComLogServer, TansuServer, create_topics
 from protocol import records
@@ -69,7 +70,7 @@ class Case:
     answered: Callable[[object], None] = lambda response: None
 
 
-class FetchSession:
+class IncrementalFetches:
     """A consumer's fetches of `partitions` through an incremental fetch session (KIP-227), as
     kafka-python and the Java client send them: one full fetch opens the session, then each fetch
     names no partition. A server that opens no session (session id 0) gets full fetches, as
@@ -134,7 +135,7 @@ def cases(member: Member) -> list[Case]:
         return lambda: body
 
     def session(name: str, partitions: int) -> Case:
-        fetches = FetchSession(fetch_body(partitions))
+        fetches = IncrementalFetches(fetch_body(partitions))
         return Case(name, ApiKey.FETCH, fetches.body, fetches.answered)
 
     return [
@@ -163,16 +164,6 @@ def cases(member: Member) -> list[Case]:
     ]
 
 
-def errors(value) -> list[int]:
-    """Every non-zero error code anywhere in a decoded response."""
-    if isinstance(value, list):
-        return [code for item in value for code in errors(item)]
-    if isinstance(value, dict):
-        found = [value["error_code"]] if value.get("error_code") else []
-        return found + [code for item in value.values() if isinstance(item, (list, dict)) for code in errors(item)]
-    return []
-
-
 def measure(pid: int, connection: WireConnection, case: Case, count: int) -> tuple[float, float]:
     """Broker CPU seconds per request, and the median seconds a request took, over `count`
     requests of `case` one after another (after a tenth as many untimed ones, to warm up, whose
@@ -180,8 +171,8 @@ def measure(pid: int, connection: WireConnection, case: Case, count: int) -> tup
     version = VERSIONS[case.api_key]
     for _ in range(max(count // 10, 1)):
         response = connection.request(case.api_key, version, case.body())
-        if errors(response):
-            raise RuntimeError(f"{case.name}: answered errors {sorted(set(errors(response)))}")
+        if errors := error_names(response):
+            raise RuntimeError(f"{case.name}: answered {', '.join(errors)}")
         case.answered(response)
     latencies = []
     cpu_before = cpu_seconds(pid)
