@@ -10,6 +10,7 @@ start."""
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -207,7 +208,9 @@ class DynamicBrokerConfigs:
         stored = {"broker": self.per_broker, "cluster_default": self.cluster_default}
         stored["broker" if per_broker else "cluster_default"] = configs
         try:
-            await run_storage_work(write_atomically, self._path, json.dumps(stored, indent=2, sort_keys=True))
+            # Password configs are kept as given, as KRaft keeps them in its metadata log.
+            await run_storage_work(functools.partial(write_atomically, private=True), self._path,
+                                   json.dumps(stored, indent=2, sort_keys=True))
         except OSError as exc:
             raise ApiError(ErrorCode.KAFKA_STORAGE_ERROR, f"{self._path}: {exc.strerror or exc}") from exc
         if per_broker:

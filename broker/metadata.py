@@ -31,14 +31,16 @@ def kafka_uuid_string(value: uuid.UUID) -> str:
     return base64.urlsafe_b64encode(value.bytes).decode().rstrip("=")
 
 
-def write_atomically(path: Path, text: str) -> None:
+def write_atomically(path: Path, text: str, *, private: bool = False) -> None:
     """Durably replace `path` with `text`: a crash leaves the old content or the new, and a
-    failure leaves no temporary file behind. Blocks on fsync: from the event loop, through
-    run_storage_work."""
+    failure leaves no temporary file behind. `private`: readable by the broker's user alone
+    (credentials and passwords), whatever the umask. Blocks on fsync: from the event loop,
+    through run_storage_work."""
     # A short temporary name: the final one may already be near the 255-byte file name limit.
     tmp = path.with_name(f".{uuid.uuid4().hex}.tmp")
     try:
-        with open(tmp, "w") as f:
+        # Created with its final mode: a private file is never readable by others, not even briefly.
+        with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600 if private else 0o666), "w") as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())

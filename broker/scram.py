@@ -13,6 +13,7 @@ import base64
 import collections
 import dataclasses
 import enum
+import functools
 import hashlib
 import hmac
 import json
@@ -213,7 +214,9 @@ class ScramCredentials:
                 done.append(user)
             if done:
                 try:
-                    await run_storage_work(write_atomically, self._path, _to_json(credentials))
+                    # StoredKey and ServerKey let whoever reads them try passwords offline, or pose as the broker.
+                    await run_storage_work(functools.partial(write_atomically, private=True), self._path,
+                                           _to_json(credentials))
                 except OSError as exc:
                     logger.warning("cannot write SCRAM credentials: %s", exc)
                     failure = ApiError(ErrorCode.KAFKA_STORAGE_ERROR, f"{self._path}: {exc.strerror or exc}")

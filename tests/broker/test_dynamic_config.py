@@ -3,6 +3,7 @@ incremental operations, and the file they are kept in."""
 
 from __future__ import annotations
 
+import stat
 from types import SimpleNamespace
 
 import pytest
@@ -71,6 +72,8 @@ async def test_levels_are_kept_and_topic_defaults_take_this_brokers_over_the_clu
     reopened = DynamicBrokerConfigs(tmp_path)
     reopened.load()
     assert (reopened.per_broker, reopened.cluster_default) == (dynamic.per_broker, dynamic.cluster_default)
+    # Password configs are kept as given: the file is the broker user's alone.
+    assert stat.S_IMODE((tmp_path / FILE_NAME).stat().st_mode) == 0o600
     defaults = reopened.topic_defaults()
     assert (defaults["retention.ms"].value, defaults["retention.ms"].source) == (40, ConfigSource.DYNAMIC_BROKER_CONFIG)
     # A value that does not parse (kept by another version) is left out rather than stop the broker.

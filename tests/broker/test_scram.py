@@ -7,6 +7,7 @@ import base64
 import hashlib
 import hmac
 import json
+import stat
 import shutil
 
 import pytest
@@ -185,6 +186,8 @@ async def test_credentials_are_stored_as_keys_and_loaded_back(tmp_path, store):
     await store.alter([], [alice, upsertion("bob", SHA_512, 10000)])
     text = (tmp_path / CREDENTIALS_FILE).read_text()
     assert base64.b64encode(alice.salted_password).decode() not in text
+    # The keys still let a reader try passwords offline: the file is the broker user's alone.
+    assert stat.S_IMODE((tmp_path / CREDENTIALS_FILE).stat().st_mode) == 0o600
     loaded = ScramCredentials.load(tmp_path)
     assert loaded.describe(None) == store.describe(None)
     assert loaded.credential("alice", SHA_256) == ScramCredential.from_salted_password(
