@@ -57,7 +57,11 @@ _TOPIC_NAME = {"name": "name"}
 _PARTITION_INDEX = {"partition_index": "partition_index"}
 _RESOURCE = {"resource_type": "resource_type", "resource_name": "resource_name"}
 # Kafka's message is the exception's, null for an error with nothing to say beyond its code.
+# (FindCoordinator v1+ and DescribeConfigs answer the error's default text instead, which this
+# broker does not keep: null there.)
 _NO_MESSAGE = {"error_message": None}
+# Kafka's Node.noNode().
+_NO_NODE = {"node_id": -1, "host": "", "port": -1}
 
 # The APIs whose error answers are per partition (Faults.inject takes an error for them, and for
 # the APIs with a top-level error code), then the others whose responses carry their errors per
@@ -100,7 +104,11 @@ _PER_ENTRY: dict[ApiKey, _Entries] = {
     ApiKey.METADATA: _top(_Entries("topics", "topics", {"name": "name", "topic_id": "topic_id"}, {"name": ""})),
     # v0-3 at the top only.
     ApiKey.FIND_COORDINATOR: _top(_Entries("coordinator_keys", "coordinators", {"": "key"},
-                                           {"node_id": -1, "host": "", "port": -1, **_NO_MESSAGE})),
+                                           {**_NO_NODE, **_NO_MESSAGE}), failed=_NO_NODE),
+    # No protocol: null from v7 (before, it allows no null: "").
+    ApiKey.JOIN_GROUP: _top(failed={"protocol_name": None}),
+    ApiKey.SASL_AUTHENTICATE: _top(failed=_NO_MESSAGE),
+    ApiKey.DESCRIBE_ACLS: _top(failed=_NO_MESSAGE),
     ApiKey.DESCRIBE_GROUPS: _top(_Entries("groups", "groups", {"": "group_id"})),
     ApiKey.CREATE_TOPICS: _top(_Entries("topics", "topics", _TOPIC_NAME, _NO_MESSAGE)),
     # By name before v6, by name or id from v6.
@@ -114,7 +122,7 @@ _PER_ENTRY: dict[ApiKey, _Entries] = {
     ApiKey.CREATE_PARTITIONS: _top(_Entries("topics", "results", _TOPIC_NAME, _NO_MESSAGE)),
     ApiKey.DELETE_GROUPS: _top(_Entries("groups_names", "results", {"": "group_id"})),
     # Beside the error at the top; Kafka names no user in these results.
-    ApiKey.DESCRIBE_USER_SCRAM_CREDENTIALS: _top(_Entries("users", "results", failed=_NO_MESSAGE)),
+    ApiKey.DESCRIBE_USER_SCRAM_CREDENTIALS: _top(_Entries("users", "results", failed=_NO_MESSAGE), failed=_NO_MESSAGE),
     ApiKey.ALTER_USER_SCRAM_CREDENTIALS: _top(
         _Entries("deletions", "results", {"name": "user"}, _NO_MESSAGE, distinct=True),
         _Entries("upsertions", "results", {"name": "user"}, _NO_MESSAGE, distinct=True)),
@@ -335,7 +343,10 @@ def error_answer(api_key: int, version: int, request, error: ErrorCode, failed: 
                                           for f in response.fields) else {}
     if not at_top and not any(_answers(entries, request, version) for entries in top.nested):
         return None
-    return response(**{**failed, **_answer(top, request, version, error), **at_top})
+    answer = {**failed, **_answer(top, request, version, error), **at_top}
+    # A null this version allows none of is the field's default, as Kafka's responses write it.
+    not_nullable = {f.name for f in response.fields if f.nullable is None or version not in f.nullable}
+    return response(**{name: value for name, value in answer.items() if value is not None or name not in not_nullable})
 
 
 def _answers(entries: _Entries, item: Mapping, version: int) -> bool:

@@ -166,3 +166,27 @@ def test_alter_user_scram_credentials_answers_each_user_once_in_order():
         "upsertions": [{"name": "bob", **upsertion}, {"name": "carol", **upsertion}, {"name": "alice", **upsertion}]})
     assert answered(ApiKey.ALTER_USER_SCRAM_CREDENTIALS, 0, request).results == [
         {"user": user, "error_code": ERROR, "error_message": None} for user in ("alice", "bob", "carol")]
+
+
+@pytest.mark.parametrize("version", range(4))
+def test_find_coordinator_before_v4_answers_no_node(version):
+    request = as_decoded(ApiKey.FIND_COORDINATOR, version, {"key": "g", "key_type": 0})
+    answer = answered(ApiKey.FIND_COORDINATOR, version, request)
+    # Kafka's FindCoordinatorResponse.prepareOldResponse with Node.noNode().
+    assert (answer.error_code, answer.node_id, answer.host, answer.port) == (ERROR, -1, "", -1)
+
+
+@pytest.mark.parametrize("version", [5, 6, 7, 9])
+def test_join_group_answers_no_protocol_null_from_v7_and_empty_before(version):
+    request = representative(ApiKey.JOIN_GROUP, version, full=True)
+    answer = answered(ApiKey.JOIN_GROUP, version, request)
+    assert (answer.error_code, answer.generation_id, answer.protocol_name, answer.leader, answer.member_id) == (
+        ERROR, -1, None if version >= 7 else "", "", "")
+
+
+@pytest.mark.parametrize("api", [ApiKey.SASL_AUTHENTICATE, ApiKey.DESCRIBE_ACLS,
+                                 ApiKey.DESCRIBE_USER_SCRAM_CREDENTIALS])
+def test_a_top_level_message_is_null_as_kafkas_api_error_leaves_it(api):
+    version = HANDLERS[api].max_version
+    answer = answered(api, version, representative(api, version, full=True))
+    assert (answer.error_code, answer.error_message) == (ERROR, None)
