@@ -37,12 +37,14 @@ def _coordinator(broker: Services, key_type: int, key: str) -> dict:
     return {"node_id": broker.config.node_id, "host": host, "port": port}
 
 
-def _answer(broker: Services, key_type: int, key: str, struct) -> dict:
-    """The fields of one answer: the coordinator, or no node and the error."""
+def _answer(broker: Services, key_type: int, key: str, struct, batched: bool) -> dict:
+    """The fields of one answer: the coordinator, or no node and the error. The message as
+    Kafka's handler sets it: a batched answer's is left unset (""), a found coordinator's before
+    v4 is Errors.NONE.message(), "NONE"."""
     try:
-        return {**_coordinator(broker, key_type, key), "error_message": None}
+        return {**_coordinator(broker, key_type, key), "error_message": "" if batched else "NONE"}
     except ApiError as exc:
-        return {**NO_COORDINATOR, **error_fields(struct, exc)}
+        return {**NO_COORDINATOR, **error_fields(struct, exc), **({"error_message": ""} if batched else {})}
 
 
 @handles(ApiKey.FIND_COORDINATOR)
@@ -50,6 +52,6 @@ async def find_coordinator(broker: Services, header, request):
     key_type = request.get("key_type", GROUP_KEY_TYPE)
     if header.request_api_version >= FIRST_BATCHED_VERSION:
         found = FIND_COORDINATOR_RESPONSE.Coordinator
-        return FIND_COORDINATOR_RESPONSE(coordinators=[found(key=key, **_answer(broker, key_type, key, found))
+        return FIND_COORDINATOR_RESPONSE(coordinators=[found(key=key, **_answer(broker, key_type, key, found, True))
                                                        for key in request.coordinator_keys])
-    return FIND_COORDINATOR_RESPONSE(**_answer(broker, key_type, request.key, FIND_COORDINATOR_RESPONSE))
+    return FIND_COORDINATOR_RESPONSE(**_answer(broker, key_type, request.key, FIND_COORDINATOR_RESPONSE, False))

@@ -99,11 +99,13 @@ async def test_the_transaction_apis_are_advertised(client):
 async def test_find_coordinator_of_a_transactional_id(client, broker, version):
     if version < 4:
         found = await call(client, ApiKey.FIND_COORDINATOR, version, key="txn", key_type=1)
-        assert (found.error_code, found.node_id, found.port) == (ErrorCode.NONE, 1, broker.port)
+        # Kafka's message there is Errors.NONE.message().
+        assert (found.error_code, found.error_message, found.node_id, found.port) == (
+            ErrorCode.NONE, "NONE", 1, broker.port)
     else:
         found = await call(client, ApiKey.FIND_COORDINATOR, version, key_type=1, coordinator_keys=["a", "b"])
-        assert [(c.key, c.error_code, c.node_id, c.port) for c in found.coordinators] == [
-            ("a", ErrorCode.NONE, 1, broker.port), ("b", ErrorCode.NONE, 1, broker.port)]
+        assert [(c.key, c.error_code, c.error_message, c.node_id, c.port) for c in found.coordinators] == [
+            ("a", ErrorCode.NONE, "", 1, broker.port), ("b", ErrorCode.NONE, "", 1, broker.port)]
 
 
 @pytest.mark.parametrize("version", versions(ApiKey.INIT_PRODUCER_ID))
