@@ -31,11 +31,11 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from broker.ready_line import ready_addresses
+
 if TYPE_CHECKING:
     from broker.embedded import EmbeddedBroker
 
-# The first listener's address, as the ready line gives it ("PLAINTEXT://127.0.0.1:9092, ...").
-_READY = re.compile(r"ready: listening on \w+://(\S+):(\d+)")
 _CONTROL = re.compile(r"control interface: listening on (\S+):(\d+)")
 _START_TIMEOUT_SECONDS = 60
 _REQUEST_TIMEOUT_SECONDS = 30
@@ -93,8 +93,9 @@ class BrokerProcess:
             self.log.append(line)
             if self._control is None and (control := _CONTROL.search(line)):
                 self._control = control[1], int(control[2])
-            if self._address is None and (match := _READY.search(line)):
-                self._address = f"{match[1]}:{match[2]}"
+            if self._address is None and (addresses := ready_addresses(line)):
+                _, host, port = addresses[0]
+                self._address = f"{host}:{port}"
                 self._ready.set()
         self._ready.set()  # it exited
 

@@ -26,6 +26,7 @@ from broker.listeners import Listener
 from broker.groups import GroupCoordinator
 from broker.log_cleaner import LogCleaner
 from broker.loop_monitor import CURRENT_REQUEST, LoopMonitor
+from broker.ready_line import ready_line
 from broker.metadata import ProducerIdAllocator, load_cluster_id
 from broker.registry import TopicRegistry
 from broker.request_trace import CURRENT_CONNECTION, RequestTrace
@@ -235,11 +236,9 @@ class Broker:
                             services.start_soon(serve_control, self._control, self.faults)
                             logger.warning("control interface: listening on 127.0.0.1:%d (fault injection: "
                                            "for tests only)", self._control.socket.getsockname()[1])
-                        addresses = ", ".join(
-                            f"{listener.name}://{_bracketed(listener.host)}:{self.ports[listener.name]}"
-                            for listener, _ in self._listeners)
-                        logger.info("ready: listening on %s, data dir %s, topic %s", addresses,
-                                    self.config.data_dir, self.config.topic)
+                        logger.info("%s", ready_line([(listener.name, listener.host, self.ports[listener.name])
+                                                      for listener, _ in self._listeners],
+                                                     self.config.data_dir, self.config.topic))
                         task_status.started(self.port)
                         await self.stopping.wait()
                         services.cancel_scope.cancel()
@@ -475,11 +474,6 @@ class Broker:
         if sasl is not None:
             handlers.sasl.close_if_failed(sasl, response)
         return response
-
-
-def _bracketed(host: str) -> str:
-    """A host as an address with a port shows it: an IPv6 address in brackets."""
-    return f"[{host}]" if ":" in host else host
 
 
 def _peer_name(stream: trio.SocketStream) -> str:

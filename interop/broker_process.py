@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
 import sys
 import threading
 from pathlib import Path
 
-_READY = re.compile(r"ready: listening on (.*), data dir ")
-_LISTENER = re.compile(r"(\w+)://\S*:(\d+)")
+from broker.ready_line import ready_addresses
+
 START_TIMEOUT_SECONDS = 30
 
 
@@ -59,9 +58,9 @@ class BrokerProcess:
     def _read_output(self, process: subprocess.Popen) -> None:
         for line in process.stdout:
             self.output.append(line)
-            match = _READY.search(line)
-            if match:
-                self.ports = {name: int(port) for name, port in _LISTENER.findall(match.group(1))}
+            addresses = ready_addresses(line)
+            if addresses:
+                self.ports = {name: port for name, _, port in addresses}
                 # Later restarts reuse the port the first start picked, so clients can reconnect.
                 if self.port is not None:
                     self.port = next(iter(self.ports.values()))

@@ -3,7 +3,6 @@ from the properties file, --override and the flags; and a broker process started
 
 import os
 import queue
-import re
 import signal
 import subprocess
 import sys
@@ -13,6 +12,7 @@ import pytest
 
 from broker.config import BrokerConfig, parse_config
 from broker.listeners import Listener
+from broker.ready_line import ready_addresses, ready_line
 from broker.wire_connection import WireConnection
 from protocol.messages import ApiKey
 
@@ -171,7 +171,14 @@ def test_the_flag_names_itself_in_errors(capsys):
     assert "error: --listeners: unable to parse" in capsys.readouterr().err
 
 
-_READY = re.compile(r"ready: listening on (.*), data dir ")
+def test_the_ready_line_gives_back_each_listener_in_order():
+    addresses = [("PLAINTEXT", "127.0.0.1", 9092), ("SASL_SSL", "::1", 9093), ("INTERNAL", "broker.local", 0)]
+    line = ready_line(addresses, "/tmp/data, dir", "comlog")
+    assert line.startswith("ready: listening on PLAINTEXT://127.0.0.1:9092, SASL_SSL://[::1]:9093, ")
+    # As a log line shows it, after the logger's own prefix.
+    assert ready_addresses(f"2026-12-03 20:00:00,000 INFO broker: {line}\n") == [
+        ("PLAINTEXT", "127.0.0.1", 9092), ("SASL_SSL", "[::1]", 9093), ("INTERNAL", "broker.local", 0)]
+    assert ready_addresses("control interface: listening on 127.0.0.1:9999") is None
 
 
 def test_a_broker_process_starts_from_a_properties_file_with_two_listeners(tmp_path):
@@ -191,15 +198,14 @@ def test_a_broker_process_starts_from_a_properties_file_with_two_listeners(tmp_p
     reader.start()
     log = []
     try:
-        while (line := lines.get(timeout=60)) is not None and not _READY.search(line):
+        while (line := lines.get(timeout=60)) is not None and not ready_addresses(line):
             log.append(line)
         assert line is not None, "".join(log)
-        endpoints = _READY.search(line)[1].split(", ")
-        assert [e.partition("://")[0] for e in endpoints] == ["PLAINTEXT", "INTERNAL"]
+        addresses = ready_addresses(line)
+        assert [name for name, _, _ in addresses] == ["PLAINTEXT", "INTERNAL"]
         assert any("WARNING broker.config: unknown property unknown.setting: ignored" in l for l in log)
         assert any("INFO broker.config: property process.roles has no meaning" in l for l in log)
-        for endpoint in endpoints:
-            port = int(endpoint.rpartition(":")[2])
+        for _, _, port in addresses:
             with WireConnection.connect(port, timeout=30) as connection:
                 versions = connection.request(ApiKey.API_VERSIONS, 3, {"client_software_name": "t",
                                                                       "client_software_version": "1"})
