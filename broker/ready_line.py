@@ -1,6 +1,7 @@
 """The line a broker logs once it serves, naming each listener's address: a parent process (the
 pytest plugin, the test harness) reads the ports it picked from it. Written and read here only,
-so the two cannot drift apart; kept free of imports, as the pytest plugin loads it in every run."""
+so the two cannot drift apart; it imports nothing of the broker's, as the pytest plugin loads it
+in every pytest run."""
 
 from __future__ import annotations
 
