@@ -60,8 +60,8 @@ _RESOURCE = {"resource_type": "resource_type", "resource_name": "resource_name"}
 # (FindCoordinator v1+ and DescribeConfigs answer the error's default text instead, which this
 # broker does not keep: null there.)
 _NO_MESSAGE = {"error_message": None}
-# Kafka's Node.noNode().
-_NO_NODE = {"node_id": -1, "host": "", "port": -1}
+# Kafka's Node.noNode(): where a failed answer names no node (FindCoordinator's handler too).
+NO_NODE = {"node_id": -1, "host": "", "port": -1}
 
 # The APIs whose error answers are per partition (Faults.inject takes an error for them, and for
 # the APIs with a top-level error code), then the others whose responses carry their errors per
@@ -104,7 +104,7 @@ _PER_ENTRY: dict[ApiKey, _Entries] = {
     ApiKey.METADATA: _top(_Entries("topics", "topics", {"name": "name", "topic_id": "topic_id"}, {"name": ""})),
     # v0-3 at the top only.
     ApiKey.FIND_COORDINATOR: _top(_Entries("coordinator_keys", "coordinators", {"": "key"},
-                                           {**_NO_NODE, **_NO_MESSAGE}), failed=_NO_NODE),
+                                           {**NO_NODE, **_NO_MESSAGE}), failed=NO_NODE),
     # No protocol: null from v7 (before, it allows no null: "").
     ApiKey.JOIN_GROUP: _top(failed={"protocol_name": None}),
     ApiKey.SASL_AUTHENTICATE: _top(failed=_NO_MESSAGE),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from broker.acls import ResourceType, authorized
 from broker.authorized_operations import AclOperation
+from broker.faults import NO_NODE
 from broker.handlers.base import Services, error_fields, handles
 from protocol.errors import ApiError, ErrorCode
 from protocol.messages import ApiKey
@@ -13,8 +14,6 @@ from protocol.messages.groups import FIND_COORDINATOR_RESPONSE
 FIRST_BATCHED_VERSION = 4
 GROUP_KEY_TYPE = 0
 TRANSACTION_KEY_TYPE = 1
-# Where the coordinator is when there is none to offer.
-NO_COORDINATOR = {"node_id": -1, "host": "", "port": -1}
 
 
 def _coordinator(broker: Services, key_type: int, key: str) -> dict:
@@ -39,12 +38,15 @@ def _coordinator(broker: Services, key_type: int, key: str) -> dict:
 
 def _answer(broker: Services, key_type: int, key: str, struct, batched: bool) -> dict:
     """The fields of one answer: the coordinator, or no node and the error. The message as
-    Kafka's handler sets it: a batched answer's is left unset (""), a found coordinator's before
-    v4 is Errors.NONE.message(), "NONE"."""
+    Kafka's handler sets it: a found coordinator's before v4 is Errors.NONE.message(), "NONE";
+    a batched answer's is never set, so the field's default, "", errors included."""
     try:
-        return {**_coordinator(broker, key_type, key), "error_message": "" if batched else "NONE"}
+        fields = {**_coordinator(broker, key_type, key), "error_message": "NONE"}
     except ApiError as exc:
-        return {**NO_COORDINATOR, **error_fields(struct, exc), **({"error_message": ""} if batched else {})}
+        fields = {**NO_NODE, **error_fields(struct, exc)}
+    if batched:
+        fields["error_message"] = ""
+    return fields
 
 
 @handles(ApiKey.FIND_COORDINATOR)
