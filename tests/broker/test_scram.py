@@ -7,8 +7,8 @@ import base64
 import hashlib
 import hmac
 import json
-import stat
 import shutil
+import stat
 
 import pytest
 
